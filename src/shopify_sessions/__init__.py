@@ -1,0 +1,48 @@
+"""Shopify app session storage for Python: the Session model, storage protocols,
+an in-memory storage, and SQL storage on SQLAlchemy in ``shopify_sessions.sqlalchemy``.
+"""
+
+from ._errors import (
+    InvalidSessionError,
+    InvalidShopError,
+    MissingSessionTableError,
+    SessionStorageError,
+    SessionTableSchemaError,
+    StorageOperationError,
+    StorageUnavailableError,
+    UnsupportedDialectError,
+)
+from ._memory import AsyncMemorySessionStorage, MemorySessionStorage
+from ._scopes import AuthScopes
+from ._session import AssociatedUser, OnlineAccessInfo, Session
+from ._shop import is_valid_shop, offline_session_id, online_session_id, sanitize_shop
+from ._storage import AsyncSessionStorage, SessionStorage, session_order
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AssociatedUser",
+    "AsyncMemorySessionStorage",
+    "AsyncSessionStorage",
+    "AuthScopes",
+    "InvalidSessionError",
+    "InvalidShopError",
+    "MemorySessionStorage",
+    "MissingSessionTableError",
+    "OnlineAccessInfo",
+    "Session",
+    "SessionStorage",
+    "SessionStorageError",
+    "SessionTableSchemaError",
+    "StorageOperationError",
+    "StorageUnavailableError",
+    "UnsupportedDialectError",
+    "is_valid_shop",
+    "offline_session_id",
+    "online_session_id",
+    "sanitize_shop",
+    "session_order",
+]
+
+for _name in __all__:
+    globals()[_name].__module__ = __name__

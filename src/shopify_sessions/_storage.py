@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from ._errors import InvalidSessionError
+from ._session import Session
+
+
+@runtime_checkable
+class SessionStorage(Protocol):
+    """What a synchronous session storage does.
+
+    Every method raises a :class:`~shopify_sessions.SessionStorageError` subclass when
+    it cannot do its job; none of them reports a failure by its return value.
+    """
+
+    def store_session(self, session: Session) -> bool:
+        """Insert or replace the session, every field (a cleared field is cleared). ``True``."""
+        ...
+
+    def load_session(self, id: str) -> Session | None:
+        """The stored session with this id, or ``None`` when there is none."""
+        ...
+
+    def delete_session(self, id: str) -> bool:
+        """Delete the session with this id; an absent id is fine. Returns ``True``."""
+        ...
+
+    def delete_sessions(self, ids: Sequence[str]) -> bool:
+        """Delete every session in ``ids`` (any number; ``[]`` does nothing). Returns ``True``."""
+        ...
+
+    def find_sessions_by_shop(self, shop: str) -> list[Session]:
+        """Every session of ``shop``, in :func:`session_order`."""
+        ...
+
+
+@runtime_checkable
+class AsyncSessionStorage(Protocol):
+    """What an asyncio session storage does: :class:`SessionStorage`, awaited."""
+
+    async def store_session(self, session: Session) -> bool:
+        """Insert or replace the session, every field (a cleared field is cleared). ``True``."""
+        ...
+
+    async def load_session(self, id: str) -> Session | None:
+        """The stored session with this id, or ``None`` when there is none."""
+        ...
+
+    async def delete_session(self, id: str) -> bool:
+        """Delete the session with this id; an absent id is fine. Returns ``True``."""
+        ...
+
+    async def delete_sessions(self, ids: Sequence[str]) -> bool:
+        """Delete every session in ``ids`` (any number; ``[]`` does nothing). Returns ``True``."""
+        ...
+
+    async def find_sessions_by_shop(self, shop: str) -> list[Session]:
+        """Every session of ``shop``, in :func:`session_order`."""
+        ...
+
+
+def session_order(session: Session) -> tuple[bool, float, str]:
+    """Sort key of ``find_sessions_by_shop``: the same order on every backend.
+
+    Sessions that never expire come first, then the rest by ``expires`` descending
+    (the latest first, as Shopify's Drizzle and Prisma adapters order them); ties are
+    broken by ``id`` in code-point order, which no database collation can reorder.
+    """
+    expires: datetime | None = session.expires
+    if expires is None:
+        return (False, 0.0, session.id)
+    return (True, -expires.timestamp(), session.id)
+
+
+def check_session(session: object) -> Session:
+    """Return ``session`` if it is a storable :class:`Session`; else raise InvalidSessionError."""
+    if not isinstance(session, Session):
+        raise InvalidSessionError(f"expected a Session, got {type(session).__name__}")
+    check_id(session.id)
+    return session
+
+
+def check_id(id: object) -> str:
+    """Return ``id`` if it is a non-empty string, else raise :class:`InvalidSessionError`."""
+    if not isinstance(id, str):
+        raise InvalidSessionError(f"a session id must be a str, got {type(id).__name__}")
+    if not id:
+        raise InvalidSessionError("a session id must not be empty")
+    return id
+
+
+def check_ids(ids: Iterable[object]) -> list[str]:
+    """Return ``ids`` as a list of valid ids, without duplicates, in their first order."""
+    if isinstance(ids, (str, bytes)):
+        raise InvalidSessionError("ids must be a sequence of str, not a single string")
+    return list(dict.fromkeys(check_id(id) for id in ids))
+
+
+def check_shop(shop: object) -> str:
+    """Return ``shop`` if it is a string, else raise :class:`InvalidSessionError`."""
+    if not isinstance(shop, str):
+        raise InvalidSessionError(f"a shop must be a str, got {type(shop).__name__}")
+    return shop

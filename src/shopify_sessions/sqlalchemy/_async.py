@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from .._session import Session
+from ._base import DEFAULT_ENGINE_OPTIONS, StorageBase, TableArgument
+from ._core import SessionTableCore
+from ._schema import reflect_table
+from ._translate import connect_errors, statement_errors
+
+
+class AsyncSQLAlchemySessionStorage(StorageBase):
+    """Sessions in a SQL table, through an asyncio SQLAlchemy ``AsyncEngine``.
+
+    The asyncio twin of :class:`SQLAlchemySessionStorage`: the same behaviour, awaited.
+
+    Args:
+        engine: an ``AsyncEngine``, or a database URL to build one from (the storage then
+            owns it and :meth:`close` disposes of it).
+        table: the table to use: a ``Table``, a declarative model class, the name of an
+            existing table (reflected at first use), or ``None`` for the default
+            ``session`` table of :func:`session_table`.
+        schema: the schema of a table given by name, or of the default table.
+        engine_options: keyword arguments for ``create_async_engine`` when ``engine`` is a URL.
+
+    Each operation runs in its own connection and transaction, never the caller's,
+    so a token write commits even if the caller's unit of work rolls back. The first
+    operation checks the real table (see :meth:`check_table`).
+
+    Raises:
+        UnsupportedDialectError: the engine's dialect is not PostgreSQL, MySQL/MariaDB or SQLite.
+        SessionTableSchemaError: the declared table cannot hold sessions.
+    """
+
+    __slots__ = ("_engine", "_owns_engine")
+
+    def __init__(
+        self,
+        engine: AsyncEngine | str | URL,
+        *,
+        table: TableArgument = None,
+        schema: str | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._owns_engine = not isinstance(engine, AsyncEngine)
+        if isinstance(engine, AsyncEngine):
+            if engine_options:
+                raise TypeError("engine_options go with a URL, not with an AsyncEngine")
+        else:
+            engine = create_async_engine(
+                engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})}
+            )
+        self._engine = engine
+        super().__init__(engine.dialect, table, schema)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine the storage runs on."""
+        return self._engine
+
+    async def create_table(self) -> None:
+        """Create the table (and its index on ``shop``) unless it exists.
+
+        Meant for prototypes and tests, like ``drizzle-kit push``; manage production
+        schemas with migrations (Alembic) using :func:`session_table`.
+        """
+        table = self.table
+        async with self._connection("create_table") as connection, connection.begin():
+            await connection.run_sync(table.create, checkfirst=True)
+        self._ready = False
+
+    async def check_table(self) -> None:
+        """Check the real table now rather than at first use.
+
+        Raises:
+            MissingSessionTableError: the table does not exist.
+            SessionTableSchemaError: it cannot hold sessions; lists every problem.
+            StorageUnavailableError: the database cannot be reached.
+        """
+        async with self._connection("check_table") as connection:
+            real = await connection.run_sync(reflect_table, self._name, self._schema)
+        self._adopt(real)
+
+    async def store_session(self, session: Session) -> bool:
+        """Insert or replace ``session`` in one atomic upsert. Returns ``True``."""
+        core = await self._ready_core()
+        parameters = core.store_parameters(session)
+        async with self._connection("store_session") as connection, connection.begin():
+            await connection.execute(core.upsert, parameters)
+        return True
+
+    async def load_session(self, id: str) -> Session | None:
+        """The session with this id, or ``None`` when there is no such row."""
+        core = await self._ready_core()
+        parameters = core.id_parameters(id)
+        async with self._connection("load_session") as connection:
+            row = (await connection.execute(core.select_by_id, parameters)).first()
+        return None if row is None else core.session_from_row(row)
+
+    async def delete_session(self, id: str) -> bool:
+        """Delete the session with this id (an absent id is fine). Returns ``True``."""
+        core = await self._ready_core()
+        parameters = core.id_parameters(id)
+        async with self._connection("delete_session") as connection, connection.begin():
+            await connection.execute(core.delete_by_id, parameters)
+        return True
+
+    async def delete_sessions(self, ids: Sequence[str]) -> bool:
+        """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
+        core = await self._ready_core()
+        chunks = core.ids_parameters(ids)
+        if not chunks:
+            return True
+        async with self._connection("delete_sessions") as connection, connection.begin():
+            for parameters in chunks:
+                await connection.execute(core.delete_by_ids, parameters)
+        return True
+
+    async def find_sessions_by_shop(self, shop: str) -> list[Session]:
+        """Every session of ``shop``, in :func:`~shopify_sessions.session_order`."""
+        core = await self._ready_core()
+        parameters = core.shop_parameters(shop)
+        async with self._connection("find_sessions_by_shop") as connection:
+            rows = (await connection.execute(core.select_by_shop, parameters)).all()
+        return core.sessions_from_rows(rows)
+
+    async def close(self) -> None:
+        """Dispose of the engine if the storage built it from a URL."""
+        if self._owns_engine:
+            await self._engine.dispose()
+
+    async def __aenter__(self) -> AsyncSQLAlchemySessionStorage:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _ready_core(self) -> SessionTableCore:
+        if not self._ready:
+            await self.check_table()
+        assert self._core is not None
+        return self._core
+
+    @asynccontextmanager
+    async def _connection(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        with connect_errors(self._table_name):
+            connection = await self._engine.connect()
+        try:
+            with statement_errors(operation, self._table_name):
+                yield connection
+        finally:
+            await connection.close()

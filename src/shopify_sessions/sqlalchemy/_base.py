@@ -1,0 +1,87 @@
+"""What the sync and async SQL storages share beyond the core: choosing the table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import MetaData, Table
+from sqlalchemy.engine import Dialect
+
+from .._errors import MissingSessionTableError
+from ._core import SessionTableCore, describe_table
+from ._table import DEFAULT_TABLE_NAME, session_table
+from ._upsert import check_dialect
+
+#: What ``table=`` accepts: a Table, a declarative model class, a table name, or None.
+TableArgument = Table | type[Any] | str | None
+
+#: Engine options of engines built from a URL: check pooled connections before use, and
+#: keep bound parameters (tokens) out of the text of SQLAlchemy's exceptions.
+DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+
+
+class StorageBase:
+    """Holds the table and its core; checks the real table once, at first use."""
+
+    __slots__ = ("_core", "_dialect", "_name", "_ready", "_schema", "_table")
+
+    def __init__(self, dialect: Dialect, table: TableArgument, schema: str | None) -> None:
+        check_dialect(dialect.name)
+        self._dialect = dialect
+        self._table: Table | None = _declared_table(table, schema)
+        if self._table is not None:
+            self._name, self._schema = self._table.name, self._table.schema
+            self._core: SessionTableCore | None = SessionTableCore(self._table, dialect)
+        else:
+            assert isinstance(table, str)
+            self._name, self._schema = table, schema
+            self._core = None
+        self._ready = False
+
+    @property
+    def table(self) -> Table:
+        """The SQLAlchemy table the storage reads and writes.
+
+        For a storage given only a table name, it is the reflected table, available
+        after the first operation or :meth:`check_table`.
+        """
+        if self._core is None:
+            raise MissingSessionTableError(
+                f'the table "{self._name}" has not been reflected yet: call check_table() first'
+            )
+        return self._core.table
+
+    @property
+    def _table_name(self) -> str:
+        return describe_table(self._table) if self._table is not None else f'"{self._name}"'
+
+    def _adopt(self, real: Table | None) -> SessionTableCore:
+        """Check the reflected table and return the core to run statements with."""
+        core = self._core
+        if core is None:
+            if real is None:
+                raise MissingSessionTableError(
+                    f'the sessions table "{self._name}" does not exist; create it first'
+                )
+            core = SessionTableCore(real, self._dialect)
+        core.adopt_database_table(real)
+        self._core = core
+        self._ready = True
+        return core
+
+
+def _declared_table(table: TableArgument, schema: str | None) -> Table | None:
+    if table is None:
+        return session_table(MetaData(), DEFAULT_TABLE_NAME, schema=schema)
+    if isinstance(table, str):
+        return None
+    if schema is not None:
+        raise TypeError("schema= goes with a table name or the default table, not with a Table")
+    if isinstance(table, Table):
+        return table
+    declared = getattr(table, "__table__", None)
+    if isinstance(declared, Table):
+        return declared
+    raise TypeError(
+        f"table must be a Table, a declarative model, a table name or None, not {table!r}"
+    )

@@ -1,0 +1,189 @@
+"""Everything the SQL storages do that is not I/O: statements, parameters, rows.
+
+The sync and async storages execute what this builds and nothing else, so their
+behaviour cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Delete, Select, Table, bindparam, delete, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.dml import Insert
+
+from .._errors import MissingSessionTableError, SessionTableSchemaError
+from .._session import AssociatedUser, OnlineAccessInfo, Session
+from .._storage import check_id, check_ids, check_session, check_shop, session_order
+from ._codecs import Codec
+from ._schema import compare_columns, plan_columns
+from ._upsert import build_upsert
+
+#: Ids per DELETE statement: well under every driver's limit on bound parameters
+#: (SQLite's oldest is 999), and large enough that 100,000 ids take 200 statements.
+IDS_PER_STATEMENT = 500
+
+
+class SessionTableCore:
+    """The statements and row mapping for one sessions table on one dialect."""
+
+    __slots__ = (
+        "_codecs",
+        "_keys",
+        "delete_by_id",
+        "delete_by_ids",
+        "dialect",
+        "select_by_id",
+        "select_by_shop",
+        "table",
+        "upsert",
+    )
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        plan = plan_columns(table, dialect)
+        if plan.problems:
+            raise SessionTableSchemaError(describe_table(table), plan.problems)
+        self.table = table
+        self.dialect = dialect
+        self._codecs: tuple[Codec, ...] = plan.codecs
+        self._keys = tuple(column.key for column in plan.columns)
+        id_column = table.c.id
+        self.upsert: Insert = build_upsert(table, plan.columns, dialect.name)
+        self.select_by_id: Select[Any] = select(*plan.columns).where(id_column == bindparam("id"))
+        self.select_by_shop: Select[Any] = select(*plan.columns).where(
+            table.c.shop == bindparam("shop")
+        )
+        self.delete_by_id: Delete = delete(table).where(id_column == bindparam("id"))
+        self.delete_by_ids: Delete = delete(table).where(
+            id_column.in_(bindparam("ids", expanding=True))
+        )
+
+    @property
+    def name(self) -> str:
+        """The table's name as a message should show it."""
+        return describe_table(self.table)
+
+    def adopt_database_table(self, real: Table | None) -> None:
+        """Check the table the database has, and take its column details from now on.
+
+        The declared table gives the statements; the real one gives what each column
+        can hold (lengths, nullability), so bad values are refused before they are sent.
+        """
+        if real is None:
+            raise MissingSessionTableError(
+                f"the sessions table {self.name} does not exist: create it with the storage's "
+                "create_table() method, or with Alembic from "
+                "shopify_sessions.sqlalchemy.session_table(metadata)"
+            )
+        real_plan = plan_columns(real, self.dialect)
+        declared_plan = plan_columns(self.table, self.dialect)
+        problems = [*real_plan.problems, *compare_columns(declared_plan, real_plan)]
+        if problems:
+            raise SessionTableSchemaError(self.name, problems)
+        real_codecs = {codec.column: codec for codec in real_plan.codecs}
+        self._codecs = tuple(real_codecs[codec.column] for codec in self._codecs)
+
+    def store_parameters(self, session: Session) -> dict[str, Any]:
+        """The upsert's parameters for ``session``; raises InvalidSessionError for bad input."""
+        session = check_session(session)
+        info = session.online_access_info
+        user = info.associated_user if info is not None else AssociatedUser()
+        values = (
+            session.id,
+            session.shop,
+            session.state,
+            session.is_online,
+            session.scope,
+            session.expires,
+            session.access_token,
+            user.id,
+            user.first_name,
+            user.last_name,
+            user.email,
+            user.account_owner,
+            user.locale,
+            user.collaborator,
+            user.email_verified,
+            session.refresh_token,
+            session.refresh_token_expires,
+        )
+        return {
+            key: codec.encode(value)
+            for key, codec, value in zip(self._keys, self._codecs, values, strict=True)
+        }
+
+    def id_parameters(self, id: str) -> dict[str, Any]:
+        """Parameters of ``select_by_id`` and ``delete_by_id``."""
+        return {"id": check_id(id)}
+
+    def shop_parameters(self, shop: str) -> dict[str, Any]:
+        """Parameters of ``select_by_shop``."""
+        return {"shop": check_shop(shop)}
+
+    def ids_parameters(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """One parameter set of ``delete_by_ids`` per chunk of ``ids`` (none for ``[]``)."""
+        unique = check_ids(ids)
+        return [{"ids": chunk} for chunk in _chunks(unique, IDS_PER_STATEMENT)]
+
+    def session_from_row(self, row: Sequence[Any]) -> Session:
+        """The session a ``select_by_*`` row holds."""
+        (
+            id,
+            shop,
+            state,
+            is_online,
+            scope,
+            expires,
+            access_token,
+            user_id,
+            first_name,
+            last_name,
+            email,
+            account_owner,
+            locale,
+            collaborator,
+            email_verified,
+            refresh_token,
+            refresh_token_expires,
+        ) = (codec.decode(value) for codec, value in zip(self._codecs, row, strict=True))
+        online_access_info = None
+        if is_online:
+            online_access_info = OnlineAccessInfo(
+                associated_user=AssociatedUser(
+                    id=user_id,
+                    first_name=first_name,
+                    last_name=last_name,
+                    email=email,
+                    email_verified=email_verified,
+                    account_owner=account_owner,
+                    locale=locale,
+                    collaborator=collaborator,
+                )
+            )
+        return Session(
+            id,
+            shop,
+            state,
+            bool(is_online),
+            scope=scope,
+            expires=expires,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            refresh_token_expires=refresh_token_expires,
+            online_access_info=online_access_info,
+        )
+
+    def sessions_from_rows(self, rows: Sequence[Sequence[Any]]) -> list[Session]:
+        """The sessions of ``select_by_shop`` rows, in :func:`~shopify_sessions.session_order`."""
+        return sorted(map(self.session_from_row, rows), key=session_order)
+
+
+def describe_table(table: Table) -> str:
+    """``schema.name`` or ``name``, quoted the way it is spelled."""
+    return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

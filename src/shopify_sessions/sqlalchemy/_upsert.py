@@ -1,0 +1,60 @@
+"""The one atomic, dialect-native upsert of a session row.
+
+Each statement inserts the row, or on a duplicate ``id`` overwrites every session
+column, leaving the user's own extra columns as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Column, Table
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from .._errors import UnsupportedDialectError
+
+SUPPORTED_DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite")
+
+
+def check_dialect(dialect_name: str) -> None:
+    """Raise UnsupportedDialectError unless there is an upsert for ``dialect_name``."""
+    if dialect_name not in SUPPORTED_DIALECTS:
+        raise UnsupportedDialectError(
+            f"no upsert for the {dialect_name!r} dialect; "
+            f"supported: {', '.join(SUPPORTED_DIALECTS)}"
+        )
+
+
+def build_upsert(table: Table, columns: Sequence[Column[Any]], dialect_name: str) -> Insert:
+    """The upsert of ``columns`` into ``table`` for ``dialect_name``.
+
+    Parameters are bound by column key, one per column.
+    """
+    check_dialect(dialect_name)
+    if dialect_name == "postgresql":
+        return _on_conflict_upsert(postgresql.insert(table), table, columns)
+    if dialect_name == "sqlite":
+        return _on_conflict_upsert(sqlite.insert(table), table, columns)
+    return _on_duplicate_key_upsert(mysql.insert(table), columns)
+
+
+def _on_conflict_upsert(
+    insert: postgresql.Insert | sqlite.Insert, table: Table, columns: Sequence[Column[Any]]
+) -> Insert:
+    """PostgreSQL and SQLite: ``INSERT ... ON CONFLICT (id) DO UPDATE SET col = excluded.col``."""
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_={c.name: insert.excluded[c.key] for c in columns if c.name != "id"},
+    )
+
+
+def _on_duplicate_key_upsert(insert: mysql.Insert, columns: Sequence[Column[Any]]) -> Insert:
+    """MySQL and MariaDB: ``INSERT ... ON DUPLICATE KEY UPDATE col = VALUES(col)``.
+
+    It matches any unique key, so schema validation makes sure ``id`` is one.
+    """
+    return insert.on_duplicate_key_update(
+        {c.name: insert.inserted[c.key] for c in columns if c.name != "id"}
+    )

@@ -1,0 +1,249 @@
+"""The backend matrix: every storage x driver, sync and async, each test with its own table.
+
+Servers come from TEST_POSTGRESQL_URL and TEST_MYSQL_URL (defaults: this project's
+machines). An unreachable server skips its tests, unless SHOPIFY_SESSIONS_REQUIRE_SERVERS
+(or CI) is set: then it fails them, so a CI run cannot pass by skipping.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, MetaData, Table, create_engine, make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shopify_sessions import AsyncMemorySessionStorage, MemorySessionStorage
+from shopify_sessions.sqlalchemy import (
+    AsyncSQLAlchemySessionStorage,
+    SQLAlchemySessionStorage,
+    session_table,
+)
+
+POSTGRESQL_URL = os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+REQUIRE_SERVERS = bool(os.environ.get("SHOPIFY_SESSIONS_REQUIRE_SERVERS") or os.environ.get("CI"))
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One storage x driver of the matrix."""
+
+    name: str
+    server: str  # "memory", "sqlite", "postgresql" or "mysql"
+    driver: str | None  # SQLAlchemy driver name; None for memory
+    is_async: bool
+
+    @property
+    def is_sql(self) -> bool:
+        return self.driver is not None
+
+    def url(self, sqlite_path: Path) -> str:
+        """This backend's URL (for SQL backends)."""
+        if self.server == "sqlite":
+            return f"sqlite+{self.driver}:///{sqlite_path}"
+        base = POSTGRESQL_URL if self.server == "postgresql" else MYSQL_URL
+        url = make_url(base)
+        return url.set(drivername=f"{url.get_backend_name()}+{self.driver}").render_as_string(
+            hide_password=False
+        )
+
+    def raw_url(self, sqlite_path: Path) -> str:
+        """A synchronous URL to the same database, for tests that look at rows directly."""
+        sync_driver = {"sqlite": "pysqlite", "postgresql": "psycopg", "mysql": "pymysql"}
+        return Backend(self.name, self.server, sync_driver[self.server], False).url(sqlite_path)
+
+
+BACKENDS = [
+    Backend("memory", "memory", None, False),
+    Backend("memory-async", "memory", None, True),
+    Backend("sqlite3", "sqlite", "pysqlite", False),
+    Backend("aiosqlite", "sqlite", "aiosqlite", True),
+    Backend("psycopg", "postgresql", "psycopg", False),
+    Backend("asyncpg", "postgresql", "asyncpg", True),
+    Backend("pymysql", "mysql", "pymysql", False),
+    Backend("aiomysql", "mysql", "aiomysql", True),
+]
+SQL_BACKENDS = [b for b in BACKENDS if b.is_sql]
+
+
+@functools.cache
+def server_unreachable(server: str) -> str | None:
+    """Why ``server`` cannot be reached, or None when it can."""
+    if server in ("memory", "sqlite"):
+        return None
+    url = POSTGRESQL_URL if server == "postgresql" else MYSQL_URL
+    driver = "psycopg" if server == "postgresql" else "pymysql"
+    connect_args = {"connect_timeout": 5}
+    engine = create_engine(
+        make_url(url).set(drivername=f"{make_url(url).get_backend_name()}+{driver}"),
+        connect_args=connect_args,
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception as error:
+        return f"{server} at {url} is unreachable: {error.__class__.__name__}: {error}"
+    finally:
+        engine.dispose()
+    return None
+
+
+def require_server(server: str) -> None:
+    """Skip (or, when servers are required, fail) a test whose server is unreachable."""
+    reason = server_unreachable(server)
+    if reason is not None:
+        if REQUIRE_SERVERS:
+            pytest.fail(f"{reason} (required: SHOPIFY_SESSIONS_REQUIRE_SERVERS or CI is set)")
+        pytest.skip(reason)
+
+
+class Awaited:
+    """A sync storage with awaitable methods, so one async battery tests both kinds."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.target, name)
+        if not callable(attribute):
+            return attribute
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+def unique_table_name(prefix: str = "s") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class Harness:
+    """A backend, a fresh table name, and ways to make storages and look at rows."""
+
+    backend: Backend
+    sqlite_path: Path
+    table_name: str
+    raw: Engine | None = None
+    #: (name, schema) of every table to drop after the test; the default one is first.
+    tables: list[tuple[str, str | None]] = field(default_factory=list)
+    _closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    def storage(self, **options: Any) -> Any:
+        """A storage of this backend (awaitable methods, sync or not) with ``options``."""
+        if not self.backend.is_sql:
+            memory = (
+                AsyncMemorySessionStorage() if self.backend.is_async else MemorySessionStorage()
+            )
+            return memory if self.backend.is_async else Awaited(memory)
+        url = self.backend.url(self.sqlite_path)
+        if self.backend.is_async:
+            engine = create_async_engine(url)
+            self._closers.append(engine.dispose)
+            return AsyncSQLAlchemySessionStorage(engine, **options)
+        sync_engine = create_engine(url)
+        self._closers.append(sync_engine.dispose)
+        return Awaited(SQLAlchemySessionStorage(sync_engine, **options))
+
+    def default_table(self, name: str | None = None, schema: str | None = None) -> Table:
+        """The default table layout under ``name`` (the test's own by default), dropped later."""
+        name = name or self.table_name
+        self.drop_later(name, schema)
+        return session_table(MetaData(), name, schema=schema)
+
+    def drop_later(self, name: str, schema: str | None = None) -> str:
+        """Remember to drop table ``name`` after the test; returns ``name``."""
+        self.tables.append((name, schema))
+        return name
+
+    def sql(self, statement: str, **parameters: Any) -> list[Any]:
+        """Run raw SQL on the backend's database (committed); rows if any."""
+        assert self.raw is not None
+        with self.raw.begin() as connection:
+            result = connection.execute(text(statement), parameters)
+            return list(result) if result.returns_rows else []
+
+    def quote(self, name: str) -> str:
+        assert self.raw is not None
+        return str(self.raw.dialect.identifier_preparer.quote(name))
+
+
+@pytest.fixture(params=BACKENDS, ids=lambda b: b.name)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    backend: Backend = request.param
+    require_server(backend.server)
+    return backend
+
+
+@pytest.fixture(params=SQL_BACKENDS, ids=lambda b: b.name)
+def sql_backend(request: pytest.FixtureRequest) -> Backend:
+    backend: Backend = request.param
+    require_server(backend.server)
+    return backend
+
+
+def _harness(backend: Backend, tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(backend, tmp_path / "sessions.sqlite3", unique_table_name())
+    if backend.is_sql:
+        harness.raw = create_engine(backend.raw_url(harness.sqlite_path))
+    yield harness
+    if harness.raw is not None:
+        harness.raw.dispose()
+
+
+@pytest.fixture
+async def harness(backend: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
+    for item in _harness(backend, tmp_path):
+        yield item
+        await _close(item)
+        _drop_test_tables(item)
+
+
+@pytest.fixture
+async def sql_harness(sql_backend: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
+    for item in _harness(sql_backend, tmp_path):
+        yield item
+        await _close(item)
+        _drop_test_tables(item)
+
+
+@pytest.fixture
+async def storage(harness: Harness) -> Any:
+    """The battery's storage: the default table layout under a unique name, created."""
+    storage = (
+        harness.storage(table=harness.default_table())
+        if harness.backend.is_sql
+        else harness.storage()
+    )
+    if harness.backend.is_sql:
+        await storage.create_table()
+    return storage
+
+
+async def _close(harness: Harness) -> None:
+    for close in reversed(harness._closers):
+        result = close()
+        if hasattr(result, "__await__"):
+            await result
+
+
+def _drop_test_tables(harness: Harness) -> None:
+    """Drop every table the test made (sqlite files go with tmp_path)."""
+    if harness.raw is None or harness.backend.server == "sqlite":
+        return
+    with harness.raw.begin() as connection:
+        for name, schema in harness.tables:
+            qualified = (
+                harness.quote(name)
+                if schema is None
+                else f"{harness.quote(schema)}.{harness.quote(name)}"
+            )
+            connection.execute(text(f"DROP TABLE IF EXISTS {qualified}"))

@@ -1,0 +1,351 @@
+"""The behaviour battery: Shopify's `batteryOfTests` (all 8 cases) and the edges beyond it.
+
+Runs on every backend x driver (see conftest.BACKENDS); each test has its own table.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from shopify_sessions import AssociatedUser, InvalidSessionError, OnlineAccessInfo, Session
+
+TEST_SCOPES = ["test_scope"]
+UTC = timezone.utc
+
+
+def in_an_hour(*, keep_ms: bool = False) -> datetime:
+    moment = datetime.now(UTC) + timedelta(hours=1)
+    return moment if keep_ms else moment.replace(microsecond=0)
+
+
+def offline(id: str = "test_session", shop: str = "shop1.myshopify.io", **fields: Any) -> Session:
+    state = fields.pop("state", "1234")
+    fields.setdefault("scope", "test_scope")
+    fields.setdefault("access_token", "shpat_123")
+    return Session(id, shop, state, False, **fields)
+
+
+def full_user(**overrides: Any) -> AssociatedUser:
+    user = dict(
+        id=123,
+        first_name="John",
+        last_name="Doe",
+        email="john@doe.com",
+        email_verified=True,
+        account_owner=True,
+        locale="en",
+        collaborator=False,
+    )
+    user.update(overrides)
+    return AssociatedUser(**user)
+
+
+def online(
+    id: str = "shop1.myshopify.io_123", shop: str = "shop1.myshopify.io", **fields: Any
+) -> Session:
+    state = fields.pop("state", "1234")
+    fields.setdefault("scope", "test_scope")
+    fields.setdefault("access_token", "shpat_online")
+    fields.setdefault("expires", in_an_hour())
+    fields.setdefault(
+        "online_access_info",
+        OnlineAccessInfo(
+            associated_user=full_user(), expires_in=3600, associated_user_scope="test_scope"
+        ),
+    )
+    return Session(id, shop, state, True, **fields)
+
+
+# --- Shopify's batteryOfTests ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: offline(),
+        lambda: offline(expires=in_an_hour()),
+        lambda: offline(expires=None),
+    ],
+    ids=["no-expires", "expires-in-an-hour", "expires-none"],
+)
+async def test_1_store_and_delete_all_kinds_of_sessions(storage: Any, make: Any) -> None:
+    session = make()
+    assert await storage.store_session(session) is True
+    loaded = await storage.load_session(session.id)
+    assert loaded == session
+    assert loaded.is_active(TEST_SCOPES)
+    assert await storage.delete_session(session.id) is True
+    assert await storage.load_session(session.id) is None
+    assert await storage.delete_session(session.id) is True
+
+
+async def test_2_store_sessions_with_unexpected_fields(storage: Any) -> None:
+    session = offline()
+    session.some_field = "lol"  # type: ignore[attr-defined]
+    assert await storage.store_session(session) is True
+    assert await storage.load_session(session.id) == session
+
+
+async def test_3_store_and_delete_sessions_with_user_info(storage: Any) -> None:
+    session = online()
+    assert await storage.store_session(session) is True
+    loaded = await storage.load_session(session.id)
+    assert loaded == session
+    assert loaded.online_access_info.associated_user == full_user()
+    assert loaded.is_active(TEST_SCOPES)
+    assert await storage.delete_session(session.id) is True
+    assert await storage.load_session(session.id) is None
+    assert await storage.delete_session(session.id) is True
+
+
+async def test_4_wrong_ids_return_none(storage: Any) -> None:
+    assert await storage.load_session("not_a_session_id") is None
+
+
+async def test_5_find_all_sessions_of_a_shop(storage: Any) -> None:
+    sessions = [
+        offline("find_1", "find-shop1.myshopify.io"),
+        offline("find_2", "find-shop1.myshopify.io"),
+        offline("find_3", "find-shop2.myshopify.io"),
+        offline("find_4", "find-shop3.myshopify.io"),
+    ]
+    for session in sessions:
+        await storage.store_session(session)
+    found = await storage.find_sessions_by_shop("find-shop1.myshopify.io")
+    assert sorted(s.id for s in found) == ["find_1", "find_2"]
+    assert all(s in sessions[:2] for s in found)
+    assert await storage.find_sessions_by_shop("nowhere.myshopify.io") == []
+
+
+async def test_6_delete_sessions_by_ids(storage: Any) -> None:
+    for id in ("del_1", "del_2", "keep"):
+        await storage.store_session(offline(id, "delete-shop.myshopify.io"))
+    found = await storage.find_sessions_by_shop("delete-shop.myshopify.io")
+    assert await storage.delete_sessions([s.id for s in found if s.id != "keep"]) is True
+    assert [s.id for s in await storage.find_sessions_by_shop("delete-shop.myshopify.io")] == [
+        "keep"
+    ]
+
+
+async def test_7_scope_longer_than_255_characters(storage: Any) -> None:
+    scope = ",".join(f"write_scope_{i:03d}" for i in range(20))[:280]
+    assert len(scope) == 280
+    session = offline(scope=scope)
+    await storage.store_session(session)
+    assert await storage.load_session(session.id) == session
+
+
+async def test_8_store_and_delete_sessions_with_refresh_tokens(storage: Any) -> None:
+    session = offline(expires=in_an_hour(), refresh_token="shprt_refresh")
+    await storage.store_session(session)
+    loaded = await storage.load_session(session.id)
+    assert loaded == session
+    assert loaded.refresh_token == "shprt_refresh"
+    assert loaded.refresh_token_expires is None
+
+    in_30_days = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    session.refresh_token_expires = in_30_days
+    await storage.store_session(session)
+    loaded = await storage.load_session(session.id)
+    assert loaded.refresh_token_expires == in_30_days
+    assert loaded == session
+
+    await storage.delete_session(session.id)
+    assert await storage.load_session(session.id) is None
+
+
+# --- Beyond the battery ------------------------------------------------------------------
+
+
+async def test_store_replaces_every_field_so_cleared_fields_are_cleared(storage: Any) -> None:
+    full = online(refresh_token="shprt_1", refresh_token_expires=in_an_hour())
+    await storage.store_session(full)
+
+    cleared = Session(full.id, full.shop, "", False)
+    await storage.store_session(cleared)
+    loaded = await storage.load_session(full.id)
+    assert loaded == cleared
+    assert loaded.access_token is None
+    assert loaded.scope is None
+    assert loaded.expires is None
+    assert loaded.refresh_token is None
+    assert loaded.refresh_token_expires is None
+    assert loaded.online_access_info is None
+
+
+async def test_invalidated_access_token_is_removed(storage: Any) -> None:
+    session = offline()
+    await storage.store_session(session)
+    session.access_token = None  # what invalidateAccessToken does in Shopify's Node packages
+    await storage.store_session(session)
+    loaded = await storage.load_session(session.id)
+    assert loaded.access_token is None
+    assert not loaded.is_active(TEST_SCOPES)
+
+
+async def test_online_session_with_partial_user_info(storage: Any) -> None:
+    user = AssociatedUser(id=42, email="only@email.com", account_owner=False)
+    session = online(online_access_info=OnlineAccessInfo(associated_user=user))
+    await storage.store_session(session)
+    loaded = await storage.load_session(session.id)
+    assert loaded == session
+    assert loaded.online_access_info.associated_user == user
+
+
+async def test_user_info_false_values_round_trip(storage: Any) -> None:
+    user = full_user(email_verified=False, account_owner=False, collaborator=False)
+    session = online(online_access_info=OnlineAccessInfo(associated_user=user))
+    await storage.store_session(session)
+    assert (await storage.load_session(session.id)).online_access_info.associated_user == user
+
+
+async def test_milliseconds_are_kept(storage: Any) -> None:
+    expires = datetime(2031, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+    refresh_expires = datetime(2031, 6, 1, 0, 0, 0, 999000, tzinfo=UTC)
+    session = offline(expires=expires, refresh_token="r", refresh_token_expires=refresh_expires)
+    await storage.store_session(session)
+    loaded = await storage.load_session(session.id)
+    assert loaded.expires == expires
+    assert loaded.refresh_token_expires == refresh_expires
+    assert loaded.expires.tzinfo is not None
+
+
+async def test_datetimes_in_other_zones_and_naive_are_utc(storage: Any) -> None:
+    tokyo = timezone(timedelta(hours=9))
+    session = offline(
+        expires=datetime(2031, 1, 1, 9, 0, tzinfo=tokyo),
+        refresh_token="r",
+        refresh_token_expires=datetime(2031, 1, 1, 0, 0),
+    )
+    await storage.store_session(session)
+    loaded = await storage.load_session(session.id)
+    assert loaded.expires == datetime(2031, 1, 1, 0, 0, tzinfo=UTC)
+    assert loaded.expires.utcoffset() == timedelta(0)
+    assert loaded.refresh_token_expires == datetime(2031, 1, 1, 0, 0, tzinfo=UTC)
+
+
+async def test_largest_user_id_round_trips(storage: Any) -> None:
+    user = AssociatedUser(id=2**63 - 1)
+    session = online(online_access_info=OnlineAccessInfo(associated_user=user))
+    await storage.store_session(session)
+    assert (
+        await storage.load_session(session.id)
+    ).online_access_info.associated_user.id == 2**63 - 1
+
+
+async def test_unicode_everywhere(storage: Any) -> None:
+    user = full_user(
+        first_name="Zoë 山田", last_name="Ñandú 🦩", email="ü@exämple.com", locale="ja-JP"
+    )
+    session = online(
+        id="shop-ü.myshopify.io_123",
+        state="état-𝔘",  # noqa: RUF001
+        scope="read_products,write_ördërs",
+        access_token="tök€n-🔑",
+        online_access_info=OnlineAccessInfo(associated_user=user),
+    )
+    await storage.store_session(session)
+    assert await storage.load_session(session.id) == session
+    assert await storage.find_sessions_by_shop(session.shop) == [session]
+
+
+async def test_ids_and_shops_that_look_like_sql_are_literal(storage: Any) -> None:
+    session = offline("x'; DROP TABLE session; --", "o'brien\"s%_.myshopify.io")
+    await storage.store_session(session)
+    await storage.store_session(offline("plain", "obrien.myshopify.io"))
+    assert await storage.load_session(session.id) == session
+    assert await storage.find_sessions_by_shop(session.shop) == [session]
+    assert await storage.load_session("x") is None
+
+
+async def test_store_twice_keeps_one_row_with_the_latest_values(storage: Any) -> None:
+    session = offline()
+    await storage.store_session(session)
+    session.scope = "write_products"
+    session.access_token = "shpat_new"
+    await storage.store_session(session)
+    found = await storage.find_sessions_by_shop(session.shop)
+    assert found == [session]
+
+
+async def test_find_order_is_documented_and_the_same_everywhere(storage: Any) -> None:
+    shop = "order.myshopify.io"
+    base = datetime(2030, 1, 1, tzinfo=UTC)
+    sessions = [
+        offline("b_never", shop),
+        offline("a_never", shop),
+        offline("early", shop, expires=base),
+        offline("late", shop, expires=base + timedelta(days=1)),
+        offline("tie_b", shop, expires=base + timedelta(hours=1)),
+        offline("tie_a", shop, expires=base + timedelta(hours=1)),
+    ]
+    for session in sessions:
+        await storage.store_session(session)
+    found = await storage.find_sessions_by_shop(shop)
+    assert [s.id for s in found] == ["a_never", "b_never", "late", "tie_a", "tie_b", "early"]
+
+
+async def test_find_has_no_silent_cap(storage: Any) -> None:
+    shop = "many.myshopify.io"
+    for i in range(60):
+        await storage.store_session(offline(f"many_{i:02d}", shop))
+    assert len(await storage.find_sessions_by_shop(shop)) == 60
+
+
+async def test_delete_sessions_of_nothing_is_a_no_op(storage: Any) -> None:
+    await storage.store_session(offline())
+    assert await storage.delete_sessions([]) is True
+    assert await storage.load_session("test_session") is not None
+
+
+async def test_delete_sessions_with_absent_and_repeated_ids(storage: Any) -> None:
+    await storage.store_session(offline("one"))
+    assert await storage.delete_sessions(["one", "one", "absent"]) is True
+    assert await storage.load_session("one") is None
+
+
+async def test_delete_ten_thousand_ids_in_one_call(storage: Any) -> None:
+    kept = offline("kept_session", "big.myshopify.io")
+    await storage.store_session(kept)
+    stored = [f"big_{i}" for i in range(0, 10_000, 997)]
+    for id in stored:
+        await storage.store_session(offline(id, "big.myshopify.io"))
+    ids = [f"big_{i}" for i in range(10_000)]
+    assert await storage.delete_sessions(ids) is True
+    assert await storage.find_sessions_by_shop("big.myshopify.io") == [kept]
+
+
+async def test_loaded_sessions_are_independent_copies(storage: Any) -> None:
+    session = online()
+    await storage.store_session(session)
+    session.online_access_info.associated_user.first_name = "Changed"
+    loaded = await storage.load_session(session.id)
+    assert loaded.online_access_info.associated_user.first_name == "John"
+    loaded.scope = "changed"
+    assert (await storage.load_session(session.id)).scope == "test_scope"
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        ("store_session", "not a session"),
+        ("store_session", None),
+        ("load_session", ""),
+        ("load_session", 42),
+        ("delete_session", None),
+        ("delete_sessions", "abc"),
+        ("delete_sessions", ["ok", ""]),
+        ("find_sessions_by_shop", None),
+    ],
+)
+async def test_invalid_input_is_refused(storage: Any, call: str, argument: Any) -> None:
+    with pytest.raises(InvalidSessionError):
+        await getattr(storage, call)(argument)
+
+
+async def test_session_with_empty_id_is_refused(storage: Any) -> None:
+    with pytest.raises(InvalidSessionError, match="empty"):
+        await storage.store_session(offline(""))
