@@ -71,6 +71,7 @@ BACKENDS = [
     Backend("aiomysql", "mysql", "aiomysql", True),
 ]
 SQL_BACKENDS = [b for b in BACKENDS if b.is_sql]
+SERVER_BACKENDS = [b for b in BACKENDS if b.server in ("postgresql", "mysql")]
 
 
 @functools.cache
@@ -190,6 +191,13 @@ def sql_backend(request: pytest.FixtureRequest) -> Backend:
     return backend
 
 
+@pytest.fixture(params=SERVER_BACKENDS, ids=lambda b: b.name)
+def server_backend(request: pytest.FixtureRequest) -> Backend:
+    backend: Backend = request.param
+    require_server(backend.server)
+    return backend
+
+
 def _harness(backend: Backend, tmp_path: Path) -> Iterator[Harness]:
     harness = Harness(backend, tmp_path / "sessions.sqlite3", unique_table_name())
     if backend.is_sql:
@@ -210,6 +218,14 @@ async def harness(backend: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
 @pytest.fixture
 async def sql_harness(sql_backend: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
     for item in _harness(sql_backend, tmp_path):
+        yield item
+        await _close(item)
+        _drop_test_tables(item)
+
+
+@pytest.fixture
+async def server_harness(server_backend: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
+    for item in _harness(server_backend, tmp_path):
         yield item
         await _close(item)
         _drop_test_tables(item)
