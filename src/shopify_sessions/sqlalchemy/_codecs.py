@@ -271,7 +271,7 @@ def codec_for(column: Column[Any], dialect: Dialect) -> Codec | str:
     optional = name not in REQUIRED_COLUMNS
     not_null = not column.nullable
     type_ = sql_type(column, dialect)
-    type_name = _describe(type_, dialect)
+    type_name = _describe(column.type, dialect)
     mysql = dialect.name in ("mysql", "mariadb")
 
     if kind is Kind.TEXT:

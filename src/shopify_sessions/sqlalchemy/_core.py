@@ -48,11 +48,12 @@ class SessionTableCore:
         self.dialect = dialect
         self._codecs: tuple[Codec, ...] = plan.codecs
         self._keys = tuple(column.key for column in plan.columns)
-        id_column = table.c.id
+        by_name = {column.name: column for column in plan.columns}
+        id_column, shop_column = by_name["id"], by_name["shop"]
         self.upsert: Insert = build_upsert(table, plan.columns, dialect.name)
         self.select_by_id: Select[Any] = select(*plan.columns).where(id_column == bindparam("id"))
         self.select_by_shop: Select[Any] = select(*plan.columns).where(
-            table.c.shop == bindparam("shop")
+            shop_column == bindparam("shop")
         )
         self.delete_by_id: Delete = delete(table).where(id_column == bindparam("id"))
         self.delete_by_ids: Delete = delete(table).where(

@@ -42,7 +42,7 @@ def plan_columns(table: Table, dialect: Dialect) -> ColumnPlan:
             columns.append(by_name[name])
             codecs.append(codec)
 
-    if "id" in by_name and not _id_is_unique(table):
+    if "id" in by_name and not _is_unique(table, by_name["id"]):
         problems.append(
             "id is neither the primary key nor unique, so a store could add a second row "
             "instead of replacing the first"
@@ -77,8 +77,7 @@ def reflect_table(connection: Connection, name: str, schema: str | None) -> Tabl
         return None
 
 
-def _id_is_unique(table: Table) -> bool:
-    id_column = table.c.id
+def _is_unique(table: Table, id_column: Column[Any]) -> bool:
     if list(table.primary_key.columns) == [id_column] or id_column.unique:
         return True
     unique_keys: list[UniqueConstraint | Index] = [

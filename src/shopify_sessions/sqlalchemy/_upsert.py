@@ -30,23 +30,26 @@ def check_dialect(dialect_name: str) -> None:
 def build_upsert(table: Table, columns: Sequence[Column[Any]], dialect_name: str) -> Insert:
     """The upsert of ``columns`` into ``table`` for ``dialect_name``.
 
-    Parameters are bound by column key, one per column.
+    Parameters are bound by column key, one per column; ``columns`` includes the one
+    named ``id``. Columns are referred to as objects, never by name, because a
+    user's column may have a key that differs from its name.
     """
     check_dialect(dialect_name)
     if dialect_name == "postgresql":
-        return _on_conflict_upsert(postgresql.insert(table), table, columns)
+        return _on_conflict_upsert(postgresql.insert(table), columns)
     if dialect_name == "sqlite":
-        return _on_conflict_upsert(sqlite.insert(table), table, columns)
+        return _on_conflict_upsert(sqlite.insert(table), columns)
     return _on_duplicate_key_upsert(mysql.insert(table), columns)
 
 
 def _on_conflict_upsert(
-    insert: postgresql.Insert | sqlite.Insert, table: Table, columns: Sequence[Column[Any]]
+    insert: postgresql.Insert | sqlite.Insert, columns: Sequence[Column[Any]]
 ) -> Insert:
     """PostgreSQL and SQLite: ``INSERT ... ON CONFLICT (id) DO UPDATE SET col = excluded.col``."""
+    id_column = next(c for c in columns if c.name == "id")
     return insert.on_conflict_do_update(
-        index_elements=[table.c.id],
-        set_={c.name: insert.excluded[c.key] for c in columns if c.name != "id"},
+        index_elements=[id_column],
+        set_={c: insert.excluded[c.key] for c in columns if c is not id_column},
     )
 
 
@@ -56,5 +59,5 @@ def _on_duplicate_key_upsert(insert: mysql.Insert, columns: Sequence[Column[Any]
     It matches any unique key, so schema validation makes sure ``id`` is one.
     """
     return insert.on_duplicate_key_update(
-        {c.name: insert.inserted[c.key] for c in columns if c.name != "id"}
+        {c: insert.inserted[c.key] for c in columns if c.name != "id"}
     )
