@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, MetaData, Table, create_engine, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from shopify_sessions import AsyncMemorySessionStorage, MemorySessionStorage
 from shopify_sessions.sqlalchemy import (
@@ -76,24 +78,27 @@ SERVER_BACKENDS = [b for b in BACKENDS if b.server in ("postgresql", "mysql")]
 
 @functools.cache
 def server_unreachable(server: str) -> str | None:
-    """Why ``server`` cannot be reached, or None when it can."""
+    """Why ``server`` cannot be reached (three tries over ~30 s), or None when it can."""
     if server in ("memory", "sqlite"):
         return None
-    url = POSTGRESQL_URL if server == "postgresql" else MYSQL_URL
+    url = make_url(POSTGRESQL_URL if server == "postgresql" else MYSQL_URL)
     driver = "psycopg" if server == "postgresql" else "pymysql"
-    connect_args = {"connect_timeout": 5}
     engine = create_engine(
-        make_url(url).set(drivername=f"{make_url(url).get_backend_name()}+{driver}"),
-        connect_args=connect_args,
+        url.set(drivername=f"{url.get_backend_name()}+{driver}"),
+        connect_args={"connect_timeout": 10},
+        poolclass=NullPool,
     )
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("select 1"))
-    except Exception as error:
-        return f"{server} at {url} is unreachable: {error.__class__.__name__}: {error}"
-    finally:
-        engine.dispose()
-    return None
+    reason = None
+    for attempt in range(3):
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("select 1"))
+            return None
+        except Exception as error:
+            reason = f"{server} at {url} is unreachable: {error.__class__.__name__}: {error}"
+            time.sleep(attempt)
+    engine.dispose()
+    return reason
 
 
 def require_server(server: str) -> None:

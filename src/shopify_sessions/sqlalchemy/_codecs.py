@@ -8,8 +8,8 @@ before any statement runs. Messages name the column, never the value (it may be 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from sqlalchemy import Column, types
 from sqlalchemy.engine import Dialect
@@ -23,13 +23,21 @@ INT32_MAX = 2**31 - 1
 
 
 class Codec:
-    """Encode a session field for one column, and decode it back."""
+    """Encode a session field for one column, and decode it back.
 
-    __slots__ = ("column", "optional")
+    ``carrier`` is the SQLAlchemy type values travel as, when the column's own type
+    would get in the way (SQLite DATETIME processors cannot read integers or ISO
+    text); ``None`` means the column's type.
+    """
 
-    def __init__(self, column: str, *, optional: bool) -> None:
+    __slots__ = ("carrier", "column", "optional")
+
+    def __init__(
+        self, column: str, *, optional: bool, carrier: types.TypeEngine[Any] | None = None
+    ) -> None:
         self.column = column
         self.optional = optional
+        self.carrier = carrier
 
     def encode(self, value: Any) -> Any:
         if value is None:
@@ -197,10 +205,9 @@ class DateTimeCodec(Codec):
 
 
 class IsoTextDateTimeCodec(Codec):
-    """A date-time as JavaScript ``toISOString()`` text (Drizzle on SQLite).
+    """A date-time as JavaScript ``toISOString()`` text: ``2030-01-01T00:00:00.123Z``.
 
-    Reading is lenient, as rows written by other tools differ: ISO text with or
-    without ``Z``/offset or ``T``, and integer epoch milliseconds (Prisma's SQLite engine).
+    Drizzle's layout on SQLite. Reading accepts every form of :func:`parse_datetime`.
     """
 
     __slots__ = ()
@@ -209,32 +216,25 @@ class IsoTextDateTimeCodec(Codec):
         if not isinstance(value, datetime):
             raise self._type_error("a datetime", value)
         value = as_utc(value)
-        if not 1 <= value.year <= 9999:  # pragma: no cover - datetime cannot leave this range
-            raise InvalidSessionError(f"{self.column} is out of range")
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
     def decode(self, value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, datetime):
-            return as_utc(value)
-        if isinstance(value, (int, float)):
-            return from_epoch_ms(int(value))
-        text = str(value).strip()
-        if text.lstrip("-").isdigit():
-            return from_epoch_ms(int(text))
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        return as_utc(datetime.fromisoformat(text))
+        return parse_datetime(value, unit_ms=1)
 
 
 class EpochDateTimeCodec(Codec):
-    """A date-time as an integer count of ``unit_ms`` milliseconds since the epoch."""
+    """A date-time as a whole number of seconds (``unit_ms=1000``) or milliseconds since 1970.
+
+    The raw Node adapters' layout (seconds; milliseconds for ``refreshTokenExpires`` on
+    PostgreSQL), and Prisma's native SQLite engine (milliseconds).
+    """
 
     __slots__ = ("unit_ms",)
 
-    def __init__(self, column: str, *, unit_ms: int) -> None:
-        super().__init__(column, optional=True)
+    def __init__(
+        self, column: str, *, unit_ms: int, carrier: types.TypeEngine[Any] | None = None
+    ) -> None:
+        super().__init__(column, optional=True, carrier=carrier)
         self.unit_ms = unit_ms
 
     def encode_value(self, value: Any) -> Any:
@@ -243,7 +243,28 @@ class EpochDateTimeCodec(Codec):
         return to_epoch_ms(value) // self.unit_ms
 
     def decode(self, value: Any) -> Any:
-        return None if value is None else from_epoch_ms(int(value) * self.unit_ms)
+        return parse_datetime(value, unit_ms=self.unit_ms)
+
+
+def parse_datetime(value: Any, *, unit_ms: int) -> datetime | None:
+    """Read a stored date-time, whoever wrote it, as aware UTC.
+
+    Accepts a datetime (naive means UTC), a number of ``unit_ms`` milliseconds since
+    the epoch (also as digits), and ISO 8601 text with ``T`` or a space, with ``Z``,
+    an offset, or neither (UTC).
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return as_utc(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return from_epoch_ms(int(value) * unit_ms)
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return from_epoch_ms(int(text) * unit_ms)
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    return as_utc(datetime.fromisoformat(text))
 
 
 _MYSQL_TIMESTAMP_RANGE = (
@@ -252,7 +273,7 @@ _MYSQL_TIMESTAMP_RANGE = (
 )
 _MYSQL_DATETIME_RANGE = (
     datetime(1000, 1, 1, tzinfo=UTC),
-    datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc),
+    datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
 )
 
 
@@ -264,15 +285,28 @@ def sql_type(column: Column[Any], dialect: Dialect) -> types.TypeEngine[Any]:
     return type_
 
 
-def codec_for(column: Column[Any], dialect: Dialect) -> Codec | str:
-    """The codec for a session column, or a sentence saying why the column cannot hold it."""
+#: How a date-time is kept in a column without a SQL date-time type (or in SQLite's
+#: DATETIME, which is only a name): JS ISO text, or epoch seconds or milliseconds.
+DateTimeFormat = Literal["iso", "epoch_s", "epoch_ms"]
+DATETIME_FORMATS: tuple[DateTimeFormat, ...] = ("iso", "epoch_s", "epoch_ms")
+
+
+def codec_for(
+    column: Column[Any], dialect: Dialect, datetime_format: DateTimeFormat | None = None
+) -> Codec | str:
+    """The codec for a session column, or a sentence saying why the column cannot hold it.
+
+    ``datetime_format`` chooses the encoding of a date-time column that has no SQL
+    date-time type; by default ISO text in text columns, seconds in INTEGER columns
+    and milliseconds in BIGINT ones (the layouts of Shopify's Node adapters), and
+    milliseconds in SQLite DATETIME columns (Prisma).
+    """
     name = column.name
     kind = COLUMNS[name]
     optional = name not in REQUIRED_COLUMNS
     not_null = not column.nullable
     type_ = sql_type(column, dialect)
     type_name = _describe(column.type, dialect)
-    mysql = dialect.name in ("mysql", "mariadb")
 
     if kind is Kind.TEXT:
         if isinstance(type_, types.String) and not isinstance(type_, types.Enum):
@@ -304,27 +338,53 @@ def codec_for(column: Column[Any], dialect: Dialect) -> Codec | str:
     elif kind is Kind.DATETIME:
         if not_null:
             return f"{name} is NOT NULL, but sessions may have no {name}"
-        if isinstance(type_, types.DateTime):
-            timestamp = mysql and isinstance(type_, types.TIMESTAMP)
-            low, high = (
-                _MYSQL_TIMESTAMP_RANGE
-                if timestamp
-                else _MYSQL_DATETIME_RANGE
-                if mysql
-                else (None, None)
-            )
-            return DateTimeCodec(
-                name,
-                aware=bool(type_.timezone) and dialect.name == "postgresql",
-                whole_seconds=mysql and not getattr(type_, "fsp", None),
-                low=low,
-                high=high,
-            )
-        if isinstance(type_, types.String):
-            return IsoTextDateTimeCodec(name, optional=True)
-        if isinstance(type_, types.Integer):
-            return EpochDateTimeCodec(name, unit_ms=1)
+        return _datetime_codec(column, type_, dialect, datetime_format, type_name)
     return f"{name} is {type_name}, which cannot hold a {kind.value}"
+
+
+def _datetime_codec(
+    column: Column[Any],
+    type_: types.TypeEngine[Any],
+    dialect: Dialect,
+    datetime_format: DateTimeFormat | None,
+    type_name: str,
+) -> Codec | str:
+    name = column.name
+    sqlite = dialect.name == "sqlite"
+    if isinstance(type_, types.DateTime) and not sqlite:
+        if datetime_format is not None:
+            return f"{name} is {type_name}, a SQL date-time: datetime_format does not apply"
+        mysql = dialect.name in ("mysql", "mariadb")
+        timestamp = mysql and isinstance(type_, types.TIMESTAMP)
+        low: datetime | None = None
+        high: datetime | None = None
+        if mysql:
+            low, high = _MYSQL_TIMESTAMP_RANGE if timestamp else _MYSQL_DATETIME_RANGE
+        return DateTimeCodec(
+            name,
+            aware=bool(type_.timezone) and dialect.name == "postgresql",
+            whole_seconds=mysql and not getattr(type_, "fsp", None),
+            low=low,
+            high=high,
+        )
+    # SQLite's DATETIME is a name without a format: values pass through untouched.
+    carrier = types.NullType() if isinstance(type_, types.DateTime) else None
+    if isinstance(type_, types.DateTime):
+        default: DateTimeFormat = "epoch_ms"
+        allowed: tuple[DateTimeFormat, ...] = DATETIME_FORMATS
+    elif isinstance(type_, types.String):
+        default, allowed = "iso", ("iso",)
+    elif isinstance(type_, types.Integer):
+        wide = isinstance(type_, types.BigInteger)
+        default, allowed = ("epoch_ms" if wide else "epoch_s"), ("epoch_s", "epoch_ms")
+    else:
+        return f"{name} is {type_name}, which cannot hold a datetime"
+    chosen = datetime_format or default
+    if chosen not in allowed:
+        return f"{name} is {type_name}, which cannot hold datetime_format {chosen!r}"
+    if chosen == "iso":
+        return IsoTextDateTimeCodec(name, optional=True, carrier=carrier)
+    return EpochDateTimeCodec(name, unit_ms=1000 if chosen == "epoch_s" else 1, carrier=carrier)
 
 
 def _describe(type_: types.TypeEngine[Any], dialect: Dialect) -> str:

@@ -6,17 +6,17 @@ behaviour cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Delete, Select, Table, bindparam, delete, select
+from sqlalchemy import Column, Delete, Select, Table, bindparam, delete, select, type_coerce
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 
 from .._errors import MissingSessionTableError, SessionTableSchemaError
 from .._session import AssociatedUser, OnlineAccessInfo, Session
 from .._storage import check_id, check_ids, check_session, check_shop, session_order
-from ._codecs import Codec
+from ._codecs import Codec, DateTimeFormat
 from ._schema import compare_columns, plan_columns
 from ._upsert import build_upsert
 
@@ -30,6 +30,7 @@ class SessionTableCore:
 
     __slots__ = (
         "_codecs",
+        "_datetime_formats",
         "_keys",
         "delete_by_id",
         "delete_by_ids",
@@ -40,23 +41,39 @@ class SessionTableCore:
         "upsert",
     )
 
-    def __init__(self, table: Table, dialect: Dialect) -> None:
-        plan = plan_columns(table, dialect)
-        if plan.problems:
-            raise SessionTableSchemaError(describe_table(table), plan.problems)
+    def __init__(
+        self,
+        table: Table,
+        dialect: Dialect,
+        datetime_formats: Mapping[str, DateTimeFormat] | None = None,
+    ) -> None:
         self.table = table
         self.dialect = dialect
-        self._codecs: tuple[Codec, ...] = plan.codecs
-        self._keys = tuple(column.key for column in plan.columns)
-        by_name = {column.name: column for column in plan.columns}
+        self._datetime_formats = dict(datetime_formats or {})
+        plan = plan_columns(table, dialect, self._datetime_formats)
+        if plan.problems:
+            raise SessionTableSchemaError(describe_table(table), plan.problems)
+        self._use(plan.columns, plan.codecs)
+
+    def _use(self, columns: Sequence[Column[Any]], codecs: Sequence[Codec]) -> None:
+        """Build every statement once, for these columns and codecs."""
+        self._codecs = tuple(codecs)
+        self._keys = tuple(column.key for column in columns)
+        carried = [
+            column if codec.carrier is None else type_coerce(column, codec.carrier)
+            for column, codec in zip(columns, codecs, strict=True)
+        ]
+        values = {
+            column: bindparam(column.key, type_=codec.carrier or column.type)
+            for column, codec in zip(columns, codecs, strict=True)
+        }
+        by_name = {column.name: column for column in columns}
         id_column, shop_column = by_name["id"], by_name["shop"]
-        self.upsert: Insert = build_upsert(table, plan.columns, dialect.name)
-        self.select_by_id: Select[Any] = select(*plan.columns).where(id_column == bindparam("id"))
-        self.select_by_shop: Select[Any] = select(*plan.columns).where(
-            shop_column == bindparam("shop")
-        )
-        self.delete_by_id: Delete = delete(table).where(id_column == bindparam("id"))
-        self.delete_by_ids: Delete = delete(table).where(
+        self.upsert: Insert = build_upsert(self.table, values, self.dialect.name)
+        self.select_by_id: Select[Any] = select(*carried).where(id_column == bindparam("id"))
+        self.select_by_shop: Select[Any] = select(*carried).where(shop_column == bindparam("shop"))
+        self.delete_by_id: Delete = delete(self.table).where(id_column == bindparam("id"))
+        self.delete_by_ids: Delete = delete(self.table).where(
             id_column.in_(bindparam("ids", expanding=True))
         )
 
@@ -77,13 +94,13 @@ class SessionTableCore:
                 "create_table() method, or with Alembic from "
                 "shopify_sessions.sqlalchemy.session_table(metadata)"
             )
-        real_plan = plan_columns(real, self.dialect)
-        declared_plan = plan_columns(self.table, self.dialect)
+        real_plan = plan_columns(real, self.dialect, self._datetime_formats)
+        declared_plan = plan_columns(self.table, self.dialect, self._datetime_formats)
         problems = [*real_plan.problems, *compare_columns(declared_plan, real_plan)]
         if problems:
             raise SessionTableSchemaError(self.name, problems)
         real_codecs = {codec.column: codec for codec in real_plan.codecs}
-        self._codecs = tuple(real_codecs[codec.column] for codec in self._codecs)
+        self._use(declared_plan.columns, [real_codecs[c.column] for c in declared_plan.codecs])
 
     def store_parameters(self, session: Session) -> dict[str, Any]:
         """The upsert's parameters for ``session``; raises InvalidSessionError for bad input."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import Column, Index, MetaData, Table, UniqueConstraint
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import NoSuchTableError
 
-from ._codecs import Codec, codec_for
+from ._codecs import Codec, DateTimeFormat, codec_for
 from ._table import COLUMNS
 
 
@@ -22,8 +23,15 @@ class ColumnPlan:
     problems: tuple[str, ...]
 
 
-def plan_columns(table: Table, dialect: Dialect) -> ColumnPlan:
-    """Map the session fields onto ``table``'s columns for ``dialect``, listing every problem."""
+def plan_columns(
+    table: Table, dialect: Dialect, datetime_formats: Mapping[str, DateTimeFormat] | None = None
+) -> ColumnPlan:
+    """Map the session fields onto ``table``'s columns for ``dialect``, listing every problem.
+
+    ``datetime_formats`` maps ``expires`` / ``refreshTokenExpires`` to the encoding of
+    a column without a SQL date-time type (see :func:`codec_for`).
+    """
+    datetime_formats = datetime_formats or {}
     problems: list[str] = []
     by_name = {column.name: column for column in table.columns}
     missing = [name for name in COLUMNS if name not in by_name]
@@ -35,7 +43,7 @@ def plan_columns(table: Table, dialect: Dialect) -> ColumnPlan:
     for name in COLUMNS:
         if name not in by_name:
             continue
-        codec = codec_for(by_name[name], dialect)
+        codec = codec_for(by_name[name], dialect, datetime_formats.get(name))
         if isinstance(codec, str):
             problems.append(codec)
         else:

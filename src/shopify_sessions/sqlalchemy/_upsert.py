@@ -6,12 +6,13 @@ column, leaving the user's own extra columns as they were.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Table
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import ColumnElement
 
 from .._errors import UnsupportedDialectError
 
@@ -27,19 +28,21 @@ def check_dialect(dialect_name: str) -> None:
         )
 
 
-def build_upsert(table: Table, columns: Sequence[Column[Any]], dialect_name: str) -> Insert:
-    """The upsert of ``columns`` into ``table`` for ``dialect_name``.
+def build_upsert(
+    table: Table, values: Mapping[Column[Any], ColumnElement[Any]], dialect_name: str
+) -> Insert:
+    """The upsert into ``table`` of ``values`` (bound parameters by column, ``id`` included).
 
-    Parameters are bound by column key, one per column; ``columns`` includes the one
-    named ``id``. Columns are referred to as objects, never by name, because a
-    user's column may have a key that differs from its name.
+    Columns are referred to as objects, never by name, because a user's column may
+    have a key that differs from its name.
     """
     check_dialect(dialect_name)
+    columns = list(values)
     if dialect_name == "postgresql":
-        return _on_conflict_upsert(postgresql.insert(table), columns)
+        return _on_conflict_upsert(postgresql.insert(table).values(values), columns)
     if dialect_name == "sqlite":
-        return _on_conflict_upsert(sqlite.insert(table), columns)
-    return _on_duplicate_key_upsert(mysql.insert(table), columns)
+        return _on_conflict_upsert(sqlite.insert(table).values(values), columns)
+    return _on_duplicate_key_upsert(mysql.insert(table).values(values), columns)
 
 
 def _on_conflict_upsert(
