@@ -11,7 +11,7 @@ import functools
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,68 +203,58 @@ def server_backend(request: pytest.FixtureRequest) -> Backend:
     return backend
 
 
-def _harness(backend: Backend, tmp_path: Path) -> Iterator[Harness]:
+def new_harness(backend: Backend, tmp_path: Path) -> Harness:
+    """A harness with a fresh table name; pair it with :func:`close_harness`."""
     harness = Harness(backend, tmp_path / "sessions.sqlite3", unique_table_name())
     if backend.is_sql:
         harness.raw = create_engine(backend.raw_url(harness.sqlite_path))
-    yield harness
-    if harness.raw is not None:
-        harness.raw.dispose()
+    return harness
+
+
+async def close_harness(harness: Harness) -> None:
+    """Dispose of the harness's engines and drop the tables its test made."""
+    for close in reversed(harness._closers):
+        result = close()
+        if hasattr(result, "__await__"):
+            await result
+    if harness.raw is None:
+        return
+    if harness.backend.server != "sqlite":  # sqlite files go with tmp_path
+        with harness.raw.begin() as connection:
+            for name, schema in harness.tables:
+                qualified = harness.quote(name)
+                if schema is not None:
+                    qualified = f"{harness.quote(schema)}.{qualified}"
+                connection.execute(text(f"DROP TABLE IF EXISTS {qualified}"))
+    harness.raw.dispose()
 
 
 @pytest.fixture
 async def harness(backend: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
-    for item in _harness(backend, tmp_path):
-        yield item
-        await _close(item)
-        _drop_test_tables(item)
+    harness = new_harness(backend, tmp_path)
+    yield harness
+    await close_harness(harness)
 
 
 @pytest.fixture
 async def sql_harness(sql_backend: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
-    for item in _harness(sql_backend, tmp_path):
-        yield item
-        await _close(item)
-        _drop_test_tables(item)
+    harness = new_harness(sql_backend, tmp_path)
+    yield harness
+    await close_harness(harness)
 
 
 @pytest.fixture
 async def server_harness(server_backend: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
-    for item in _harness(server_backend, tmp_path):
-        yield item
-        await _close(item)
-        _drop_test_tables(item)
+    harness = new_harness(server_backend, tmp_path)
+    yield harness
+    await close_harness(harness)
 
 
 @pytest.fixture
 async def storage(harness: Harness) -> Any:
     """The battery's storage: the default table layout under a unique name, created."""
-    storage = (
-        harness.storage(table=harness.default_table())
-        if harness.backend.is_sql
-        else harness.storage()
-    )
-    if harness.backend.is_sql:
-        await storage.create_table()
+    if not harness.backend.is_sql:
+        return harness.storage()
+    storage = harness.storage(table=harness.default_table())
+    await storage.create_table()
     return storage
-
-
-async def _close(harness: Harness) -> None:
-    for close in reversed(harness._closers):
-        result = close()
-        if hasattr(result, "__await__"):
-            await result
-
-
-def _drop_test_tables(harness: Harness) -> None:
-    """Drop every table the test made (sqlite files go with tmp_path)."""
-    if harness.raw is None or harness.backend.server == "sqlite":
-        return
-    with harness.raw.begin() as connection:
-        for name, schema in harness.tables:
-            qualified = (
-                harness.quote(name)
-                if schema is None
-                else f"{harness.quote(schema)}.{harness.quote(name)}"
-            )
-            connection.execute(text(f"DROP TABLE IF EXISTS {qualified}"))

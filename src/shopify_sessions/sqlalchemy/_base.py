@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Dialect
 
 from .._errors import MissingSessionTableError
+from ._codecs import DATETIME_FORMATS, DateTimeFormat
 from ._core import SessionTableCore, describe_table
 from ._table import DEFAULT_TABLE_NAME, session_table
 from ._upsert import check_dialect
+
+#: What ``datetime_format=`` accepts: one format for both date-time columns, or one per column.
+DateTimeFormatArgument = DateTimeFormat | Mapping[str, DateTimeFormat] | None
+DATETIME_COLUMNS = ("expires", "refreshTokenExpires")
 
 #: What ``table=`` accepts: a Table, a declarative model class, a table name, or None.
 TableArgument = Table | type[Any] | str | None
@@ -23,15 +29,32 @@ DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "hide_parameter
 class StorageBase:
     """Holds the table and its core; checks the real table once, at first use."""
 
-    __slots__ = ("_core", "_dialect", "_name", "_ready", "_schema", "_table")
+    __slots__ = (
+        "_core",
+        "_datetime_formats",
+        "_dialect",
+        "_name",
+        "_ready",
+        "_schema",
+        "_table",
+    )
 
-    def __init__(self, dialect: Dialect, table: TableArgument, schema: str | None) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        table: TableArgument,
+        schema: str | None,
+        datetime_format: DateTimeFormatArgument,
+    ) -> None:
         check_dialect(dialect.name)
         self._dialect = dialect
+        self._datetime_formats = _datetime_formats(datetime_format)
         self._table: Table | None = _declared_table(table, schema)
         if self._table is not None:
             self._name, self._schema = self._table.name, self._table.schema
-            self._core: SessionTableCore | None = SessionTableCore(self._table, dialect)
+            self._core: SessionTableCore | None = SessionTableCore(
+                self._table, dialect, self._datetime_formats
+            )
         else:
             assert isinstance(table, str)
             self._name, self._schema = table, schema
@@ -63,11 +86,25 @@ class StorageBase:
                 raise MissingSessionTableError(
                     f'the sessions table "{self._name}" does not exist; create it first'
                 )
-            core = SessionTableCore(real, self._dialect)
+            core = SessionTableCore(real, self._dialect, self._datetime_formats)
         core.adopt_database_table(real)
         self._core = core
         self._ready = True
         return core
+
+
+def _datetime_formats(argument: DateTimeFormatArgument) -> dict[str, DateTimeFormat]:
+    if argument is None:
+        return {}
+    formats = (
+        dict.fromkeys(DATETIME_COLUMNS, argument) if isinstance(argument, str) else dict(argument)
+    )
+    for column, chosen in formats.items():
+        if column not in DATETIME_COLUMNS:
+            raise ValueError(f"datetime_format names {column!r}; it applies to {DATETIME_COLUMNS}")
+        if chosen not in DATETIME_FORMATS:
+            raise ValueError(f"datetime_format {chosen!r} is not one of {DATETIME_FORMATS}")
+    return formats
 
 
 def _declared_table(table: TableArgument, schema: str | None) -> Table | None:

@@ -229,18 +229,31 @@ class EpochDateTimeCodec(Codec):
     PostgreSQL), and Prisma's native SQLite engine (milliseconds).
     """
 
-    __slots__ = ("unit_ms",)
+    __slots__ = ("limit", "unit_ms")
 
     def __init__(
-        self, column: str, *, unit_ms: int, carrier: types.TypeEngine[Any] | None = None
+        self,
+        column: str,
+        *,
+        unit_ms: int,
+        limit: int = INT64_MAX,
+        carrier: types.TypeEngine[Any] | None = None,
     ) -> None:
         super().__init__(column, optional=True, carrier=carrier)
         self.unit_ms = unit_ms
+        self.limit = limit
 
     def encode_value(self, value: Any) -> Any:
         if not isinstance(value, datetime):
             raise self._type_error("a datetime", value)
-        return to_epoch_ms(value) // self.unit_ms
+        count = to_epoch_ms(value) // self.unit_ms
+        if not -self.limit - 1 <= count <= self.limit:
+            latest = from_epoch_ms(self.limit * self.unit_ms).isoformat()
+            raise InvalidSessionError(
+                f"{self.column} {as_utc(value).isoformat()} does not fit its integer column, "
+                f"which ends at {latest}"
+            )
+        return count
 
     def decode(self, value: Any) -> Any:
         return parse_datetime(value, unit_ms=self.unit_ms)
@@ -265,6 +278,18 @@ def parse_datetime(value: Any, *, unit_ms: int) -> datetime | None:
     if text[-1:] in ("Z", "z"):
         text = text[:-1] + "+00:00"
     return as_utc(datetime.fromisoformat(text))
+
+
+class Untouched(types.TypeDecorator[Any]):
+    """Values travel to and from the driver as they are.
+
+    For SQLite's DATETIME, a name without a format: Prisma keeps integer milliseconds
+    there, other tools text, and SQLAlchemy's own DATETIME processors accept neither.
+    (NullType would not do: SQLAlchemy gives an untyped INSERT parameter its column's type.)
+    """
+
+    impl = types.String
+    cache_ok = True
 
 
 _MYSQL_TIMESTAMP_RANGE = (
@@ -367,8 +392,7 @@ def _datetime_codec(
             low=low,
             high=high,
         )
-    # SQLite's DATETIME is a name without a format: values pass through untouched.
-    carrier = types.NullType() if isinstance(type_, types.DateTime) else None
+    carrier = Untouched() if isinstance(type_, types.DateTime) else None
     if isinstance(type_, types.DateTime):
         default: DateTimeFormat = "epoch_ms"
         allowed: tuple[DateTimeFormat, ...] = DATETIME_FORMATS
@@ -384,7 +408,16 @@ def _datetime_codec(
         return f"{name} is {type_name}, which cannot hold datetime_format {chosen!r}"
     if chosen == "iso":
         return IsoTextDateTimeCodec(name, optional=True, carrier=carrier)
-    return EpochDateTimeCodec(name, unit_ms=1000 if chosen == "epoch_s" else 1, carrier=carrier)
+    # A 32-bit INTEGER of seconds ends in 2038 (SQLite's INTEGER is always 64-bit).
+    narrow = (
+        isinstance(type_, types.Integer) and not isinstance(type_, types.BigInteger) and not sqlite
+    )
+    return EpochDateTimeCodec(
+        name,
+        unit_ms=1000 if chosen == "epoch_s" else 1,
+        limit=INT32_MAX if narrow else INT64_MAX,
+        carrier=carrier,
+    )
 
 
 def _describe(type_: types.TypeEngine[Any], dialect: Dialect) -> str:

@@ -8,7 +8,12 @@ from typing import Any
 from sqlalchemy import URL, Connection, Engine, create_engine
 
 from .._session import Session
-from ._base import DEFAULT_ENGINE_OPTIONS, StorageBase, TableArgument
+from ._base import (
+    DEFAULT_ENGINE_OPTIONS,
+    DateTimeFormatArgument,
+    StorageBase,
+    TableArgument,
+)
 from ._core import SessionTableCore
 from ._schema import reflect_table
 from ._translate import connect_errors, statement_errors
@@ -24,6 +29,12 @@ class SQLAlchemySessionStorage(StorageBase):
             existing table (reflected at first use), or ``None`` for the default
             ``session`` table of :func:`session_table`.
         schema: the schema of a table given by name, or of the default table.
+        datetime_format: how ``expires`` and ``refreshTokenExpires`` are kept in columns
+            without a SQL date-time type: ``"iso"`` (JS ``toISOString()`` text),
+            ``"epoch_s"`` or ``"epoch_ms"``; one value for both, or a dict by column
+            name. Defaults: ISO in text columns, seconds in INTEGER columns,
+            milliseconds in BIGINT and SQLite DATETIME columns (the layouts of
+            Shopify's raw, Drizzle and Prisma adapters).
         engine_options: keyword arguments for ``create_engine`` when ``engine`` is a URL.
 
     Each operation runs in its own connection and transaction, never the caller's,
@@ -43,6 +54,7 @@ class SQLAlchemySessionStorage(StorageBase):
         *,
         table: TableArgument = None,
         schema: str | None = None,
+        datetime_format: DateTimeFormatArgument = None,
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._owns_engine = not isinstance(engine, Engine)
@@ -52,7 +64,7 @@ class SQLAlchemySessionStorage(StorageBase):
         else:
             engine = create_engine(engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})})
         self._engine = engine
-        super().__init__(engine.dialect, table, schema)
+        super().__init__(engine.dialect, table, schema, datetime_format)
 
     @property
     def engine(self) -> Engine:
