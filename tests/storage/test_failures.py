@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,18 @@ async def test_unreachable_database_is_unavailable_not_missing(
         closed = storage.close()
         if sql_backend.is_async:
             await closed
+        join_aiosqlite_threads()
+
+
+def join_aiosqlite_threads() -> None:
+    """Let aiosqlite's worker threads of failed connects finish while the loop still runs.
+
+    After a failed connect aiosqlite stops its thread, which then posts to the event
+    loop; if the test's loop closed first, that thread raises "Event loop is closed".
+    """
+    for thread in threading.enumerate():
+        if "_connection_worker_thread" in thread.name:
+            thread.join(timeout=5)
 
 
 async def test_a_dropped_table_is_an_error_never_a_missing_session(sql_harness: Harness) -> None:

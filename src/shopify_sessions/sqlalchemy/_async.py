@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import URL
+from sqlalchemy import URL, Executable, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from .._errors import StorageUnavailableError
 from .._session import Session
 from ._base import (
     DEFAULT_ENGINE_OPTIONS,
@@ -18,6 +20,12 @@ from ._base import (
 from ._core import SessionTableCore
 from ._schema import reflect_table
 from ._translate import connect_errors, statement_errors
+
+logger = logging.getLogger("shopify_sessions")
+
+T = TypeVar("T")
+#: What an operation does with its connection: execute ``statement`` with ``parameters``.
+Work = Callable[[AsyncConnection, Executable, Any], Awaitable[T]]
 
 
 class AsyncSQLAlchemySessionStorage(StorageBase):
@@ -103,43 +111,37 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         """Insert or replace ``session`` in one atomic upsert. Returns ``True``."""
         core = await self._ready_core()
         parameters = core.store_parameters(session)
-        async with self._connection("store_session") as connection, connection.begin():
-            await connection.execute(core.upsert, parameters)
+        await self._run("store_session", _execute, core.upsert, parameters, write=True)
         return True
 
     async def load_session(self, id: str) -> Session | None:
         """The session with this id, or ``None`` when there is no such row."""
         core = await self._ready_core()
-        parameters = core.id_parameters(id)
-        async with self._connection("load_session") as connection:
-            row = (await connection.execute(core.select_by_id, parameters)).first()
+        row = await self._run("load_session", _first, core.select_by_id, core.id_parameters(id))
         return None if row is None else core.session_from_row(row)
 
     async def delete_session(self, id: str) -> bool:
         """Delete the session with this id (an absent id is fine). Returns ``True``."""
         core = await self._ready_core()
         parameters = core.id_parameters(id)
-        async with self._connection("delete_session") as connection, connection.begin():
-            await connection.execute(core.delete_by_id, parameters)
+        await self._run("delete_session", _execute, core.delete_by_id, parameters, write=True)
         return True
 
     async def delete_sessions(self, ids: Sequence[str]) -> bool:
         """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
         core = await self._ready_core()
         chunks = core.ids_parameters(ids)
-        if not chunks:
-            return True
-        async with self._connection("delete_sessions") as connection, connection.begin():
-            for parameters in chunks:
-                await connection.execute(core.delete_by_ids, parameters)
+        if chunks:
+            await self._run(
+                "delete_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+            )
         return True
 
     async def find_sessions_by_shop(self, shop: str) -> list[Session]:
         """Every session of ``shop``, in :func:`~shopify_sessions.session_order`."""
         core = await self._ready_core()
         parameters = core.shop_parameters(shop)
-        async with self._connection("find_sessions_by_shop") as connection:
-            rows = (await connection.execute(core.select_by_shop, parameters)).all()
+        rows = await self._run("find_sessions_by_shop", _all, core.select_by_shop, parameters)
         return core.sessions_from_rows(rows)
 
     async def close(self) -> None:
@@ -164,6 +166,35 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         assert self._core is not None
         return self._core
 
+    async def _run(
+        self,
+        operation: str,
+        work: Work[T],
+        statement: Executable,
+        parameters: Any,
+        *,
+        write: bool = False,
+    ) -> T:
+        """Run ``work`` on a connection of its own; if that connection was lost, once more.
+
+        Every operation is idempotent, so repeating one whose connection died (a
+        server restart, an idle timeout, a killed backend) is safe.
+        """
+        try:
+            return await self._attempt(operation, work, statement, parameters, write)
+        except StorageUnavailableError as error:
+            logger.warning("%s: retrying once on a new connection (%s)", operation, error)
+            return await self._attempt(operation, work, statement, parameters, write)
+
+    async def _attempt(
+        self, operation: str, work: Work[T], statement: Executable, parameters: Any, write: bool
+    ) -> T:
+        async with self._connection(operation) as connection:
+            if not write:
+                return await work(connection, statement, parameters)
+            async with connection.begin():
+                return await work(connection, statement, parameters)
+
     @asynccontextmanager
     async def _connection(self, operation: str) -> AsyncIterator[AsyncConnection]:
         with connect_errors(self._table_name):
@@ -173,3 +204,26 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
                 yield connection
         finally:
             await connection.close()
+
+
+async def _execute(connection: AsyncConnection, statement: Executable, parameters: Any) -> None:
+    await connection.execute(statement, parameters)
+
+
+async def _execute_each(
+    connection: AsyncConnection, statement: Executable, parameter_sets: Iterable[Any]
+) -> None:
+    for parameters in parameter_sets:
+        await connection.execute(statement, parameters)
+
+
+async def _first(
+    connection: AsyncConnection, statement: Executable, parameters: Any
+) -> Row[Any] | None:
+    return (await connection.execute(statement, parameters)).first()
+
+
+async def _all(
+    connection: AsyncConnection, statement: Executable, parameters: Any
+) -> Sequence[Row[Any]]:
+    return (await connection.execute(statement, parameters)).all()

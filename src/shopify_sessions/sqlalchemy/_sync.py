@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import URL, Connection, Engine, create_engine
+from sqlalchemy import URL, Connection, Engine, Executable, Row, create_engine
 
+from .._errors import StorageUnavailableError
 from .._session import Session
 from ._base import (
     DEFAULT_ENGINE_OPTIONS,
@@ -17,6 +19,12 @@ from ._base import (
 from ._core import SessionTableCore
 from ._schema import reflect_table
 from ._translate import connect_errors, statement_errors
+
+logger = logging.getLogger("shopify_sessions")
+
+T = TypeVar("T")
+#: What an operation does with its connection: execute ``statement`` with ``parameters``.
+Work = Callable[[Connection, Executable, Any], T]
 
 
 class SQLAlchemySessionStorage(StorageBase):
@@ -98,43 +106,35 @@ class SQLAlchemySessionStorage(StorageBase):
         """Insert or replace ``session`` in one atomic upsert. Returns ``True``."""
         core = self._ready_core()
         parameters = core.store_parameters(session)
-        with self._connection("store_session") as connection, connection.begin():
-            connection.execute(core.upsert, parameters)
+        self._run("store_session", _execute, core.upsert, parameters, write=True)
         return True
 
     def load_session(self, id: str) -> Session | None:
         """The session with this id, or ``None`` when there is no such row."""
         core = self._ready_core()
-        parameters = core.id_parameters(id)
-        with self._connection("load_session") as connection:
-            row = connection.execute(core.select_by_id, parameters).first()
+        row = self._run("load_session", _first, core.select_by_id, core.id_parameters(id))
         return None if row is None else core.session_from_row(row)
 
     def delete_session(self, id: str) -> bool:
         """Delete the session with this id (an absent id is fine). Returns ``True``."""
         core = self._ready_core()
         parameters = core.id_parameters(id)
-        with self._connection("delete_session") as connection, connection.begin():
-            connection.execute(core.delete_by_id, parameters)
+        self._run("delete_session", _execute, core.delete_by_id, parameters, write=True)
         return True
 
     def delete_sessions(self, ids: Sequence[str]) -> bool:
         """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
         core = self._ready_core()
         chunks = core.ids_parameters(ids)
-        if not chunks:
-            return True
-        with self._connection("delete_sessions") as connection, connection.begin():
-            for parameters in chunks:
-                connection.execute(core.delete_by_ids, parameters)
+        if chunks:
+            self._run("delete_sessions", _execute_each, core.delete_by_ids, chunks, write=True)
         return True
 
     def find_sessions_by_shop(self, shop: str) -> list[Session]:
         """Every session of ``shop``, in :func:`~shopify_sessions.session_order`."""
         core = self._ready_core()
         parameters = core.shop_parameters(shop)
-        with self._connection("find_sessions_by_shop") as connection:
-            rows = connection.execute(core.select_by_shop, parameters).all()
+        rows = self._run("find_sessions_by_shop", _all, core.select_by_shop, parameters)
         return core.sessions_from_rows(rows)
 
     def close(self) -> None:
@@ -159,9 +159,57 @@ class SQLAlchemySessionStorage(StorageBase):
         assert self._core is not None
         return self._core
 
+    def _run(
+        self,
+        operation: str,
+        work: Work[T],
+        statement: Executable,
+        parameters: Any,
+        *,
+        write: bool = False,
+    ) -> T:
+        """Run ``work`` on a connection of its own; if that connection was lost, once more.
+
+        Every operation is idempotent, so repeating one whose connection died (a
+        server restart, an idle timeout, a killed backend) is safe.
+        """
+        try:
+            return self._attempt(operation, work, statement, parameters, write)
+        except StorageUnavailableError as error:
+            logger.warning("%s: retrying once on a new connection (%s)", operation, error)
+            return self._attempt(operation, work, statement, parameters, write)
+
+    def _attempt(
+        self, operation: str, work: Work[T], statement: Executable, parameters: Any, write: bool
+    ) -> T:
+        with self._connection(operation) as connection:
+            if not write:
+                return work(connection, statement, parameters)
+            with connection.begin():
+                return work(connection, statement, parameters)
+
     @contextmanager
     def _connection(self, operation: str) -> Iterator[Connection]:
         with connect_errors(self._table_name):
             connection = self._engine.connect()
         with connection, statement_errors(operation, self._table_name):
             yield connection
+
+
+def _execute(connection: Connection, statement: Executable, parameters: Any) -> None:
+    connection.execute(statement, parameters)
+
+
+def _execute_each(
+    connection: Connection, statement: Executable, parameter_sets: Iterable[Any]
+) -> None:
+    for parameters in parameter_sets:
+        connection.execute(statement, parameters)
+
+
+def _first(connection: Connection, statement: Executable, parameters: Any) -> Row[Any] | None:
+    return connection.execute(statement, parameters).first()
+
+
+def _all(connection: Connection, statement: Executable, parameters: Any) -> Sequence[Row[Any]]:
+    return connection.execute(statement, parameters).all()
