@@ -1,9 +1,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from ._session import Session
-from ._storage import check_id, check_ids, check_session, check_shop, session_order
+from ._storage import (
+    check_id,
+    check_ids,
+    check_session,
+    check_shop,
+    expiry_cutoff,
+    is_purgeable,
+    session_order,
+)
 
 
 class MemorySessionStorage:
@@ -46,6 +55,28 @@ class MemorySessionStorage:
         found = [s.copy() for s in self._sessions.values() if s.shop == shop]
         return sorted(found, key=session_order)
 
+    def delete_expired_sessions(
+        self,
+        *,
+        grace: timedelta = timedelta(0),
+        now: datetime | None = None,
+        batch_size: int = 500,
+    ) -> int:
+        """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
+
+        Returns how many were deleted. ``batch_size`` is accepted for parity with the
+        SQL storages; a dict needs no batches.
+        """
+        now, cutoff = expiry_cutoff(grace, now)
+        doomed = [
+            s.id
+            for s in self._sessions.values()
+            if is_purgeable(s.expires, s.refresh_token, s.refresh_token_expires, cutoff, now)
+        ]
+        for id in doomed:
+            del self._sessions[id]
+        return len(doomed)
+
 
 class AsyncMemorySessionStorage:
     """The asyncio twin of :class:`MemorySessionStorage` (same behaviour, awaited)."""
@@ -74,3 +105,13 @@ class AsyncMemorySessionStorage:
     async def find_sessions_by_shop(self, shop: str) -> list[Session]:
         """Copies of every session of ``shop``, in :func:`~shopify_sessions.session_order`."""
         return self._storage.find_sessions_by_shop(shop)
+
+    async def delete_expired_sessions(
+        self,
+        *,
+        grace: timedelta = timedelta(0),
+        now: datetime | None = None,
+        batch_size: int = 500,
+    ) -> int:
+        """Delete sessions expired more than ``grace`` ago that no refresh token can renew."""
+        return self._storage.delete_expired_sessions(grace=grace, now=now, batch_size=batch_size)

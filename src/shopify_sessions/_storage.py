@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from ._errors import InvalidSessionError
 from ._session import Session
+from ._time import as_utc, utc_now
 
 
 @runtime_checkable
@@ -73,6 +74,34 @@ def session_order(session: Session) -> tuple[bool, float, str]:
     if expires is None:
         return (False, 0.0, session.id)
     return (True, -expires.timestamp(), session.id)
+
+
+def is_purgeable(
+    expires: datetime | None,
+    refresh_token: str | None,
+    refresh_token_expires: datetime | None,
+    cutoff: datetime,
+    now: datetime,
+) -> bool:
+    """Whether a session may be deleted as expired.
+
+    Its access token expired before ``cutoff``, and it has no refresh token that could
+    still renew it: none at all, or one that expired before ``now``. A refresh token
+    without an expiry counts as valid, so such a session is kept.
+    """
+    if expires is None or expires >= cutoff:
+        return False
+    if not refresh_token:
+        return True
+    return refresh_token_expires is not None and refresh_token_expires < now
+
+
+def expiry_cutoff(grace: timedelta, now: datetime | None) -> tuple[datetime, datetime]:
+    """``(now, now - grace)`` as aware UTC; ``now`` defaults to the current time."""
+    if not isinstance(grace, timedelta) or grace < timedelta(0):
+        raise InvalidSessionError("grace must be a timedelta of zero or more")
+    now = utc_now() if now is None else as_utc(now)
+    return now, now - grace
 
 
 def check_session(session: object) -> Session:

@@ -351,3 +351,51 @@ async def test_invalid_input_is_refused(storage: Any, call: str, argument: Any) 
 async def test_session_with_empty_id_is_refused(storage: Any) -> None:
     with pytest.raises(InvalidSessionError, match="empty"):
         await storage.store_session(offline(""))
+
+
+async def test_delete_expired_sessions_keeps_what_a_refresh_token_can_renew(storage: Any) -> None:
+    now = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
+    hour, day = timedelta(hours=1), timedelta(days=1)
+    shop = "purge.myshopify.io"
+    kinds = {
+        "never_expires": offline("never_expires", shop),
+        "valid": offline("valid", shop, expires=now + hour),
+        "expired": offline("expired", shop, expires=now - day),
+        "expired_in_grace": offline("expired_in_grace", shop, expires=now - hour),
+        "renewable": offline(
+            "renewable", shop, expires=now - day, refresh_token="r", refresh_token_expires=now + day
+        ),
+        "renewable_forever": offline(
+            "renewable_forever", shop, expires=now - day, refresh_token="r"
+        ),
+        "refresh_expired": offline(
+            "refresh_expired",
+            shop,
+            expires=now - day,
+            refresh_token="r",
+            refresh_token_expires=now - hour,
+        ),
+        "online_expired": online("online_expired", shop, expires=now - day),
+    }
+    for index in range(7):
+        kinds[f"old_{index}"] = offline(f"old_{index}", shop, expires=now - day * (index + 2))
+    for session in kinds.values():
+        await storage.store_session(session)
+
+    deleted = await storage.delete_expired_sessions(grace=2 * hour, now=now)
+    kept = {s.id for s in await storage.find_sessions_by_shop(shop)}
+    assert kept == {"never_expires", "valid", "expired_in_grace", "renewable", "renewable_forever"}
+    assert deleted == len(kinds) - len(kept)
+    assert await storage.delete_expired_sessions(now=now) == 1  # expired_in_grace, no grace now
+    assert await storage.delete_expired_sessions(now=now) == 0
+
+
+async def test_delete_expired_sessions_in_small_batches(storage: Any) -> None:
+    now = datetime(2031, 6, 1, tzinfo=UTC)
+    for index in range(23):
+        expires = now - timedelta(minutes=1) if index % 3 else now + timedelta(minutes=1)
+        await storage.store_session(
+            offline(f"batch_{index:02d}", "batches.myshopify.io", expires=expires)
+        )
+    assert await storage.delete_expired_sessions(now=now, batch_size=4) == 15
+    assert len(await storage.find_sessions_by_shop("batches.myshopify.io")) == 8

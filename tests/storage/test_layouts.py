@@ -6,7 +6,7 @@ tests/interop proves the same against the real npm packages; these tests need no
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +206,22 @@ async def test_dates_past_2038_are_refused_by_32_bit_integer_columns(
     else:
         await storage.store_session(late)
         assert (await storage.load_session(late.id)).expires == late.expires
+
+
+async def test_delete_expired_sessions_reads_every_encoding(case: tuple[Harness, Layout]) -> None:
+    harness, _ = case
+    storage = harness.storage(table=harness.table_name)
+    now = datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
+    day = timedelta(days=1)
+    sessions = {
+        "expired": dict(expires=now - day),
+        "renewable": dict(expires=now - day, refresh_token="r", refresh_token_expires=now + day),
+        "dead_refresh": dict(expires=now - day, refresh_token="r", refresh_token_expires=now - day),
+        "valid": dict(expires=now + day),
+        "never": dict(),
+    }
+    for id, fields in sessions.items():
+        await storage.store_session(Session(id, "purge.myshopify.com", "", False, **fields))
+    assert await storage.delete_expired_sessions(now=now, batch_size=2) == 2
+    kept = {s.id for s in await storage.find_sessions_by_shop("purge.myshopify.com")}
+    assert kept == {"renewable", "valid", "never"}

@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from .._errors import StorageUnavailableError
 from .._session import Session
+from .._storage import expiry_cutoff
 from ._base import (
     DEFAULT_ENGINE_OPTIONS,
     DateTimeFormatArgument,
@@ -143,6 +145,32 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         parameters = core.shop_parameters(shop)
         rows = await self._run("find_sessions_by_shop", _all, core.select_by_shop, parameters)
         return core.sessions_from_rows(rows)
+
+    async def delete_expired_sessions(
+        self,
+        *,
+        grace: timedelta = timedelta(0),
+        now: datetime | None = None,
+        batch_size: int = 500,
+    ) -> int:
+        """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
+
+        See :meth:`SQLAlchemySessionStorage.delete_expired_sessions`.
+        """
+        core = await self._ready_core()
+        now, cutoff = expiry_cutoff(grace, now)
+        page = core.expiry_page(batch_size)
+        deleted, after = 0, ""
+        while rows := await self._run("delete_expired_sessions", _all, page, {"after": after}):
+            doomed = core.purgeable_ids(rows, now, cutoff)
+            if doomed:
+                chunks = core.ids_parameters(doomed)
+                await self._run(
+                    "delete_expired_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+                )
+                deleted += len(doomed)
+            after = rows[-1][0]
+        return deleted
 
     async def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""

@@ -7,15 +7,23 @@ behaviour cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Delete, Select, Table, bindparam, delete, select, type_coerce
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 
-from .._errors import MissingSessionTableError, SessionTableSchemaError
+from .._errors import InvalidSessionError, MissingSessionTableError, SessionTableSchemaError
 from .._session import AssociatedUser, OnlineAccessInfo, Session
-from .._storage import check_id, check_ids, check_session, check_shop, session_order
+from .._storage import (
+    check_id,
+    check_ids,
+    check_session,
+    check_shop,
+    is_purgeable,
+    session_order,
+)
 from ._codecs import Codec, DateTimeFormat
 from ._schema import compare_columns, plan_columns
 from ._upsert import build_upsert
@@ -31,6 +39,8 @@ class SessionTableCore:
     __slots__ = (
         "_codecs",
         "_datetime_formats",
+        "_expiry_codecs",
+        "_expiry_page",
         "_keys",
         "delete_by_id",
         "delete_by_ids",
@@ -75,6 +85,13 @@ class SessionTableCore:
         self.delete_by_id: Delete = delete(self.table).where(id_column == bindparam("id"))
         self.delete_by_ids: Delete = delete(self.table).where(
             id_column.in_(bindparam("ids", expanding=True))
+        )
+        expiry = ("id", "expires", "refreshToken", "refreshTokenExpires")
+        self._expiry_codecs = tuple(codecs[columns.index(by_name[name])] for name in expiry)
+        self._expiry_page = (
+            select(*(carried[columns.index(by_name[name])] for name in expiry))
+            .where(by_name["expires"].is_not(None), id_column > bindparam("after"))
+            .order_by(id_column)
         )
 
     @property
@@ -191,6 +208,26 @@ class SessionTableCore:
             refresh_token_expires=refresh_token_expires,
             online_access_info=online_access_info,
         )
+
+    def expiry_page(self, size: int) -> Select[Any]:
+        """The next ``size`` rows with an ``expires``, after id ``:after``, in id order."""
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InvalidSessionError("batch_size must be a positive int")
+        return self._expiry_page.limit(size)
+
+    def purgeable_ids(
+        self, rows: Sequence[Sequence[Any]], now: datetime, cutoff: datetime
+    ) -> list[str]:
+        """The ids of ``expiry_page`` rows that :func:`is_purgeable` allows to delete."""
+        decoders = [codec.decode for codec in self._expiry_codecs]
+        doomed = []
+        for row in rows:
+            id, expires, refresh_token, refresh_expires = (
+                decode(value) for decode, value in zip(decoders, row, strict=True)
+            )
+            if is_purgeable(expires, refresh_token, refresh_expires, cutoff, now):
+                doomed.append(id)
+        return doomed
 
     def sessions_from_rows(self, rows: Sequence[Sequence[Any]]) -> list[Session]:
         """The sessions of ``select_by_shop`` rows, in :func:`~shopify_sessions.session_order`."""

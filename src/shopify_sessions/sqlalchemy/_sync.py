@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -10,6 +11,7 @@ from sqlalchemy import URL, Connection, Engine, Executable, Row, create_engine
 
 from .._errors import StorageUnavailableError
 from .._session import Session
+from .._storage import expiry_cutoff
 from ._base import (
     DEFAULT_ENGINE_OPTIONS,
     DateTimeFormatArgument,
@@ -136,6 +138,35 @@ class SQLAlchemySessionStorage(StorageBase):
         parameters = core.shop_parameters(shop)
         rows = self._run("find_sessions_by_shop", _all, core.select_by_shop, parameters)
         return core.sessions_from_rows(rows)
+
+    def delete_expired_sessions(
+        self,
+        *,
+        grace: timedelta = timedelta(0),
+        now: datetime | None = None,
+        batch_size: int = 500,
+    ) -> int:
+        """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
+
+        A session whose refresh token is still valid (or has no expiry) is kept, as
+        it can still get a new access token. Rows are read and deleted ``batch_size``
+        at a time, each batch in its own transaction, so memory and locks stay bounded
+        whatever the size of the table. Returns how many sessions were deleted.
+        """
+        core = self._ready_core()
+        now, cutoff = expiry_cutoff(grace, now)
+        page = core.expiry_page(batch_size)
+        deleted, after = 0, ""
+        while rows := self._run("delete_expired_sessions", _all, page, {"after": after}):
+            doomed = core.purgeable_ids(rows, now, cutoff)
+            if doomed:
+                chunks = core.ids_parameters(doomed)
+                self._run(
+                    "delete_expired_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+                )
+                deleted += len(doomed)
+            after = rows[-1][0]
+        return deleted
 
     def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""
