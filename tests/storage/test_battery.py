@@ -399,3 +399,18 @@ async def test_delete_expired_sessions_in_small_batches(storage: Any) -> None:
         )
     assert await storage.delete_expired_sessions(now=now, batch_size=4) == 15
     assert len(await storage.find_sessions_by_shop("batches.myshopify.io")) == 8
+
+
+async def test_ids_and_shops_match_exactly(storage: Any) -> None:
+    # MySQL's default collation would make "ABC" find "abc" and "é" find "e".
+    for id, shop in (
+        ("abc", "Shop.myshopify.io"),
+        ("ABC", "shop.myshopify.io"),
+        ("é", "e.myshopify.io"),
+    ):
+        await storage.store_session(offline(id, shop))
+    assert (await storage.load_session("ABC")).shop == "shop.myshopify.io"
+    assert (await storage.load_session("abc")).shop == "Shop.myshopify.io"
+    assert await storage.load_session("e") is None
+    assert [s.id for s in await storage.find_sessions_by_shop("shop.myshopify.io")] == ["ABC"]
+    assert await storage.find_sessions_by_shop("E.myshopify.io") == []

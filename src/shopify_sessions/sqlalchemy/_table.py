@@ -13,7 +13,6 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     MetaData,
-    String,
     Table,
     Text,
     false,
@@ -59,6 +58,17 @@ REQUIRED_COLUMNS = frozenset({"id", "shop", "state", "isOnline"})
 DEFAULT_TABLE_NAME = "session"
 
 
+MYSQL = ("mysql", "mariadb")
+
+
+def _exact(type_: mysql.VARCHAR | mysql.TEXT) -> TypeEngine[str]:
+    # MySQL compares text case- and accent-insensitively by default, so "ABC" would
+    # find "abc"; ids and shops must match exactly, as on PostgreSQL and SQLite.
+    type_.charset = "utf8mb4"
+    type_.collation = "utf8mb4_bin"
+    return type_
+
+
 def _datetime() -> TypeEngine[datetime]:
     # Drizzle's types, except on MySQL: its `timestamp` drops milliseconds, shifts with
     # the session time zone and ends in 2038, where DATETIME(3) does none of that.
@@ -79,17 +89,18 @@ def session_table(
 
     The column names and types are those of Shopify's Drizzle schema for each
     dialect (``@shopify/shopify-app-session-storage-drizzle``), so a Node app using
-    that adapter can share the table; on MySQL/MariaDB the two timestamps are
+    that adapter can share the table. On MySQL/MariaDB the two timestamps are
     ``DATETIME(3)`` rather than ``TIMESTAMP`` to keep milliseconds and dates past
-    2038. The table has an index on ``shop``.
+    2038, and ``id`` and ``shop`` use the ``utf8mb4_bin`` collation so they match
+    exactly, as on the other databases. The table has an index on ``shop``.
 
     Use it to create the table from Alembic (``target_metadata``) or ``create_all``.
     """
     table = Table(
         name,
         metadata,
-        Column("id", Text().with_variant(String(255), "mysql", "mariadb"), primary_key=True),
-        Column("shop", Text(), nullable=False),
+        Column("id", Text().with_variant(_exact(mysql.VARCHAR(255)), *MYSQL), primary_key=True),
+        Column("shop", Text().with_variant(_exact(mysql.TEXT()), *MYSQL), nullable=False),
         Column("state", Text(), nullable=False),
         Column("isOnline", Boolean(), nullable=False, server_default=false()),
         Column("scope", Text()),
@@ -106,6 +117,7 @@ def session_table(
         Column("refreshToken", Text()),
         Column("refreshTokenExpires", _datetime()),
         schema=schema,
+        mysql_charset="utf8mb4",
     )
     Index(f"{name}_shop_idx", table.c.shop, mysql_length=255)
     return table
