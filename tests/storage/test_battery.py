@@ -414,3 +414,15 @@ async def test_ids_and_shops_match_exactly(storage: Any) -> None:
     assert await storage.load_session("e") is None
     assert [s.id for s in await storage.find_sessions_by_shop("shop.myshopify.io")] == ["ABC"]
     assert await storage.find_sessions_by_shop("E.myshopify.io") == []
+
+
+async def test_ten_thousand_character_scope_and_tokens(storage: Any) -> None:
+    session = offline(
+        scope=",".join(["write_products"] * 666)[:10_000],
+        access_token="🔑" * 10_000,
+        refresh_token="r" * 10_000,
+    )
+    await storage.store_session(session)
+    loaded = await storage.load_session(session.id)
+    assert loaded == session
+    assert len(loaded.access_token) == 10_000

@@ -216,7 +216,11 @@ class IsoTextDateTimeCodec(Codec):
         if not isinstance(value, datetime):
             raise self._type_error("a datetime", value)
         value = as_utc(value)
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        # Not strftime: its %Y does not zero-pad years before 1000.
+        return (
+            f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+            f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
+        )
 
     def decode(self, value: Any) -> Any:
         return parse_datetime(value, unit_ms=1)

@@ -1,0 +1,110 @@
+"""Property-based: any valid session round-trips exactly, on every backend and driver."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import Backend, close_harness, new_harness
+from shopify_sessions import AssociatedUser, OnlineAccessInfo, Session
+
+UTC = timezone.utc
+ids = itertools.count()
+
+
+def text(backend: Backend, max_size: int) -> st.SearchStrategy[str]:
+    """Unicode of every plane; PostgreSQL text cannot hold NUL (refused as invalid input)."""
+    excluded = "\x00" if backend.server == "postgresql" else ""
+    alphabet = st.characters(exclude_categories=("Cs",), exclude_characters=excluded)
+    return st.text(alphabet, max_size=max_size)
+
+
+def moments(backend: Backend) -> st.SearchStrategy[datetime]:
+    """Every instant the default table's column holds, to the millisecond."""
+    low = datetime(1000, 1, 1) if backend.server == "mysql" else datetime(1, 1, 2)
+    naive = st.datetimes(min_value=low, max_value=datetime(9999, 12, 30))
+    return naive.map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC))
+
+
+def sessions(backend: Backend) -> st.SearchStrategy[Session]:
+    optional_text = st.none() | text(backend, 40)
+    users = st.builds(
+        AssociatedUser,
+        id=st.none() | st.integers(0, 2**63 - 1),
+        first_name=optional_text,
+        last_name=optional_text,
+        email=optional_text,
+        email_verified=st.none() | st.booleans(),
+        account_owner=st.none() | st.booleans(),
+        locale=optional_text,
+        collaborator=st.none() | st.booleans(),
+    )
+    return st.builds(
+        _session,
+        suffix=text(backend, 60),
+        shop=text(backend, 80),
+        state=text(backend, 40),
+        is_online=st.booleans(),
+        scope=st.none() | text(backend, 10_000),
+        expires=st.none() | moments(backend),
+        access_token=st.none() | text(backend, 10_000).filter(bool),
+        refresh_token=st.none() | text(backend, 10_000),
+        refresh_token_expires=st.none() | moments(backend),
+        user=users,
+    )
+
+
+def _session(suffix: str, is_online: bool, user: AssociatedUser, **fields: Any) -> Session:
+    info = OnlineAccessInfo(associated_user=user) if is_online else None
+    return Session(f"{next(ids)}:{suffix}", is_online=is_online, online_access_info=info, **fields)
+
+
+@pytest.fixture
+def run(backend: Backend, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Call a storage method and wait for it: one event loop for the whole test."""
+    loop = asyncio.new_event_loop()
+    harness = new_harness(backend, tmp_path)
+
+    async def open_storage() -> Any:
+        if not backend.is_sql:
+            return harness.storage()
+        storage = harness.storage(table=harness.default_table())
+        await storage.create_table()
+        return storage
+
+    storage = loop.run_until_complete(open_storage())
+    yield lambda method, *args: loop.run_until_complete(getattr(storage, method)(*args))
+    loop.run_until_complete(close_harness(harness))
+    loop.close()
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_any_valid_session_round_trips(
+    backend: Backend, run: Callable[..., Any], data: st.DataObject
+) -> None:
+    session = data.draw(sessions(backend))
+    assert run("store_session", session) is True
+    loaded = run("load_session", session.id)
+    assert loaded == session
+    assert loaded.expires == session.expires
+    assert loaded.refresh_token_expires == session.refresh_token_expires
+    if session.is_online:
+        assert (
+            loaded.online_access_info.associated_user == session.online_access_info.associated_user
+        )
+    assert session in run("find_sessions_by_shop", session.shop)
+    run("delete_session", session.id)
+    assert run("load_session", session.id) is None
