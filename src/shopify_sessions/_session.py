@@ -178,8 +178,9 @@ class Session:
     def to_property_array(self, return_user_data: bool = False) -> list[tuple[str, PropertyValue]]:
         """The session as ``(key, value)`` pairs with JavaScript key names.
 
-        Keys come in the order ``id, shop, state, isOnline, scope, accessToken,
-        expires, refreshToken, refreshTokenExpires`` followed by the user: either
+        Keys come in the order of the JavaScript class's fields (as the real
+        ``@shopify/shopify-api`` produces them): ``id, shop, state, isOnline, scope,
+        expires, accessToken, refreshToken, refreshTokenExpires``, then the user: either
         ``onlineAccessInfo`` (the user id) or, with ``return_user_data``, ``userId,
         firstName, lastName, email, locale, emailVerified, accountOwner,
         collaborator``. Pairs whose value is ``None`` are left out. Datetimes are
@@ -194,8 +195,8 @@ class Session:
             ("state", self.state),
             ("isOnline", self.is_online),
             ("scope", self.scope),
-            ("accessToken", self.access_token),
             ("expires", _optional_epoch_ms(self.expires)),
+            ("accessToken", self.access_token),
             ("refreshToken", self.refresh_token),
             ("refreshTokenExpires", _optional_epoch_ms(self.refresh_token_expires)),
             *self._user_pairs(return_user_data),
