@@ -2,6 +2,7 @@
 an in-memory storage, and SQL storage on SQLAlchemy in ``shopify_sessions.sqlalchemy``.
 """
 
+from ._encryption import FernetTokenCipher, TokenCipher, TokenDecryptionError
 from ._errors import (
     InvalidSessionError,
     InvalidShopError,
@@ -25,6 +26,7 @@ __all__ = [
     "AsyncMemorySessionStorage",
     "AsyncSessionStorage",
     "AuthScopes",
+    "FernetTokenCipher",
     "InvalidSessionError",
     "InvalidShopError",
     "MemorySessionStorage",
@@ -36,6 +38,8 @@ __all__ = [
     "SessionTableSchemaError",
     "StorageOperationError",
     "StorageUnavailableError",
+    "TokenCipher",
+    "TokenDecryptionError",
     "UnsupportedDialectError",
     "is_valid_shop",
     "offline_session_id",

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Executable, Row
+from sqlalchemy import URL, Executable, Row, Select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from .._encryption import TokenCipher
 from .._errors import StorageUnavailableError
 from .._session import Session
 from .._storage import expiry_cutoff
@@ -48,6 +49,9 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             name. Defaults: ISO in text columns, seconds in INTEGER columns,
             milliseconds in BIGINT and SQLite DATETIME columns (the layouts of
             Shopify's raw, Drizzle and Prisma adapters).
+        token_cipher: encrypts ``accessToken`` and ``refreshToken`` at rest (for example
+            :class:`~shopify_sessions.FernetTokenCipher`); rows stored in plaintext before
+            still load. A Node app sharing the table cannot read encrypted tokens.
         engine_options: keyword arguments for ``create_async_engine`` when ``engine`` is a URL.
 
     Each operation runs in its own connection and transaction, never the caller's,
@@ -68,6 +72,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         table: TableArgument = None,
         schema: str | None = None,
         datetime_format: DateTimeFormatArgument = None,
+        token_cipher: TokenCipher | None = None,
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._owns_engine = not isinstance(engine, AsyncEngine)
@@ -79,7 +84,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
                 engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})}
             )
         self._engine = engine
-        super().__init__(engine.dialect, table, schema, datetime_format)
+        super().__init__(engine.dialect, table, schema, datetime_format, token_cipher)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -159,9 +164,8 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         """
         core = await self._ready_core()
         now, cutoff = expiry_cutoff(grace, now)
-        page = core.expiry_page(batch_size)
-        deleted, after = 0, ""
-        while rows := await self._run("delete_expired_sessions", _all, page, {"after": after}):
+        deleted = 0
+        async for rows in self._pages("delete_expired_sessions", core.expiry_page(batch_size)):
             doomed = core.purgeable_ids(rows, now, cutoff)
             if doomed:
                 chunks = core.ids_parameters(doomed)
@@ -169,8 +173,23 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
                     "delete_expired_sessions", _execute_each, core.delete_by_ids, chunks, write=True
                 )
                 deleted += len(doomed)
-            after = rows[-1][0]
         return deleted
+
+    async def reencrypt_tokens(self, *, batch_size: int = 500) -> int:
+        """Rewrite every token not yet encrypted under the token cipher's current key.
+
+        See :meth:`SQLAlchemySessionStorage.reencrypt_tokens`.
+        """
+        core = await self._ready_core()
+        rewritten = 0
+        async for rows in self._pages("reencrypt_tokens", core.token_page(batch_size)):
+            updates = core.reencryptions(rows)
+            if updates:
+                await self._run(
+                    "reencrypt_tokens", _execute, core.token_update, updates, write=True
+                )
+                rewritten += len(updates)
+        return rewritten
 
     async def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""
@@ -193,6 +212,13 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             await self.check_table()
         assert self._core is not None
         return self._core
+
+    async def _pages(self, operation: str, page: Select[Any]) -> AsyncIterator[Sequence[Row[Any]]]:
+        """The rows of ``page`` (ordered by id, after ``:after``), one page at a time."""
+        after = ""
+        while rows := await self._run(operation, _all, page, {"after": after}):
+            yield rows
+            after = rows[-1][0]
 
     async def _run(
         self,

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Dialect
 
+from .._encryption import TokenCipher
 from .._errors import MissingSessionTableError
 from ._codecs import DATETIME_FORMATS, DateTimeFormat
 from ._core import SessionTableCore, describe_table
@@ -30,6 +31,7 @@ class StorageBase:
     """Holds the table and its core; checks the real table once, at first use."""
 
     __slots__ = (
+        "_cipher",
         "_core",
         "_datetime_formats",
         "_dialect",
@@ -45,15 +47,19 @@ class StorageBase:
         table: TableArgument,
         schema: str | None,
         datetime_format: DateTimeFormatArgument,
+        token_cipher: TokenCipher | None,
     ) -> None:
         check_dialect(dialect.name)
+        if token_cipher is not None and not isinstance(token_cipher, TokenCipher):
+            raise TypeError(f"token_cipher must be a TokenCipher, not {token_cipher!r}")
+        self._cipher = token_cipher
         self._dialect = dialect
         self._datetime_formats = _datetime_formats(datetime_format)
         self._table: Table | None = _declared_table(table, schema)
         if self._table is not None:
             self._name, self._schema = self._table.name, self._table.schema
             self._core: SessionTableCore | None = SessionTableCore(
-                self._table, dialect, self._datetime_formats
+                self._table, dialect, self._datetime_formats, self._cipher
             )
         else:
             assert isinstance(table, str)
@@ -86,7 +92,7 @@ class StorageBase:
                 raise MissingSessionTableError(
                     f'the sessions table "{self._name}" does not exist; create it first'
                 )
-            core = SessionTableCore(real, self._dialect, self._datetime_formats)
+            core = SessionTableCore(real, self._dialect, self._datetime_formats, self._cipher)
         core.adopt_database_table(real)
         self._core = core
         self._ready = True

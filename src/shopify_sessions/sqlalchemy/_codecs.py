@@ -14,6 +14,7 @@ from typing import Any, Literal
 from sqlalchemy import Column, types
 from sqlalchemy.engine import Dialect
 
+from .._encryption import TokenCipher
 from .._errors import InvalidSessionError
 from .._time import UTC, as_utc, from_epoch_ms, to_epoch_ms
 from ._table import COLUMNS, REQUIRED_COLUMNS, Kind
@@ -96,6 +97,39 @@ class TextCodec(Codec):
         if value == "" and self.empty_is_none:
             return None
         return value
+
+
+class EncryptedTextCodec(Codec):
+    """A token column whose values a :class:`~shopify_sessions.TokenCipher` encrypts.
+
+    The column's own checks (length, NUL) apply to the stored text, the ciphertext.
+    """
+
+    __slots__ = ("cipher", "inner")
+
+    def __init__(self, inner: TextCodec, cipher: TokenCipher) -> None:
+        super().__init__(inner.column, optional=inner.optional, carrier=inner.carrier)
+        self.inner = inner
+        self.cipher = cipher
+
+    def encode_none(self) -> Any:
+        return self.inner.encode_none()
+
+    def encode_value(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise self._type_error("a str", value)
+        return self.inner.encode_value(self.cipher.encrypt(value))
+
+    def decode(self, value: Any) -> Any:
+        stored = self.inner.decode(value)
+        return None if stored is None else self.cipher.decrypt(stored)
+
+    def reencrypted(self, value: Any) -> Any:
+        """The stored ``value`` under the current key, or ``value`` itself if it is already."""
+        stored = self.inner.decode(value)
+        if not stored or self.cipher.is_current(stored):
+            return value
+        return self.inner.encode_value(self.cipher.encrypt(self.cipher.decrypt(stored)))
 
 
 class BooleanCodec(Codec):

@@ -10,10 +10,22 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Delete, Select, Table, bindparam, delete, select, type_coerce
+from sqlalchemy import (
+    Column,
+    Delete,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 
+from .._encryption import TokenCipher
 from .._errors import InvalidSessionError, MissingSessionTableError, SessionTableSchemaError
 from .._session import AssociatedUser, OnlineAccessInfo, Session
 from .._storage import (
@@ -24,7 +36,7 @@ from .._storage import (
     is_purgeable,
     session_order,
 )
-from ._codecs import Codec, DateTimeFormat
+from ._codecs import Codec, DateTimeFormat, EncryptedTextCodec, TextCodec
 from ._schema import compare_columns, plan_columns
 from ._upsert import build_upsert
 
@@ -37,17 +49,21 @@ class SessionTableCore:
     """The statements and row mapping for one sessions table on one dialect."""
 
     __slots__ = (
+        "_cipher",
         "_codecs",
         "_datetime_formats",
         "_expiry_codecs",
         "_expiry_page",
         "_keys",
+        "_token_codecs",
+        "_token_page",
         "delete_by_id",
         "delete_by_ids",
         "dialect",
         "select_by_id",
         "select_by_shop",
         "table",
+        "token_update",
         "upsert",
     )
 
@@ -56,10 +72,12 @@ class SessionTableCore:
         table: Table,
         dialect: Dialect,
         datetime_formats: Mapping[str, DateTimeFormat] | None = None,
+        cipher: TokenCipher | None = None,
     ) -> None:
         self.table = table
         self.dialect = dialect
         self._datetime_formats = dict(datetime_formats or {})
+        self._cipher = cipher
         plan = plan_columns(table, dialect, self._datetime_formats)
         if plan.problems:
             raise SessionTableSchemaError(describe_table(table), plan.problems)
@@ -67,6 +85,8 @@ class SessionTableCore:
 
     def _use(self, columns: Sequence[Column[Any]], codecs: Sequence[Codec]) -> None:
         """Build every statement once, for these columns and codecs."""
+        if self._cipher is not None:
+            codecs = [_encrypted(codec, self._cipher) for codec in codecs]
         self._codecs = tuple(codecs)
         self._keys = tuple(column.key for column in columns)
         carried = [
@@ -92,6 +112,23 @@ class SessionTableCore:
             select(*(carried[columns.index(by_name[name])] for name in expiry))
             .where(by_name["expires"].is_not(None), id_column > bindparam("after"))
             .order_by(id_column)
+        )
+        access, refresh = by_name["accessToken"], by_name["refreshToken"]
+        self._token_codecs = (codecs[columns.index(access)], codecs[columns.index(refresh)])
+        self._token_page = (
+            select(id_column, access, refresh)
+            .where(id_column > bindparam("after"))
+            .order_by(id_column)
+        )
+        # Compare-and-swap: a row a store changed since it was read is left alone.
+        self.token_update: Update = (
+            update(self.table)
+            .where(
+                id_column == bindparam("row_id"),
+                access.is_not_distinct_from(bindparam("old_access")),
+                refresh.is_not_distinct_from(bindparam("old_refresh")),
+            )
+            .values({access: bindparam("new_access"), refresh: bindparam("new_refresh")})
         )
 
     @property
@@ -211,9 +248,7 @@ class SessionTableCore:
 
     def expiry_page(self, size: int) -> Select[Any]:
         """The next ``size`` rows with an ``expires``, after id ``:after``, in id order."""
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise InvalidSessionError("batch_size must be a positive int")
-        return self._expiry_page.limit(size)
+        return self._expiry_page.limit(_page_size(size))
 
     def purgeable_ids(
         self, rows: Sequence[Sequence[Any]], now: datetime, cutoff: datetime
@@ -229,6 +264,33 @@ class SessionTableCore:
                 doomed.append(id)
         return doomed
 
+    def token_page(self, size: int) -> Select[Any]:
+        """The next ``size`` rows' id and tokens, after id ``:after``, in id order."""
+        if self._cipher is None:
+            raise InvalidSessionError("reencrypt_tokens needs a storage with a token_cipher")
+        return self._token_page.limit(_page_size(size))
+
+    def reencryptions(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """``token_update`` parameters for the rows not yet encrypted under the current key."""
+        access_codec, refresh_codec = self._token_codecs
+        assert isinstance(access_codec, EncryptedTextCodec)
+        assert isinstance(refresh_codec, EncryptedTextCodec)
+        updates = []
+        for id, access, refresh in rows:
+            new_access = access_codec.reencrypted(access)
+            new_refresh = refresh_codec.reencrypted(refresh)
+            if (new_access, new_refresh) != (access, refresh):
+                updates.append(
+                    {
+                        "row_id": id,
+                        "old_access": access,
+                        "old_refresh": refresh,
+                        "new_access": new_access,
+                        "new_refresh": new_refresh,
+                    }
+                )
+        return updates
+
     def sessions_from_rows(self, rows: Sequence[Sequence[Any]]) -> list[Session]:
         """The sessions of ``select_by_shop`` rows, in :func:`~shopify_sessions.session_order`."""
         return sorted(map(self.session_from_row, rows), key=session_order)
@@ -237,6 +299,18 @@ class SessionTableCore:
 def describe_table(table: Table) -> str:
     """``schema.name`` or ``name``, quoted the way it is spelled."""
     return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+
+
+def _page_size(size: object) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise InvalidSessionError("batch_size must be a positive int")
+    return size
+
+
+def _encrypted(codec: Codec, cipher: TokenCipher) -> Codec:
+    if codec.column in ("accessToken", "refreshToken") and isinstance(codec, TextCodec):
+        return EncryptedTextCodec(codec, cipher)
+    return codec
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Connection, Engine, Executable, Row, create_engine
+from sqlalchemy import URL, Connection, Engine, Executable, Row, Select, create_engine
 
+from .._encryption import TokenCipher
 from .._errors import StorageUnavailableError
 from .._session import Session
 from .._storage import expiry_cutoff
@@ -45,6 +46,9 @@ class SQLAlchemySessionStorage(StorageBase):
             name. Defaults: ISO in text columns, seconds in INTEGER columns,
             milliseconds in BIGINT and SQLite DATETIME columns (the layouts of
             Shopify's raw, Drizzle and Prisma adapters).
+        token_cipher: encrypts ``accessToken`` and ``refreshToken`` at rest (for example
+            :class:`~shopify_sessions.FernetTokenCipher`); rows stored in plaintext before
+            still load. A Node app sharing the table cannot read encrypted tokens.
         engine_options: keyword arguments for ``create_engine`` when ``engine`` is a URL.
 
     Each operation runs in its own connection and transaction, never the caller's,
@@ -65,6 +69,7 @@ class SQLAlchemySessionStorage(StorageBase):
         table: TableArgument = None,
         schema: str | None = None,
         datetime_format: DateTimeFormatArgument = None,
+        token_cipher: TokenCipher | None = None,
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._owns_engine = not isinstance(engine, Engine)
@@ -74,7 +79,7 @@ class SQLAlchemySessionStorage(StorageBase):
         else:
             engine = create_engine(engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})})
         self._engine = engine
-        super().__init__(engine.dialect, table, schema, datetime_format)
+        super().__init__(engine.dialect, table, schema, datetime_format, token_cipher)
 
     @property
     def engine(self) -> Engine:
@@ -155,9 +160,8 @@ class SQLAlchemySessionStorage(StorageBase):
         """
         core = self._ready_core()
         now, cutoff = expiry_cutoff(grace, now)
-        page = core.expiry_page(batch_size)
-        deleted, after = 0, ""
-        while rows := self._run("delete_expired_sessions", _all, page, {"after": after}):
+        deleted = 0
+        for rows in self._pages("delete_expired_sessions", core.expiry_page(batch_size)):
             doomed = core.purgeable_ids(rows, now, cutoff)
             if doomed:
                 chunks = core.ids_parameters(doomed)
@@ -165,8 +169,24 @@ class SQLAlchemySessionStorage(StorageBase):
                     "delete_expired_sessions", _execute_each, core.delete_by_ids, chunks, write=True
                 )
                 deleted += len(doomed)
-            after = rows[-1][0]
         return deleted
+
+    def reencrypt_tokens(self, *, batch_size: int = 500) -> int:
+        """Rewrite every token not yet encrypted under the token cipher's current key.
+
+        Run it after adding a key (or turning encryption on) so that old keys can be
+        retired. Rows are read and rewritten ``batch_size`` at a time; a row that a
+        store changed in between is left as the store wrote it. Returns how many rows
+        needed rewriting.
+        """
+        core = self._ready_core()
+        rewritten = 0
+        for rows in self._pages("reencrypt_tokens", core.token_page(batch_size)):
+            updates = core.reencryptions(rows)
+            if updates:
+                self._run("reencrypt_tokens", _execute, core.token_update, updates, write=True)
+                rewritten += len(updates)
+        return rewritten
 
     def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""
@@ -189,6 +209,13 @@ class SQLAlchemySessionStorage(StorageBase):
             self.check_table()
         assert self._core is not None
         return self._core
+
+    def _pages(self, operation: str, page: Select[Any]) -> Iterator[Sequence[Row[Any]]]:
+        """The rows of ``page`` (ordered by id, after ``:after``), one page at a time."""
+        after = ""
+        while rows := self._run(operation, _all, page, {"after": after}):
+            yield rows
+            after = rows[-1][0]
 
     def _run(
         self,

@@ -1,0 +1,184 @@
+"""Encryption at rest of access and refresh tokens, with key rotation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import String
+
+from conftest import Harness
+from shopify_sessions import (
+    FernetTokenCipher,
+    InvalidSessionError,
+    Session,
+    SessionStorageError,
+    TokenDecryptionError,
+)
+from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
+
+KEY_1, KEY_2 = Fernet.generate_key(), Fernet.generate_key()
+ACCESS, REFRESH = "shpat_0123456789abcdef", "shprt_fedcba9876543210"
+
+
+def sample(id: str = "offline_enc.myshopify.com", **fields: Any) -> Session:
+    fields.setdefault("access_token", ACCESS)
+    fields.setdefault("refresh_token", REFRESH)
+    return Session(id, "enc.myshopify.com", "", False, scope="write_products", **fields)
+
+
+def stored_tokens(harness: Harness, id: str) -> tuple[str, str]:
+    q = harness.quote
+    [(access, refresh)] = harness.sql(
+        f"SELECT {q('accessToken')}, {q('refreshToken')} FROM {q(harness.table_name)} "
+        f"WHERE {q('id')} = :id",
+        id=id,
+    )
+    return access, refresh
+
+
+@pytest.fixture
+async def plain(sql_harness: Harness) -> Any:
+    """A storage without encryption, on a created default table."""
+    storage = sql_harness.storage(table=sql_harness.default_table())
+    await storage.create_table()
+    return storage
+
+
+async def test_tokens_are_stored_encrypted_and_load_in_clear(
+    sql_harness: Harness, plain: Any
+) -> None:
+    storage = sql_harness.storage(
+        table=sql_harness.table_name, token_cipher=FernetTokenCipher({"k1": KEY_1})
+    )
+    session = sample()
+    await storage.store_session(session)
+    access, refresh = stored_tokens(sql_harness, session.id)
+    assert access.startswith("fernet:k1:") and refresh.startswith("fernet:k1:")
+    assert ACCESS not in access and REFRESH not in refresh
+    assert await storage.load_session(session.id) == session
+    # Without the key, the row holds nothing usable.
+    assert (await plain.load_session(session.id)).access_token == access
+
+
+async def test_plaintext_rows_still_load_and_are_reencrypted(
+    sql_harness: Harness, plain: Any
+) -> None:
+    legacy = [sample(f"legacy_{i}") for i in range(7)]
+    for session in legacy:
+        await plain.store_session(session)
+    await plain.store_session(sample("no_tokens", access_token=None, refresh_token=None))
+    storage = sql_harness.storage(
+        table=sql_harness.table_name, token_cipher=FernetTokenCipher({"k1": KEY_1})
+    )
+    for session in legacy:
+        assert await storage.load_session(session.id) == session
+
+    assert await storage.reencrypt_tokens(batch_size=3) == 7
+    assert stored_tokens(sql_harness, "legacy_0")[0].startswith("fernet:k1:")
+    assert stored_tokens(sql_harness, "no_tokens")[1] is None
+    assert await storage.reencrypt_tokens() == 0
+    for session in legacy:
+        assert await storage.load_session(session.id) == session
+
+
+async def test_key_rotation(sql_harness: Harness, plain: Any) -> None:
+    old = sql_harness.storage(
+        table=sql_harness.table_name, token_cipher=FernetTokenCipher({"k1": KEY_1})
+    )
+    for index in range(5):
+        await old.store_session(sample(f"rotate_{index}"))
+
+    both = FernetTokenCipher({"k2": KEY_2, "k1": KEY_1})
+    rotating = sql_harness.storage(table=sql_harness.table_name, token_cipher=both)
+    assert await rotating.load_session("rotate_0") == sample("rotate_0")
+    await rotating.store_session(sample("rotate_new"))
+    assert stored_tokens(sql_harness, "rotate_new")[0].startswith("fernet:k2:")
+    assert await rotating.reencrypt_tokens(batch_size=2) == 5
+
+    only_new = sql_harness.storage(
+        table=sql_harness.table_name, token_cipher=FernetTokenCipher({"k2": KEY_2})
+    )
+    for index in range(5):
+        assert await only_new.load_session(f"rotate_{index}") == sample(f"rotate_{index}")
+
+
+async def test_unknown_key_or_altered_text_is_a_typed_error(
+    sql_harness: Harness, plain: Any
+) -> None:
+    writer = sql_harness.storage(
+        table=sql_harness.table_name, token_cipher=FernetTokenCipher({"k1": KEY_1})
+    )
+    await writer.store_session(sample())
+    stranger = sql_harness.storage(
+        table=sql_harness.table_name, token_cipher=FernetTokenCipher({"k9": KEY_2})
+    )
+    with pytest.raises(TokenDecryptionError, match="'k1'") as raised:
+        await stranger.load_session(sample().id)
+    assert isinstance(raised.value, SessionStorageError)
+
+    access, _ = stored_tokens(sql_harness, sample().id)
+    q = sql_harness.quote
+    sql_harness.sql(
+        f"UPDATE {q(sql_harness.table_name)} SET {q('accessToken')} = :v",
+        v=access[:-8] + "AAAAAAA=",
+    )
+    with pytest.raises(TokenDecryptionError) as raised:
+        await writer.load_session(sample().id)
+    assert ACCESS not in str(raised.value)
+
+
+async def test_ciphertext_too_long_for_the_column_is_refused_before_sending(
+    sql_harness: Harness,
+) -> None:
+    table = sql_harness.default_table()
+    table.c.accessToken.type = String(255)
+    table.create(sql_harness.raw)
+    storage = sql_harness.storage(
+        table=sql_harness.table_name, token_cipher=FernetTokenCipher({"k1": KEY_1})
+    )
+    await storage.store_session(sample(access_token="shpat_" + "a" * 32))
+    with pytest.raises(InvalidSessionError, match="accessToken"):
+        await storage.store_session(sample("long", access_token="shpat_" + "a" * 150))
+    assert await storage.load_session("long") is None
+
+
+async def test_reencrypt_needs_a_cipher(plain: Any) -> None:
+    with pytest.raises(InvalidSessionError, match="token_cipher"):
+        await plain.reencrypt_tokens()
+
+
+def test_cipher_rejects_bad_configuration_and_hides_keys() -> None:
+    with pytest.raises(ValueError):
+        FernetTokenCipher({})
+    with pytest.raises(ValueError):
+        FernetTokenCipher({"a:b": KEY_1})
+    with pytest.raises(ValueError):
+        FernetTokenCipher({"k1": KEY_1}, current="k2")
+    cipher = FernetTokenCipher({"k1": KEY_1})
+    assert KEY_1.decode() not in repr(cipher)
+    assert cipher.decrypt("shpat_plain") == "shpat_plain"
+    assert cipher.decrypt(cipher.encrypt("tök€n")) == "tök€n"
+
+
+async def test_reencryption_leaves_alone_a_row_a_store_changed_meanwhile(
+    sql_harness: Harness, plain: Any
+) -> None:
+    await plain.store_session(sample())
+    assert sql_harness.raw is not None
+    storage = SQLAlchemySessionStorage(
+        sql_harness.raw, table=sql_harness.table_name, token_cipher=FernetTokenCipher({"k1": KEY_1})
+    )
+    storage.check_table()
+    core = storage._core
+    assert core is not None
+    with sql_harness.raw.connect() as connection:
+        rows = connection.execute(core.token_page(10), {"after": ""}).all()
+    updates = core.reencryptions(rows)
+    assert len(updates) == 1
+
+    storage.store_session(sample(access_token="shpat_rotated_meanwhile"))
+    with sql_harness.raw.begin() as connection:
+        assert connection.execute(core.token_update, updates).rowcount == 0
+    assert storage.load_session(sample().id).access_token == "shpat_rotated_meanwhile"
