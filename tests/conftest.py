@@ -150,6 +150,18 @@ class Harness:
                 AsyncMemorySessionStorage() if self.backend.is_async else MemorySessionStorage()
             )
             return memory if self.backend.is_async else Awaited(memory)
+        # Built from the URL, as the README shows: the storage owns its engine.
+        url = self.backend.url(self.sqlite_path)
+        if self.backend.is_async:
+            storage = AsyncSQLAlchemySessionStorage(url, **options)
+            self._closers.append(storage.close)
+            return storage
+        sync_storage = SQLAlchemySessionStorage(url, **options)
+        self._closers.append(sync_storage.close)
+        return Awaited(sync_storage)
+
+    def engine_storage(self, **options: Any) -> Any:
+        """A storage on an Engine the test built (transactional, SQLAlchemy's defaults)."""
         url = self.backend.url(self.sqlite_path)
         if self.backend.is_async:
             engine = create_async_engine(url)

@@ -282,3 +282,16 @@ async def test_timestamp_with_time_zone_column(server_harness: Harness) -> None:
         f"SELECT extract(epoch from {q('expires')}) FROM {q(server_harness.table_name)}"
     )
     assert float(epoch) == session.expires.timestamp()
+
+
+async def test_a_transactional_engine_of_the_users(sql_harness: Harness) -> None:
+    storage = sql_harness.engine_storage(table=sql_harness.default_table())
+    await storage.create_table()
+    sessions = [sample(f"user_engine_{i}") for i in range(1_200)]
+    for session in sessions[:3]:
+        await storage.store_session(session)
+    assert await storage.load_session(sessions[0].id) == sessions[0]
+    assert len(await storage.find_sessions_by_shop("shop.myshopify.com")) == 3
+    # More than one DELETE statement: one transaction on this engine.
+    assert await storage.delete_sessions([s.id for s in sessions]) is True
+    assert await storage.find_sessions_by_shop("shop.myshopify.com") == []

@@ -22,7 +22,13 @@ from ._base import (
 )
 from ._core import SessionTableCore
 from ._schema import reflect_table
-from ._translate import connect_errors, statement_errors
+from ._translate import (
+    FAILURES,
+    connect_errors,
+    connect_failure,
+    statement_errors,
+    statement_failure,
+)
 
 logger = logging.getLogger("shopify_sessions")
 
@@ -84,7 +90,14 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
                 engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})}
             )
         self._engine = engine
-        super().__init__(engine.dialect, table, schema, datetime_format, token_cipher)
+        super().__init__(
+            engine.dialect,
+            table,
+            schema,
+            datetime_format,
+            token_cipher,
+            engine.get_execution_options(),
+        )
 
     @property
     def engine(self) -> AsyncEngine:
@@ -243,11 +256,20 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
     async def _attempt(
         self, operation: str, work: Work[T], statement: Executable, parameters: Any, write: bool
     ) -> T:
-        async with self._connection(operation) as connection:
-            if not write:
-                return await work(connection, statement, parameters)
-            async with connection.begin():
-                return await work(connection, statement, parameters)
+        try:
+            connection = await self._engine.connect()
+        except FAILURES as error:
+            raise connect_failure(self._table_name, error) from error
+        try:
+            try:
+                if not write or self._autocommit:
+                    return await work(connection, statement, parameters)
+                async with connection.begin():
+                    return await work(connection, statement, parameters)
+            finally:
+                await connection.close()
+        except FAILURES as error:
+            raise statement_failure(operation, self._table_name, error) from error
 
     @asynccontextmanager
     async def _connection(self, operation: str) -> AsyncIterator[AsyncConnection]:

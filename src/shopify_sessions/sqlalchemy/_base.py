@@ -22,15 +22,23 @@ DATETIME_COLUMNS = ("expires", "refreshTokenExpires")
 #: What ``table=`` accepts: a Table, a declarative model class, a table name, or None.
 TableArgument = Table | type[Any] | str | None
 
-#: Engine options of engines built from a URL: check pooled connections before use, and
-#: keep bound parameters (tokens) out of the text of SQLAlchemy's exceptions.
-DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+#: Engine options of engines built from a URL. Every operation is one statement, or
+#: one batch, so autocommit makes a read one round trip with no BEGIN or ROLLBACK
+#: (skip_autocommit_rollback spares the ROLLBACK that PyMySQL would otherwise send at
+#: each checkin); a connection found dead is replaced by the storage's retry, so no
+#: pre-ping round trip either. Bound parameters (tokens) stay out of exception text.
+DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
+    "isolation_level": "AUTOCOMMIT",
+    "skip_autocommit_rollback": True,
+    "hide_parameters": True,
+}
 
 
 class StorageBase:
     """Holds the table and its core; checks the real table once, at first use."""
 
     __slots__ = (
+        "_autocommit",
         "_cipher",
         "_core",
         "_datetime_formats",
@@ -39,6 +47,7 @@ class StorageBase:
         "_ready",
         "_schema",
         "_table",
+        "_table_name",
     )
 
     def __init__(
@@ -48,8 +57,15 @@ class StorageBase:
         schema: str | None,
         datetime_format: DateTimeFormatArgument,
         token_cipher: TokenCipher | None,
+        execution_options: Mapping[str, Any],
     ) -> None:
         check_dialect(dialect.name)
+        # Writes on an autocommit engine are single statements that commit by themselves:
+        # a transaction around them would only add a COMMIT round trip (PyMySQL sends one).
+        isolation = execution_options.get("isolation_level") or vars(dialect).get(
+            "_on_connect_isolation_level"
+        )
+        self._autocommit = isolation == "AUTOCOMMIT"
         if token_cipher is not None and not isinstance(token_cipher, TokenCipher):
             raise TypeError(f"token_cipher must be a TokenCipher, not {token_cipher!r}")
         self._cipher = token_cipher
@@ -66,6 +82,10 @@ class StorageBase:
             self._name, self._schema = table, schema
             self._core = None
         self._ready = False
+        #: The table as messages name it; kept, as every operation's errors need it.
+        self._table_name = (
+            describe_table(self._table) if self._table is not None else f'"{self._name}"'
+        )
 
     @property
     def table(self) -> Table:
@@ -79,10 +99,6 @@ class StorageBase:
                 f'the table "{self._name}" has not been reflected yet: call check_table() first'
             )
         return self._core.table
-
-    @property
-    def _table_name(self) -> str:
-        return describe_table(self._table) if self._table is not None else f'"{self._name}"'
 
     def _adopt(self, real: Table | None) -> SessionTableCore:
         """Check the reflected table and return the core to run statements with."""

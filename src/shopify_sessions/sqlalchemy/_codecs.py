@@ -8,6 +8,7 @@ before any statement runs. Messages name the column, never the value (it may be 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -56,6 +57,10 @@ class Codec:
     def decode(self, value: Any) -> Any:
         return value
 
+    def decoder(self) -> Callable[[Any], Any] | None:
+        """:meth:`decode`, or ``None`` where it returns values unchanged (no call needed)."""
+        return None if type(self).decode is Codec.decode else self.decode
+
     def _type_error(self, expected: str, value: object) -> InvalidSessionError:
         return InvalidSessionError(f"{self.column} must be {expected}, got {type(value).__name__}")
 
@@ -97,6 +102,9 @@ class TextCodec(Codec):
         if value == "" and self.empty_is_none:
             return None
         return value
+
+    def decoder(self) -> Callable[[Any], Any] | None:
+        return self.decode if self.empty_is_none else None
 
 
 class EncryptedTextCodec(Codec):

@@ -52,6 +52,7 @@ class SessionTableCore:
         "_cipher",
         "_codecs",
         "_datetime_formats",
+        "_decoders",
         "_expiry_codecs",
         "_expiry_page",
         "_keys",
@@ -88,6 +89,7 @@ class SessionTableCore:
         if self._cipher is not None:
             codecs = [_encrypted(codec, self._cipher) for codec in codecs]
         self._codecs = tuple(codecs)
+        self._decoders = tuple(codec.decoder() for codec in codecs)
         self._keys = tuple(column.key for column in columns)
         carried = [
             column if codec.carrier is None else type_coerce(column, codec.carrier)
@@ -218,7 +220,10 @@ class SessionTableCore:
             email_verified,
             refresh_token,
             refresh_token_expires,
-        ) = (codec.decode(value) for codec, value in zip(self._codecs, row, strict=True))
+        ) = [
+            value if decode is None else decode(value)
+            for decode, value in zip(self._decoders, row, strict=True)
+        ]
         online_access_info = None
         if is_online:
             online_access_info = OnlineAccessInfo(

@@ -21,7 +21,13 @@ from ._base import (
 )
 from ._core import SessionTableCore
 from ._schema import reflect_table
-from ._translate import connect_errors, statement_errors
+from ._translate import (
+    FAILURES,
+    connect_errors,
+    connect_failure,
+    statement_errors,
+    statement_failure,
+)
 
 logger = logging.getLogger("shopify_sessions")
 
@@ -79,7 +85,14 @@ class SQLAlchemySessionStorage(StorageBase):
         else:
             engine = create_engine(engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})})
         self._engine = engine
-        super().__init__(engine.dialect, table, schema, datetime_format, token_cipher)
+        super().__init__(
+            engine.dialect,
+            table,
+            schema,
+            datetime_format,
+            token_cipher,
+            engine.get_execution_options(),
+        )
 
     @property
     def engine(self) -> Engine:
@@ -240,11 +253,18 @@ class SQLAlchemySessionStorage(StorageBase):
     def _attempt(
         self, operation: str, work: Work[T], statement: Executable, parameters: Any, write: bool
     ) -> T:
-        with self._connection(operation) as connection:
-            if not write:
-                return work(connection, statement, parameters)
-            with connection.begin():
-                return work(connection, statement, parameters)
+        try:
+            connection = self._engine.connect()
+        except FAILURES as error:
+            raise connect_failure(self._table_name, error) from error
+        try:
+            with connection:
+                if not write or self._autocommit:
+                    return work(connection, statement, parameters)
+                with connection.begin():
+                    return work(connection, statement, parameters)
+        except FAILURES as error:
+            raise statement_failure(operation, self._table_name, error) from error
 
     @contextmanager
     def _connection(self, operation: str) -> Iterator[Connection]:

@@ -13,35 +13,40 @@ from sqlalchemy import exc
 
 from .._errors import SessionStorageError, StorageOperationError, StorageUnavailableError
 
+#: What a database operation can fail with, besides this package's own errors.
+FAILURES = (exc.SQLAlchemyError, OSError)
+
+
+def connect_failure(table: str, error: BaseException) -> StorageUnavailableError:
+    """Any failure to get a connection means the database is unavailable."""
+    return StorageUnavailableError(f"cannot connect to the database of {table}: {_reason(error)}")
+
+
+def statement_failure(operation: str, table: str, error: BaseException) -> SessionStorageError:
+    """A lost connection means unavailable; any other database failure, a failed operation."""
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return StorageUnavailableError(
+            f"{operation} on {table}: the connection was lost: {_reason(error)}"
+        )
+    return StorageOperationError(f"{operation} on {table} failed: {_reason(error)}")
+
 
 @contextmanager
 def connect_errors(table: str) -> Iterator[None]:
-    """Any failure to get a connection means the database is unavailable."""
+    """Raise :func:`connect_failure` for a failure inside the block."""
     try:
         yield
-    except SessionStorageError:
-        raise
-    except (exc.SQLAlchemyError, OSError) as error:
-        raise StorageUnavailableError(
-            f"cannot connect to the database of {table}: {_reason(error)}"
-        ) from error
+    except FAILURES as error:
+        raise connect_failure(table, error) from error
 
 
 @contextmanager
 def statement_errors(operation: str, table: str) -> Iterator[None]:
-    """A lost connection means unavailable; any other database failure, a failed operation."""
+    """Raise :func:`statement_failure` for a failure inside the block."""
     try:
         yield
-    except SessionStorageError:
-        raise
-    except exc.DBAPIError as error:
-        if error.connection_invalidated:
-            raise StorageUnavailableError(
-                f"{operation} on {table}: the connection was lost: {_reason(error)}"
-            ) from error
-        raise StorageOperationError(f"{operation} on {table} failed: {_reason(error)}") from error
-    except (exc.SQLAlchemyError, OSError) as error:
-        raise StorageOperationError(f"{operation} on {table} failed: {_reason(error)}") from error
+    except FAILURES as error:
+        raise statement_failure(operation, table, error) from error
 
 
 def _reason(error: BaseException) -> str:

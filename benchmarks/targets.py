@@ -1,0 +1,266 @@
+"""The six targets (database x driver), how to open each side, and untimed admin work.
+
+Admin work (creating and dropping tables, counting and dumping rows, bulk pre-fill,
+EXPLAIN, server versions) always goes through the dialect's sync driver and is never
+timed.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import URL, MetaData, make_url
+
+from shopify_sessions import Session
+from shopify_sessions.sqlalchemy import (
+    AsyncSQLAlchemySessionStorage,
+    SQLAlchemySessionStorage,
+    session_table,
+)
+
+from . import raw
+from .data import BENCH_SHOP_PREFIX
+
+POSTGRESQL_URL = os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One database and driver."""
+
+    name: str
+    dialect: str  # "postgresql", "mysql" or "sqlite"
+    driver: str  # the SQLAlchemy driver name
+    is_async: bool
+
+
+TARGETS = (
+    Target("postgresql-psycopg", "postgresql", "psycopg", False),
+    Target("postgresql-asyncpg", "postgresql", "asyncpg", True),
+    Target("mariadb-pymysql", "mysql", "pymysql", False),
+    Target("mariadb-aiomysql", "mysql", "aiomysql", True),
+    Target("sqlite-sqlite3", "sqlite", "pysqlite", False),
+    Target("sqlite-aiosqlite", "sqlite", "aiosqlite", True),
+)
+SYNC_DRIVER = {"postgresql": "psycopg", "mysql": "pymysql", "sqlite": "pysqlite"}
+
+
+class Servers:
+    """Where the databases are: the test suite's server URLs and a SQLite file."""
+
+    def __init__(self, sqlite_path: str, library_engine_options: dict[str, Any] | None = None):
+        self.sqlite_path = sqlite_path
+        #: Extra ``engine_options`` for the library's storages (none: the library's defaults).
+        self.library_engine_options = library_engine_options or {}
+        self.postgresql: URL = make_url(POSTGRESQL_URL)
+        self.mysql: URL = make_url(MYSQL_URL)
+
+    def url(self, dialect: str, driver: str) -> str:
+        """The SQLAlchemy URL of ``dialect`` through ``driver``."""
+        if dialect == "sqlite":
+            return f"sqlite+{driver}:///{self.sqlite_path}"
+        base = self.postgresql if dialect == "postgresql" else self.mysql
+        url = base.set(drivername=f"{base.get_backend_name()}+{driver}")
+        return url.render_as_string(hide_password=False)
+
+    def postgresql_dsn(self) -> str:
+        return self.postgresql.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def mysql_args(self, database_key: str = "database") -> dict[str, Any]:
+        url = self.mysql
+        return {
+            "host": url.host or "127.0.0.1",
+            "port": url.port or 3306,
+            "user": url.username or "root",
+            "password": url.password or "",
+            database_key: url.database,
+        }
+
+
+# ------------------------------------------------------------------ the two sides
+
+
+def library_storage(target: Target, servers: Servers, table: str) -> Any:
+    """The library's storage on ``table``, built from a URL as the README shows."""
+    url = servers.url(target.dialect, target.driver)
+    declared = session_table(MetaData(), table)
+    options = servers.library_engine_options or None
+    if target.is_async:
+        return AsyncSQLAlchemySessionStorage(url, table=declared, engine_options=options)
+    return SQLAlchemySessionStorage(url, table=declared, engine_options=options)
+
+
+def raw_sync_storage(target: Target, servers: Servers, table: str) -> Any:
+    """The hand-written sync storage of ``target``."""
+    if target.dialect == "postgresql":
+        return raw.PsycopgStorage(servers.postgresql_dsn(), table)
+    if target.dialect == "mysql":
+        return raw.PyMySQLStorage(servers.mysql_args(), table)
+    return raw.Sqlite3Storage(servers.sqlite_path, table)
+
+
+async def raw_async_storage(target: Target, servers: Servers, table: str) -> Any:
+    """The hand-written asyncio storage of ``target``."""
+    if target.dialect == "postgresql":
+        return await raw.AsyncpgStorage.open(servers.postgresql_dsn(), table)
+    if target.dialect == "mysql":
+        return await raw.AiomysqlStorage.open(servers.mysql_args("db"), table)
+    return await raw.AiosqliteStorage.open(servers.sqlite_path, table)
+
+
+# ------------------------------------------------------------------------- admin
+
+
+class Admin:
+    """Untimed work on one dialect's tables, through its sync driver."""
+
+    def __init__(self, dialect: str, servers: Servers) -> None:
+        self.dialect = dialect
+        self.servers = servers
+        self._connection: Any = self._connect()
+        self._mark = "?" if dialect == "sqlite" else "%s"
+        self._quote = "`" if dialect == "mysql" else '"'
+
+    def _connect(self) -> Any:
+        if self.dialect == "postgresql":
+            import psycopg
+
+            return psycopg.connect(self.servers.postgresql_dsn(), autocommit=True)
+        if self.dialect == "mysql":
+            import pymysql
+
+            return pymysql.connect(**self.servers.mysql_args(), autocommit=True)
+        return sqlite3.connect(self.servers.sqlite_path, isolation_level=None)
+
+    def _q(self, name: str) -> str:
+        return f"{self._quote}{name}{self._quote}"
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        cursor = self._connection.cursor()
+        try:
+            if params:
+                cursor.execute(sql, params)
+            else:
+                cursor.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def _execute(self, sql: str) -> None:
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+
+    def create_table(self, table: str) -> None:
+        """Create the library's default table under ``table``, with the library."""
+        url = self.servers.url(self.dialect, SYNC_DRIVER[self.dialect])
+        storage = SQLAlchemySessionStorage(url, table=session_table(MetaData(), table))
+        try:
+            storage.create_table()
+        finally:
+            storage.close()
+
+    def drop_table(self, table: str) -> None:
+        self._execute(f"DROP TABLE IF EXISTS {self._q(table)}")
+
+    def count(self, table: str) -> int:
+        return int(self._rows(f"SELECT COUNT(*) FROM {self._q(table)}")[0][0])
+
+    def dump(self, table: str) -> list[tuple[Any, ...]]:
+        """The benchmark's rows (not the pre-fill), by id, as the driver reads them."""
+        columns = ", ".join(self._q(c) for c in raw.COLUMNS)
+        rows = self._rows(
+            f"SELECT {columns} FROM {self._q(table)} WHERE {self._q('shop')} LIKE {self._mark} "
+            f"ORDER BY {self._q('id')}",
+            (f"{BENCH_SHOP_PREFIX}%",),
+        )
+        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
+
+    def server_version(self) -> str:
+        if self.dialect == "postgresql":
+            return str(self._rows("SHOW server_version")[0][0]).split()[0]
+        if self.dialect == "mysql":
+            return str(self._rows("SELECT VERSION()")[0][0])
+        return sqlite3.sqlite_version
+
+    def prefill(self, table: str, sessions: Iterable[Session], batch: int = 10_000) -> None:
+        """Bulk-insert ``sessions`` (COPY on PostgreSQL, executemany elsewhere), then ANALYZE."""
+        columns = ", ".join(self._q(c) for c in raw.COLUMNS)
+        if self.dialect == "postgresql":
+            with (
+                self._connection.cursor() as cursor,
+                cursor.copy(f"COPY {self._q(table)} ({columns}) FROM STDIN") as copy,
+            ):
+                for session in sessions:
+                    copy.write_row(raw.server_params(session))
+            self._execute(f"ANALYZE {self._q(table)}")
+            return
+        encode = raw.sqlite_params if self.dialect == "sqlite" else raw.server_params
+        marks = ", ".join([self._mark] * len(raw.COLUMNS))
+        insert = f"INSERT INTO {self._q(table)} ({columns}) VALUES ({marks})"
+        cursor = self._connection.cursor()
+        try:
+            for rows in _batches((encode(s) for s in sessions), batch):
+                cursor.execute("BEGIN")
+                cursor.executemany(insert, rows)
+                cursor.execute("COMMIT")
+            cursor.execute(
+                f"ANALYZE TABLE {self._q(table)}" if self.dialect == "mysql" else "ANALYZE"
+            )
+            if self.dialect == "mysql":
+                cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def copy_rows(self, source: str, target: str) -> None:
+        """Copy every row of ``source`` into ``target`` (same columns), then ANALYZE."""
+        self._execute(f"INSERT INTO {self._q(target)} SELECT * FROM {self._q(source)}")
+        if self.dialect == "mysql":
+            self._rows(f"ANALYZE TABLE {self._q(target)}")
+        else:
+            self._execute(f"ANALYZE {self._q(target)}")
+
+    def explain(self, table: str, shop: str, id: str) -> dict[str, list[str]]:
+        """The plans of the library's find-by-shop and load-by-id selects."""
+        sql = raw.statements(self.dialect, table, "format" if self._mark == "%s" else "qmark")
+        return {
+            "find (by shop)": self._plan(sql.select_by_shop, shop),
+            "load (by id)": self._plan(sql.select_by_id, id),
+        }
+
+    def _plan(self, select: str, value: str) -> list[str]:
+        if self.dialect == "postgresql":
+            import psycopg
+
+            with psycopg.ClientCursor(self._connection) as cursor:
+                cursor.execute(f"EXPLAIN {select}", (value,))
+                return [str(row[0]) for row in cursor.fetchall()]
+        if self.dialect == "sqlite":
+            return [str(row[3]) for row in self._rows(f"EXPLAIN QUERY PLAN {select}", (value,))]
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute(f"EXPLAIN {select}", (value,))
+            names = [d[0] for d in cursor.description]
+            return [
+                ", ".join(f"{n}={v}" for n, v in zip(names, row, strict=True))
+                for row in cursor.fetchall()
+            ]
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def _batches(items: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
