@@ -55,3 +55,12 @@ class StorageUnavailableError(SessionStorageError):
 
 class StorageOperationError(SessionStorageError):
     """The database was reached but failed or refused the statement."""
+
+
+class StorageConflictError(StorageOperationError):
+    """The database gave up on the statement because of concurrent work.
+
+    A deadlock, a lock wait timeout, a serialization failure, or SQLite's "database is
+    locked" after its busy timeout. Operations are idempotent, so the storages retry
+    these a few times before raising.
+    """

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -7,11 +8,16 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Executable, Row, Select
+from sqlalchemy import URL, Executable, Row, Select, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .._encryption import TokenCipher
-from .._errors import StorageUnavailableError
+from .._errors import (
+    MissingSessionTableError,
+    SessionStorageError,
+    StorageConflictError,
+    StorageUnavailableError,
+)
 from .._session import Session
 from .._storage import expiry_cutoff
 from ._base import (
@@ -19,6 +25,8 @@ from ._base import (
     DateTimeFormatArgument,
     StorageBase,
     TableArgument,
+    check_retries,
+    retry_delay,
 )
 from ._core import SessionTableCore
 from ._schema import reflect_table
@@ -34,7 +42,7 @@ logger = logging.getLogger("shopify_sessions")
 
 T = TypeVar("T")
 #: What an operation does with its connection: execute ``statement`` with ``parameters``.
-Work = Callable[[AsyncConnection, Executable, Any], Awaitable[T]]
+Work = Callable[[AsyncConnection, Any, Any], Awaitable[T]]
 
 
 class AsyncSQLAlchemySessionStorage(StorageBase):
@@ -115,17 +123,38 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             await connection.run_sync(table.create, checkfirst=True)
         self._ready = False
 
-    async def check_table(self) -> None:
+    async def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
         """Check the real table now rather than at first use.
+
+        Args:
+            retries: how many more times to try while the database is unavailable or the
+                table does not exist yet (migrations may still be running at startup).
+            retry_interval: seconds between tries.
 
         Raises:
             MissingSessionTableError: the table does not exist.
             SessionTableSchemaError: it cannot hold sessions; lists every problem.
-            StorageUnavailableError: the database cannot be reached.
+            StorageUnavailableError: the database cannot be reached; the cause is attached.
         """
-        async with self._connection("check_table") as connection:
-            real = await connection.run_sync(reflect_table, self._name, self._schema)
-        self._adopt(real)
+        check_retries(retries, retry_interval)
+        for attempt in range(retries + 1):
+            try:
+                real = await self._run("check_table", _reflect, None, (self._name, self._schema))
+                self._adopt(real)
+                return
+            except (StorageUnavailableError, MissingSessionTableError) as error:
+                if attempt == retries:
+                    raise
+                logger.warning("check_table: %s; trying again in %ss", error, retry_interval)
+                await asyncio.sleep(retry_interval)
+
+    async def is_ready(self, *, retries: int = 0, retry_interval: float = 5.0) -> bool:
+        """Whether the table can be used now: :meth:`check_table` without the exception."""
+        try:
+            await self.check_table(retries=retries, retry_interval=retry_interval)
+        except SessionStorageError:
+            return False
+        return True
 
     async def store_session(self, session: Session) -> bool:
         """Insert or replace ``session`` in one atomic upsert. Returns ``True``."""
@@ -237,24 +266,35 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         self,
         operation: str,
         work: Work[T],
-        statement: Executable,
+        statement: Executable | None,
         parameters: Any,
         *,
         write: bool = False,
     ) -> T:
-        """Run ``work`` on a connection of its own; if that connection was lost, once more.
+        """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
 
         Every operation is idempotent, so repeating one whose connection died (a
-        server restart, an idle timeout, a killed backend) is safe.
+        server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
         """
-        try:
-            return await self._attempt(operation, work, statement, parameters, write)
-        except StorageUnavailableError as error:
-            logger.warning("%s: retrying once on a new connection (%s)", operation, error)
-            return await self._attempt(operation, work, statement, parameters, write)
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(operation, work, statement, parameters, write)
+            except (StorageUnavailableError, StorageConflictError) as error:
+                delay = retry_delay(error, attempt)
+                if delay is None:
+                    raise
+                logger.warning("%s: %s; trying again", operation, error)
+                await asyncio.sleep(delay)
+                attempt += 1
 
     async def _attempt(
-        self, operation: str, work: Work[T], statement: Executable, parameters: Any, write: bool
+        self,
+        operation: str,
+        work: Work[T],
+        statement: Executable | None,
+        parameters: Any,
+        write: bool,
     ) -> T:
         try:
             connection = await self._engine.connect()
@@ -303,3 +343,9 @@ async def _all(
     connection: AsyncConnection, statement: Executable, parameters: Any
 ) -> Sequence[Row[Any]]:
     return (await connection.execute(statement, parameters)).all()
+
+
+async def _reflect(
+    connection: AsyncConnection, statement: None, location: tuple[str, str | None]
+) -> Table | None:
+    return await connection.run_sync(reflect_table, *location)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,7 +10,12 @@ from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Dialect
 
 from .._encryption import TokenCipher
-from .._errors import MissingSessionTableError
+from .._errors import (
+    MissingSessionTableError,
+    SessionStorageError,
+    StorageConflictError,
+    StorageUnavailableError,
+)
 from ._codecs import DATETIME_FORMATS, DateTimeFormat
 from ._core import SessionTableCore, describe_table
 from ._table import DEFAULT_TABLE_NAME, session_table
@@ -113,6 +119,32 @@ class StorageBase:
         self._core = core
         self._ready = True
         return core
+
+
+#: How often an operation is tried again after a conflict with concurrent work.
+CONFLICT_RETRIES = 4
+
+
+def retry_delay(error: SessionStorageError, attempt: int) -> float | None:
+    """Seconds to wait before trying an operation again after ``error``, or ``None``.
+
+    Every operation is idempotent, so repeating one is safe: once, at once, after a
+    lost connection (the pool hands out a fresh one); a few times, with a growing
+    jittered pause, after a deadlock or lock timeout.
+    """
+    if isinstance(error, StorageUnavailableError):
+        return 0.0 if attempt == 0 else None
+    if isinstance(error, StorageConflictError) and attempt < CONFLICT_RETRIES:
+        return 0.005 * (1 << attempt) * (1 + random.random())
+    return None
+
+
+def check_retries(retries: int, retry_interval: float) -> None:
+    """Refuse a negative or non-numeric ``retries`` / ``retry_interval``."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError("retries must be an int of 0 or more")
+    if not isinstance(retry_interval, (int, float)) or retry_interval < 0:
+        raise ValueError("retry_interval must be a number of seconds, 0 or more")
 
 
 def _datetime_formats(argument: DateTimeFormatArgument) -> dict[str, DateTimeFormat]:

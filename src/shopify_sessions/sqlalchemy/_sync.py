@@ -1,16 +1,22 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Connection, Engine, Executable, Row, Select, create_engine
+from sqlalchemy import URL, Connection, Engine, Executable, Row, Select, Table, create_engine
 
 from .._encryption import TokenCipher
-from .._errors import StorageUnavailableError
+from .._errors import (
+    MissingSessionTableError,
+    SessionStorageError,
+    StorageConflictError,
+    StorageUnavailableError,
+)
 from .._session import Session
 from .._storage import expiry_cutoff
 from ._base import (
@@ -18,6 +24,8 @@ from ._base import (
     DateTimeFormatArgument,
     StorageBase,
     TableArgument,
+    check_retries,
+    retry_delay,
 )
 from ._core import SessionTableCore
 from ._schema import reflect_table
@@ -33,7 +41,7 @@ logger = logging.getLogger("shopify_sessions")
 
 T = TypeVar("T")
 #: What an operation does with its connection: execute ``statement`` with ``parameters``.
-Work = Callable[[Connection, Executable, Any], T]
+Work = Callable[[Connection, Any, Any], T]
 
 
 class SQLAlchemySessionStorage(StorageBase):
@@ -110,17 +118,38 @@ class SQLAlchemySessionStorage(StorageBase):
             table.create(connection, checkfirst=True)
         self._ready = False
 
-    def check_table(self) -> None:
+    def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
         """Check the real table now rather than at first use.
+
+        Args:
+            retries: how many more times to try while the database is unavailable or the
+                table does not exist yet (migrations may still be running at startup).
+            retry_interval: seconds between tries.
 
         Raises:
             MissingSessionTableError: the table does not exist.
             SessionTableSchemaError: it cannot hold sessions; lists every problem.
-            StorageUnavailableError: the database cannot be reached.
+            StorageUnavailableError: the database cannot be reached; the cause is attached.
         """
-        with self._connection("check_table") as connection:
-            real = reflect_table(connection, self._name, self._schema)
-        self._adopt(real)
+        check_retries(retries, retry_interval)
+        for attempt in range(retries + 1):
+            try:
+                real = self._run("check_table", _reflect, None, (self._name, self._schema))
+                self._adopt(real)
+                return
+            except (StorageUnavailableError, MissingSessionTableError) as error:
+                if attempt == retries:
+                    raise
+                logger.warning("check_table: %s; trying again in %ss", error, retry_interval)
+                time.sleep(retry_interval)
+
+    def is_ready(self, *, retries: int = 0, retry_interval: float = 5.0) -> bool:
+        """Whether the table can be used now: :meth:`check_table` without the exception."""
+        try:
+            self.check_table(retries=retries, retry_interval=retry_interval)
+        except SessionStorageError:
+            return False
+        return True
 
     def store_session(self, session: Session) -> bool:
         """Insert or replace ``session`` in one atomic upsert. Returns ``True``."""
@@ -234,24 +263,35 @@ class SQLAlchemySessionStorage(StorageBase):
         self,
         operation: str,
         work: Work[T],
-        statement: Executable,
+        statement: Executable | None,
         parameters: Any,
         *,
         write: bool = False,
     ) -> T:
-        """Run ``work`` on a connection of its own; if that connection was lost, once more.
+        """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
 
         Every operation is idempotent, so repeating one whose connection died (a
-        server restart, an idle timeout, a killed backend) is safe.
+        server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
         """
-        try:
-            return self._attempt(operation, work, statement, parameters, write)
-        except StorageUnavailableError as error:
-            logger.warning("%s: retrying once on a new connection (%s)", operation, error)
-            return self._attempt(operation, work, statement, parameters, write)
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(operation, work, statement, parameters, write)
+            except (StorageUnavailableError, StorageConflictError) as error:
+                delay = retry_delay(error, attempt)
+                if delay is None:
+                    raise
+                logger.warning("%s: %s; trying again", operation, error)
+                time.sleep(delay)
+                attempt += 1
 
     def _attempt(
-        self, operation: str, work: Work[T], statement: Executable, parameters: Any, write: bool
+        self,
+        operation: str,
+        work: Work[T],
+        statement: Executable | None,
+        parameters: Any,
+        write: bool,
     ) -> T:
         try:
             connection = self._engine.connect()
@@ -291,3 +331,9 @@ def _first(connection: Connection, statement: Executable, parameters: Any) -> Ro
 
 def _all(connection: Connection, statement: Executable, parameters: Any) -> Sequence[Row[Any]]:
     return connection.execute(statement, parameters).all()
+
+
+def _reflect(
+    connection: Connection, statement: None, location: tuple[str, str | None]
+) -> Table | None:
+    return reflect_table(connection, *location)

@@ -11,7 +11,12 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc
 
-from .._errors import SessionStorageError, StorageOperationError, StorageUnavailableError
+from .._errors import (
+    SessionStorageError,
+    StorageConflictError,
+    StorageOperationError,
+    StorageUnavailableError,
+)
 
 #: What a database operation can fail with, besides this package's own errors.
 FAILURES = (exc.SQLAlchemyError, OSError)
@@ -23,12 +28,34 @@ def connect_failure(table: str, error: BaseException) -> StorageUnavailableError
 
 
 def statement_failure(operation: str, table: str, error: BaseException) -> SessionStorageError:
-    """A lost connection means unavailable; any other database failure, a failed operation."""
+    """A lost connection means unavailable; concurrent work, a conflict; else a failed operation."""
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return StorageUnavailableError(
             f"{operation} on {table}: the connection was lost: {_reason(error)}"
         )
+    if is_conflict(error):
+        return StorageConflictError(f"{operation} on {table} met concurrent work: {_reason(error)}")
     return StorageOperationError(f"{operation} on {table} failed: {_reason(error)}")
+
+
+#: Driver error codes of a deadlock, a lock wait timeout or a serialization failure:
+#: MySQL/MariaDB error numbers, PostgreSQL SQLSTATEs.
+_MYSQL_CONFLICTS = frozenset({1205, 1213})
+_POSTGRESQL_CONFLICTS = frozenset({"40001", "40P01", "55P03"})
+
+
+def is_conflict(error: BaseException) -> bool:
+    """Whether ``error`` is the database giving way to concurrent work (worth retrying)."""
+    if not isinstance(error, exc.DBAPIError) or error.orig is None:
+        return False
+    cause = error.orig
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    if sqlstate in _POSTGRESQL_CONFLICTS:
+        return True
+    arguments = getattr(cause, "args", ())
+    if arguments and arguments[0] in _MYSQL_CONFLICTS:
+        return True
+    return "database is locked" in str(cause)
 
 
 @contextmanager
