@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -32,9 +31,7 @@ from ._core import SessionTableCore
 from ._schema import reflect_table
 from ._translate import (
     FAILURES,
-    connect_errors,
     connect_failure,
-    statement_errors,
     statement_failure,
 )
 
@@ -68,8 +65,11 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             still load. A Node app sharing the table cannot read encrypted tokens.
         engine_options: keyword arguments for ``create_async_engine`` when ``engine`` is a URL.
 
-    Each operation runs in its own connection and transaction, never the caller's,
-    so a token write commits even if the caller's unit of work rolls back. The first
+    Each operation runs on a connection of its own, never in the caller's unit of work,
+    so a token write commits even if the caller's transaction rolls back: a single
+    autocommitted statement on the engine the storage builds from a URL, a transaction
+    of its own on an ``Engine`` you pass. An operation whose connection was lost, or
+    that lost a deadlock, is run again (every operation is idempotent). The first
     operation checks the real table (see :meth:`check_table`).
 
     Raises:
@@ -118,9 +118,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         Meant for prototypes and tests, like ``drizzle-kit push``; manage production
         schemas with migrations (Alembic) using :func:`session_table`.
         """
-        table = self.table
-        async with self._connection("create_table") as connection, connection.begin():
-            await connection.run_sync(table.create, checkfirst=True)
+        await self._run("create_table", _create, None, self.table, write=True)
         self._ready = False
 
     async def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
@@ -311,16 +309,6 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         except FAILURES as error:
             raise statement_failure(operation, self._table_name, error) from error
 
-    @asynccontextmanager
-    async def _connection(self, operation: str) -> AsyncIterator[AsyncConnection]:
-        with connect_errors(self._table_name):
-            connection = await self._engine.connect()
-        try:
-            with statement_errors(operation, self._table_name):
-                yield connection
-        finally:
-            await connection.close()
-
 
 async def _execute(connection: AsyncConnection, statement: Executable, parameters: Any) -> None:
     await connection.execute(statement, parameters)
@@ -349,3 +337,7 @@ async def _reflect(
     connection: AsyncConnection, statement: None, location: tuple[str, str | None]
 ) -> Table | None:
     return await connection.run_sync(reflect_table, *location)
+
+
+async def _create(connection: AsyncConnection, statement: None, table: Table) -> None:
+    await connection.run_sync(table.create, checkfirst=True)

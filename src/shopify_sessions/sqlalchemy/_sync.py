@@ -3,7 +3,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -31,9 +30,7 @@ from ._core import SessionTableCore
 from ._schema import reflect_table
 from ._translate import (
     FAILURES,
-    connect_errors,
     connect_failure,
-    statement_errors,
     statement_failure,
 )
 
@@ -65,8 +62,11 @@ class SQLAlchemySessionStorage(StorageBase):
             still load. A Node app sharing the table cannot read encrypted tokens.
         engine_options: keyword arguments for ``create_engine`` when ``engine`` is a URL.
 
-    Each operation runs in its own connection and transaction, never the caller's,
-    so a token write commits even if the caller's unit of work rolls back. The first
+    Each operation runs on a connection of its own, never in the caller's unit of work,
+    so a token write commits even if the caller's transaction rolls back: a single
+    autocommitted statement on the engine the storage builds from a URL, a transaction
+    of its own on an ``Engine`` you pass. An operation whose connection was lost, or
+    that lost a deadlock, is run again (every operation is idempotent). The first
     operation checks the real table (see :meth:`check_table`).
 
     Raises:
@@ -113,9 +113,7 @@ class SQLAlchemySessionStorage(StorageBase):
         Meant for prototypes and tests, like ``drizzle-kit push``; manage production
         schemas with migrations (Alembic) using :func:`session_table`.
         """
-        table = self.table
-        with self._connection("create_table") as connection, connection.begin():
-            table.create(connection, checkfirst=True)
+        self._run("create_table", _create, None, self.table, write=True)
         self._ready = False
 
     def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
@@ -306,13 +304,6 @@ class SQLAlchemySessionStorage(StorageBase):
         except FAILURES as error:
             raise statement_failure(operation, self._table_name, error) from error
 
-    @contextmanager
-    def _connection(self, operation: str) -> Iterator[Connection]:
-        with connect_errors(self._table_name):
-            connection = self._engine.connect()
-        with connection, statement_errors(operation, self._table_name):
-            yield connection
-
 
 def _execute(connection: Connection, statement: Executable, parameters: Any) -> None:
     connection.execute(statement, parameters)
@@ -337,3 +328,7 @@ def _reflect(
     connection: Connection, statement: None, location: tuple[str, str | None]
 ) -> Table | None:
     return reflect_table(connection, *location)
+
+
+def _create(connection: Connection, statement: None, table: Table) -> None:
+    table.create(connection, checkfirst=True)

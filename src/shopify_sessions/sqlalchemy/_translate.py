@@ -6,9 +6,6 @@ statement and its parameters, which would put tokens into logs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from sqlalchemy import exc
 
 from .._errors import (
@@ -56,24 +53,6 @@ def is_conflict(error: BaseException) -> bool:
     if arguments and arguments[0] in _MYSQL_CONFLICTS:
         return True
     return "database is locked" in str(cause)
-
-
-@contextmanager
-def connect_errors(table: str) -> Iterator[None]:
-    """Raise :func:`connect_failure` for a failure inside the block."""
-    try:
-        yield
-    except FAILURES as error:
-        raise connect_failure(table, error) from error
-
-
-@contextmanager
-def statement_errors(operation: str, table: str) -> Iterator[None]:
-    """Raise :func:`statement_failure` for a failure inside the block."""
-    try:
-        yield
-    except FAILURES as error:
-        raise statement_failure(operation, table, error) from error
 
 
 def _reason(error: BaseException) -> str:
