@@ -38,6 +38,7 @@ from shopify_sessions import (
     Session,
     SessionStorageError,
     SessionTableSchemaError,
+    StorageConflictError,
     StorageOperationError,
     StorageUnavailableError,
     UnsupportedDialectError,
@@ -56,7 +57,12 @@ from shopify_sessions.sqlalchemy._codecs import (
 )
 from shopify_sessions.sqlalchemy._core import SessionTableCore
 from shopify_sessions.sqlalchemy._schema import plan_columns
-from shopify_sessions.sqlalchemy._translate import connect_errors, statement_errors
+from shopify_sessions.sqlalchemy._translate import (
+    FAILURES,
+    connect_failure,
+    is_conflict,
+    statement_failure,
+)
 from shopify_sessions.sqlalchemy._upsert import build_upsert, check_dialect
 
 UTC = timezone.utc
@@ -861,49 +867,65 @@ def test_ids_parameters_refuses_a_single_string() -> None:
 # --- 7. error translation ---------------------------------------------------------
 
 
-def test_statement_errors_hide_statement_and_parameters() -> None:
+def test_statement_failure_hides_statement_and_parameters() -> None:
     original = operational_error()
-    with pytest.raises(StorageOperationError) as raised, statement_errors("load", '"session"'):
-        raise original
-    message = str(raised.value)
+    failure = statement_failure("load", '"session"', original)
+    assert isinstance(failure, StorageOperationError)
+    assert not isinstance(failure, StorageUnavailableError)
+    message = str(failure)
     assert SECRET not in message
     assert "SELECT" not in message
     assert "boom" in message
-    assert raised.value.__cause__ is original
-    assert not isinstance(raised.value, StorageUnavailableError)
 
 
-def test_statement_errors_lost_connection_is_unavailable() -> None:
-    original = operational_error(connection_invalidated=True)
-    with pytest.raises(StorageUnavailableError) as raised, statement_errors("load", '"session"'):
-        raise original
-    assert SECRET not in str(raised.value)
-    assert "SELECT" not in str(raised.value)
-    assert raised.value.__cause__ is original
+def test_statement_failure_of_a_lost_connection_is_unavailable() -> None:
+    failure = statement_failure("load", '"session"', operational_error(connection_invalidated=True))
+    assert isinstance(failure, StorageUnavailableError)
+    assert SECRET not in str(failure)
+    assert "SELECT" not in str(failure)
 
 
 @pytest.mark.parametrize("error", [OSError("disk"), exc.NoSuchTableError("session")])
-def test_statement_errors_wrap_other_failures(error: Exception) -> None:
-    with pytest.raises(StorageOperationError) as raised, statement_errors("store", "t"):
-        raise error
-    assert raised.value.__cause__ is error
+def test_statement_failure_of_other_failures(error: Exception) -> None:
+    assert isinstance(error, FAILURES)
+    assert type(statement_failure("store", "t", error)) is StorageOperationError
 
 
 @pytest.mark.parametrize("error", [OSError("network down"), ConnectionRefusedError(111, "refused")])
-def test_connect_errors_wrap_os_errors_as_unavailable(error: OSError) -> None:
-    with pytest.raises(StorageUnavailableError) as raised, connect_errors('"session"'):
-        raise error
-    assert raised.value.__cause__ is error
-    assert '"session"' in str(raised.value)
+def test_connect_failure_of_os_errors_is_unavailable(error: OSError) -> None:
+    failure = connect_failure('"session"', error)
+    assert isinstance(failure, StorageUnavailableError)
+    assert '"session"' in str(failure)
 
 
-def test_connect_errors_wrap_sqlalchemy_errors_without_the_statement() -> None:
-    original = operational_error()
-    with pytest.raises(StorageUnavailableError) as raised, connect_errors("t"):
-        raise original
-    assert SECRET not in str(raised.value)
-    assert "SELECT" not in str(raised.value)
-    assert raised.value.__cause__ is original
+def test_connect_failure_without_the_statement() -> None:
+    failure = connect_failure("t", operational_error())
+    assert SECRET not in str(failure)
+    assert "SELECT" not in str(failure)
+
+
+class _Driver(Exception):
+    def __init__(self, *args: object, sqlstate: str | None = None) -> None:
+        super().__init__(*args)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("driver_error", "conflict"),
+    [
+        (_Driver(1213, "Deadlock found when trying to get lock"), True),
+        (_Driver(1205, "Lock wait timeout exceeded"), True),
+        (_Driver("deadlock detected", sqlstate="40P01"), True),
+        (_Driver("could not serialize access", sqlstate="40001"), True),
+        (_Driver("database is locked"), True),
+        (_Driver(1062, "Duplicate entry"), False),
+        (_Driver("syntax error", sqlstate="42601"), False),
+    ],
+)
+def test_conflicts_are_told_apart(driver_error: Exception, conflict: bool) -> None:
+    error = exc.OperationalError("UPDATE ...", {}, driver_error)
+    assert is_conflict(error) is conflict
+    assert isinstance(statement_failure("store", "t", error), StorageConflictError) is conflict
 
 
 @pytest.mark.parametrize(
@@ -912,18 +934,9 @@ def test_connect_errors_wrap_sqlalchemy_errors_without_the_statement() -> None:
         InvalidSessionError("bad"),
         MissingSessionTableError("gone"),
         StorageUnavailableError("down"),
-        SessionTableSchemaError("t", ["p"]),
+        KeyError("not a database failure"),
     ],
 )
-def test_package_errors_pass_through_unchanged(error: SessionStorageError) -> None:
-    for context in (connect_errors("t"), statement_errors("load", "t")):
-        with pytest.raises(SessionStorageError) as raised, context:
-            raise error
-        assert raised.value is error
-
-
-def test_unrelated_errors_pass_through_unchanged() -> None:
-    error = KeyError("not a database failure")
-    with pytest.raises(KeyError) as raised, statement_errors("load", "t"):
-        raise error
-    assert raised.value is error
+def test_only_database_failures_are_translated(error: Exception) -> None:
+    # The storages translate what FAILURES catches; everything else passes through as it is.
+    assert not isinstance(error, FAILURES)

@@ -100,6 +100,7 @@ class SessionTableCore:
             for column, codec in zip(columns, codecs, strict=True)
         }
         by_name = {column.name: column for column in columns}
+        position = {column.name: index for index, column in enumerate(columns)}
         id_column, shop_column = by_name["id"], by_name["shop"]
         self.upsert: Insert = build_upsert(self.table, values, self.dialect.name)
         self.select_by_id: Select[Any] = select(*carried).where(id_column == bindparam("id"))
@@ -109,14 +110,14 @@ class SessionTableCore:
             id_column.in_(bindparam("ids", expanding=True))
         )
         expiry = ("id", "expires", "refreshToken", "refreshTokenExpires")
-        self._expiry_codecs = tuple(codecs[columns.index(by_name[name])] for name in expiry)
+        self._expiry_codecs = tuple(codecs[position[name]] for name in expiry)
         self._expiry_page = (
-            select(*(carried[columns.index(by_name[name])] for name in expiry))
+            select(*(carried[position[name]] for name in expiry))
             .where(by_name["expires"].is_not(None), id_column > bindparam("after"))
             .order_by(id_column)
         )
         access, refresh = by_name["accessToken"], by_name["refreshToken"]
-        self._token_codecs = (codecs[columns.index(access)], codecs[columns.index(refresh)])
+        self._token_codecs = (codecs[position["accessToken"]], codecs[position["refreshToken"]])
         self._token_page = (
             select(id_column, access, refresh)
             .where(id_column > bindparam("after"))
