@@ -1,8 +1,14 @@
 """SQL session storage on SQLAlchemy 2.x: PostgreSQL, MySQL/MariaDB and SQLite, sync and asyncio."""
 
-from ._async import AsyncSQLAlchemySessionStorage
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from ._sync import SQLAlchemySessionStorage
 from ._table import COLUMNS, DEFAULT_TABLE_NAME, session_table
+
+if TYPE_CHECKING:
+    from ._async import AsyncSQLAlchemySessionStorage
 
 __all__ = [
     "COLUMNS",
@@ -12,5 +18,17 @@ __all__ = [
     "session_table",
 ]
 
-for _name in ("AsyncSQLAlchemySessionStorage", "SQLAlchemySessionStorage", "session_table"):
+for _name in ("SQLAlchemySessionStorage", "session_table"):
     globals()[_name].__module__ = __name__
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: SQLAlchemy's asyncio support needs greenlet, which only the
+    # async extras install, and a sync application should not need it.
+    if name == "AsyncSQLAlchemySessionStorage":
+        from ._async import AsyncSQLAlchemySessionStorage
+
+        AsyncSQLAlchemySessionStorage.__module__ = __name__
+        globals()[name] = AsyncSQLAlchemySessionStorage
+        return AsyncSQLAlchemySessionStorage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
