@@ -6,6 +6,7 @@ project's machines); every test starts its server again, whatever happens.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import threading
@@ -147,7 +148,10 @@ def kill(harness: Harness, backend: int) -> bool:
         return False
 
 
-async def test_killed_connections_are_replaced_invisibly(server_harness: Harness) -> None:
+async def test_killed_connections_are_replaced_invisibly(
+    server_harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     storage = server_harness.storage(table=server_harness.default_table())
     backends = record_backends(storage, server_harness.backend.server)  # before any connection
     await storage.create_table()
@@ -187,6 +191,9 @@ async def test_killed_connections_are_replaced_invisibly(server_harness: Harness
         stop.set()
         thread.join()
     assert events >= 30
+    retries = [r for r in caplog.records if r.name == "shopify_sessions"]
+    assert retries, "the retries are logged"
+    assert not [r for r in caplog.records if "shpat_outage" in r.getMessage()]
     assert killed >= 20  # a KILL can find its connection already gone (replaced meanwhile)
     name = server_harness.backend.name
     print(f"{name}: {killed} backends killed in {events} events, {progress} operations")
