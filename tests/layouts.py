@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shopify_sessions import Session
+
 USER_TEXT = ("firstName", "lastName", "email", "locale")
 USER_BOOLEANS = ("accountOwner", "collaborator", "emailVerified")
 
@@ -27,6 +29,28 @@ class Layout:
 
     def ddl(self, table: str, quote: str) -> str:
         return self.template.format(t=f"{quote}{table}{quote}", n=table)
+
+
+def keeps_milliseconds(adapter: str, server: str, column: str) -> bool:
+    """Whether the Node layout keeps milliseconds in ``column`` (observed with the packages).
+
+    The raw adapters store epoch seconds, except ``refreshTokenExpires`` on PostgreSQL
+    (milliseconds); Drizzle's MySQL ``timestamp`` has no fraction; the rest keep them.
+    """
+    if adapter == "raw":
+        return server == "postgresql" and column == "refreshTokenExpires"
+    return (adapter, server) != ("drizzle", "mysql")
+
+
+def as_stored(adapter: str, server: str, session: Session) -> Session:
+    """``session`` as it reads back from the layout: whole seconds where it keeps no more."""
+    copy = session.copy()
+    if copy.expires is not None and not keeps_milliseconds(adapter, server, "expires"):
+        copy.expires = copy.expires.replace(microsecond=0)
+    late = copy.refresh_token_expires
+    if late is not None and not keeps_milliseconds(adapter, server, "refreshTokenExpires"):
+        copy.refresh_token_expires = late.replace(microsecond=0)
+    return copy
 
 
 def _columns(q: str, **types: str) -> str:

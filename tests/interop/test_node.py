@@ -31,6 +31,7 @@ from conftest import (
     new_harness,
     require_server,
 )
+from layouts import as_stored
 from shopify_sessions import AssociatedUser, OnlineAccessInfo, Session
 from shopify_sessions._time import from_epoch_ms, to_epoch_ms
 
@@ -160,23 +161,6 @@ def kinds() -> list[Session]:
     ]
 
 
-def keeps_ms(adapter: str, server: str, column: str) -> bool:
-    """Whether the Node layout keeps milliseconds in ``column`` (observed with the packages)."""
-    if adapter == "raw":
-        return server == "postgresql" and column == "refreshTokenExpires"
-    return (adapter, server) != ("drizzle", "mysql")
-
-
-def as_layout_keeps_it(adapter: str, server: str, session: Session) -> Session:
-    copy = session.copy()
-    if copy.expires is not None and not keeps_ms(adapter, server, "expires"):
-        copy.expires = copy.expires.replace(microsecond=0)
-    late = copy.refresh_token_expires
-    if late is not None and not keeps_ms(adapter, server, "refreshTokenExpires"):
-        copy.refresh_token_expires = late.replace(microsecond=0)
-    return copy
-
-
 def as_node_writes(adapter: str, session: Session) -> Session:
     """``session`` as the Node adapter stores it: Prisma writes absent user booleans as false."""
     copy = session.copy()
@@ -260,7 +244,7 @@ async def test_node_writes_python_reads(cell: tuple[str, Harness]) -> None:
     for session in sessions:
         loaded = await storage.load_session(session.id)
         written = as_node_writes(adapter, session)
-        expected = as_layout_keeps_it(adapter, harness.backend.server, written)
+        expected = as_stored(adapter, harness.backend.server, written)
         assert loaded == expected, session.id
         if session.online_access_info is not None:
             assert (
@@ -282,7 +266,7 @@ async def test_python_writes_node_reads(cell: tuple[str, Harness]) -> None:
     storage = python_storage(harness)
     sessions = kinds()
     ids = [s.id for s in sessions]
-    expected = [to_spec(as_layout_keeps_it(adapter, harness.backend.server, s)) for s in sessions]
+    expected = [to_spec(as_stored(adapter, harness.backend.server, s)) for s in sessions]
 
     # What Node reads from rows Node wrote itself is the yardstick ...
     node("store", sessions=[to_spec(s) for s in sessions])
@@ -322,7 +306,7 @@ async def test_an_update_from_one_side_is_seen_by_the_other(cell: tuple[str, Har
     refreshed.access_token, refreshed.refresh_token = "shpat_new", "shprt_new"
     refreshed.expires = datetime(2030, 1, 1, 2, 0, tzinfo=UTC)
     await storage.store_session(refreshed)
-    expected = as_layout_keeps_it(adapter, harness.backend.server, refreshed)
+    expected = as_stored(adapter, harness.backend.server, refreshed)
     assert node("load", ids=[session.id], expected=[to_spec(expected)])["equals"] == [True]
 
     invalidated = expected.copy()  # what invalidateAccessToken does in Node

@@ -5,9 +5,8 @@ from __future__ import annotations
 import multiprocessing
 from typing import Any
 
-from hammer import HOT_IDS, SHOP, consistent, run_async, run_sync
-
 from conftest import Harness
+from hammer import HOT_IDS, SHOP, consistent, run_async, run_sync
 
 PROCESSES, WORKERS, SECONDS = 3, 4, 2.0
 

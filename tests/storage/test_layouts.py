@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from layouts import LAYOUTS, Layout
 
 from conftest import SQL_BACKENDS, Backend, Harness, close_harness, new_harness, require_server
+from layouts import LAYOUTS, Layout, as_stored, keeps_milliseconds
 from shopify_sessions import AssociatedUser, InvalidSessionError, OnlineAccessInfo, Session
 
 UTC = timezone.utc
@@ -37,27 +37,33 @@ async def case(
     await close_harness(harness)
 
 
-def keeps_milliseconds(layout: Layout, column: str) -> bool:
-    if layout.adapter == "raw":
-        return layout.server == "postgresql" and column == "refreshTokenExpires"
-    return (layout.adapter, layout.server) != ("drizzle", "mysql")
-
-
 def stored_form(layout: Layout, column: str, moment: datetime) -> Any:
     """How the Node adapter of ``layout`` writes ``moment`` into ``column``."""
     milliseconds = int(moment.timestamp() * 1000)
     if layout.adapter == "raw":
-        return milliseconds if keeps_milliseconds(layout, column) else milliseconds // 1000
+        return (
+            milliseconds
+            if keeps_milliseconds(layout.adapter, layout.server, column)
+            else milliseconds // 1000
+        )
     if layout.server == "sqlite":
         if layout.adapter == "drizzle":
             return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
         return milliseconds  # Prisma's native SQLite engine
     naive = moment.replace(tzinfo=None)
-    return naive if keeps_milliseconds(layout, column) else naive.replace(microsecond=0)
+    return (
+        naive
+        if keeps_milliseconds(layout.adapter, layout.server, column)
+        else naive.replace(microsecond=0)
+    )
 
 
 def loaded_form(layout: Layout, column: str, moment: datetime) -> datetime:
-    return moment if keeps_milliseconds(layout, column) else moment.replace(microsecond=0)
+    return (
+        moment
+        if keeps_milliseconds(layout.adapter, layout.server, column)
+        else moment.replace(microsecond=0)
+    )
 
 
 def offline_session() -> Session:
@@ -97,25 +103,15 @@ def online_session() -> Session:
     )
 
 
-def as_stored(layout: Layout, session: Session) -> Session:
-    """``session`` as it reads back from ``layout`` (whole seconds where the column has them)."""
-    copy = session.copy()
-    if copy.expires is not None:
-        copy.expires = loaded_form(layout, "expires", copy.expires)
-    if copy.refresh_token_expires is not None:
-        copy.refresh_token_expires = loaded_form(
-            layout, "refreshTokenExpires", copy.refresh_token_expires
-        )
-    return copy
-
-
 async def test_python_round_trips_every_kind_of_session(case: tuple[Harness, Layout]) -> None:
     harness, layout = case
     storage = harness.storage(table=harness.table_name)
     bare = Session("offline_bare.myshopify.com", "layout.myshopify.com", "", False)
     for session in (offline_session(), online_session(), bare):
         await storage.store_session(session)
-        assert await storage.load_session(session.id) == as_stored(layout, session)
+        assert await storage.load_session(session.id) == as_stored(
+            layout.adapter, layout.server, session
+        )
     found = await storage.find_sessions_by_shop("layout.myshopify.com")
     assert len(found) == 3
 
