@@ -1,3 +1,9 @@
+"""The asyncio SQL storage: the one hand-written shell.
+
+``_sync.py`` is generated from this file by ``scripts/unasync.py`` (CI checks that it
+is): edit here, then run the script.
+"""
+
 from __future__ import annotations
 
 import asyncio
@@ -200,7 +206,10 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
     ) -> int:
         """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
 
-        See :meth:`SQLAlchemySessionStorage.delete_expired_sessions`.
+        A session whose refresh token is still valid (or has no expiry) is kept, as
+        it can still get a new access token. Rows are read and deleted ``batch_size``
+        at a time, each batch in its own transaction, so memory and locks stay bounded
+        whatever the size of the table. Returns how many sessions were deleted.
         """
         core = await self._ready_core()
         now, cutoff = expiry_cutoff(grace, now)
@@ -218,7 +227,10 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
     async def reencrypt_tokens(self, *, batch_size: int = 500) -> int:
         """Rewrite every token not yet encrypted under the token cipher's current key.
 
-        See :meth:`SQLAlchemySessionStorage.reencrypt_tokens`.
+        Run it after adding a key (or turning encryption on) so that old keys can be
+        retired. Rows are read and rewritten ``batch_size`` at a time; a row that a
+        store changed in between is left as the store wrote it. Returns how many rows
+        needed rewriting.
         """
         core = await self._ready_core()
         rewritten = 0

@@ -1,3 +1,10 @@
+# Generated from _async.py by scripts/unasync.py: edit that file, then run the script.
+"""The asyncio SQL storage: the one hand-written shell.
+
+``_sync.py`` is generated from this file by ``scripts/unasync.py`` (CI checks that it
+is): edit here, then run the script.
+"""
+
 from __future__ import annotations
 
 import logging
@@ -296,11 +303,13 @@ class SQLAlchemySessionStorage(StorageBase):
         except FAILURES as error:
             raise connect_failure(self._table_name, error) from error
         try:
-            with connection:
+            try:
                 if not write or self._autocommit:
                     return work(connection, statement, parameters)
                 with connection.begin():
                     return work(connection, statement, parameters)
+            finally:
+                connection.close()
         except FAILURES as error:
             raise statement_failure(operation, self._table_name, error) from error
 
