@@ -20,6 +20,10 @@ HEADER = "# Generated from _async.py by scripts/unasync.py: edit that file, then
 
 #: Applied in order, each to the whole file.
 REWRITES = [
+    (
+        r'(?s)\A"""The asyncio SQL storage: the one hand-written shell\..*?"""',
+        '"""The synchronous SQL storage."""',
+    ),
     (r"^import asyncio$", "import time"),
     (r"\basyncio\.sleep\(", "time.sleep("),
     (

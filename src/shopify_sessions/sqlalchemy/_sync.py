@@ -1,9 +1,5 @@
 # Generated from _async.py by scripts/unasync.py: edit that file, then run the script.
-"""The asyncio SQL storage: the one hand-written shell.
-
-``_sync.py`` is generated from this file by ``scripts/unasync.py`` (CI checks that it
-is): edit here, then run the script.
-"""
+"""The synchronous SQL storage."""
 
 from __future__ import annotations
 
