@@ -6,33 +6,47 @@ from ._encryption import FernetTokenCipher, TokenCipher, TokenDecryptionError
 from ._errors import (
     InvalidSessionError,
     InvalidShopError,
+    LockTimeoutError,
     MissingSessionTableError,
+    ReauthorizationRequiredError,
     SessionStorageError,
     SessionTableSchemaError,
     StorageConflictError,
     StorageOperationError,
     StorageUnavailableError,
+    TokenPersistenceError,
+    TokenRefreshError,
     UnsupportedDialectError,
 )
 from ._memory import AsyncMemorySessionStorage, MemorySessionStorage
 from ._scopes import AuthScopes
 from ._session import AssociatedUser, OnlineAccessInfo, Session
 from ._shop import is_valid_shop, offline_session_id, online_session_id, sanitize_shop
-from ._storage import AsyncSessionStorage, SessionStorage, session_order
+from ._storage import (
+    AsyncLockingSessionStorage,
+    AsyncSessionStorage,
+    LockingSessionStorage,
+    SessionStorage,
+    session_order,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AssociatedUser",
+    "AsyncLockingSessionStorage",
     "AsyncMemorySessionStorage",
     "AsyncSessionStorage",
     "AuthScopes",
     "FernetTokenCipher",
     "InvalidSessionError",
     "InvalidShopError",
+    "LockTimeoutError",
+    "LockingSessionStorage",
     "MemorySessionStorage",
     "MissingSessionTableError",
     "OnlineAccessInfo",
+    "ReauthorizationRequiredError",
     "Session",
     "SessionStorage",
     "SessionStorageError",
@@ -42,6 +56,8 @@ __all__ = [
     "StorageUnavailableError",
     "TokenCipher",
     "TokenDecryptionError",
+    "TokenPersistenceError",
+    "TokenRefreshError",
     "UnsupportedDialectError",
     "is_valid_shop",
     "offline_session_id",
