@@ -39,7 +39,7 @@ REWRITES = [
         r"^from sqlalchemy\.ext\.asyncio import AsyncConnection, AsyncEngine, create_async_engine$",
         "from sqlalchemy import Connection, Engine, create_engine",
     ),
-    (r"\bAwaitable\[T\]", "T"),
+    (r"\bAwaitable\[(\w+)\]", r"\1"),
     (r"\bAwaitable, ", ""),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAsyncConnection\b", "Connection"),
