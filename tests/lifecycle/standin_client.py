@@ -62,6 +62,8 @@ class StandIn:
         assert self.process.stdin is not None
         self.process.stdin.close()
         self.process.wait(10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
 
     def reset(self, **config: Any) -> None:
         self.control.post("reset", json=config).raise_for_status()
