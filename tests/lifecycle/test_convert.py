@@ -180,7 +180,7 @@ def test_bad_input_is_refused() -> None:
         session_from_token(TokenExchangeAccessToken(**{**OFFLINE.__dict__, "expires": "soon"}))
     with pytest.raises(InvalidSessionError, match="user"):
         session_from_token(TokenExchangeAccessToken(**{**ONLINE.__dict__, "user": None}))
-    with pytest.raises(InvalidSessionError, match="myshopify.com"):
+    with pytest.raises(InvalidSessionError, match=r"myshopify\.com"):
         token_from_session(Session("offline_a.shop.dev", "a.shop.dev", "", False))
     with pytest.raises(InvalidSessionError):
         token_from_session("offline_my-shop")  # type: ignore[arg-type]

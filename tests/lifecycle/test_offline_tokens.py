@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from fixtures import shop, standin, tokens_for  # noqa: F401
 from shopify_sessions import (
     AssociatedUser,
     InvalidShopError,
@@ -122,9 +121,11 @@ async def test_invalid_grant_requires_reauthorization_and_keeps_the_row(
     old = standin.seeded_session(shop, access_expires_in=-1)
     await storage.store_session(old)
     standin.fault(shop, "invalid_grant")
-    with caplog.at_level(logging.DEBUG, logger="shopify_sessions"):
-        with pytest.raises(ReauthorizationRequiredError) as raised:
-            await tokens_for().get(shop)
+    with (
+        caplog.at_level(logging.DEBUG, logger="shopify_sessions"),
+        pytest.raises(ReauthorizationRequiredError) as raised,
+    ):
+        await tokens_for().get(shop)
     assert (raised.value.shop, raised.value.code) == (shop, "invalid_grant")
     assert await storage.load_session(old.id) == old
     assert any(r.levelno == logging.WARNING and r.shop == shop for r in caplog.records)
