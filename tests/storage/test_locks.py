@@ -248,10 +248,7 @@ async def test_sessions_due_for_refresh(storage: Any) -> None:
         await storage.store_session(session)
     target = storage.target if isinstance(storage, Awaited) else storage
     batches = target.sessions_due_for_refresh(now + timedelta(days=7), batch_size=2)
-    if hasattr(batches, "__aiter__"):
-        found = [batch async for batch in batches]
-    else:
-        found = list(batches)
+    found = [b async for b in batches] if hasattr(batches, "__aiter__") else list(batches)
     assert all(0 < len(batch) <= 2 for batch in found)
     assert [s for batch in found for s in batch] == due
     with pytest.raises(InvalidSessionError, match="batch_size"):
