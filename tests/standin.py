@@ -72,7 +72,7 @@ class State:
             "refresh_token_expires_in": int(self.refresh_lifetime),
         }
         if not self.omit_expires:
-            answer["expires_in"] = self.access_lifetime
+            answer["expires_in"] = int(self.access_lifetime)
         return answer
 
     def _revoke(self, shop: str) -> None:
