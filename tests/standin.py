@@ -18,6 +18,7 @@ worker process of a test sees the same state. Shops are told apart by the Host h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sys
@@ -200,7 +201,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client died waiting
+            self.wfile.write(data)
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
@@ -234,6 +236,8 @@ class Handler(BaseHTTPRequestHandler):
                     self._answer(404, {})
             return
         if self.path == "/admin/oauth/access_token":
+            with STATE.lock:
+                STATE.counts[shop]["arrived"] += 1
             if STATE.latency:
                 time.sleep(STATE.latency)
             with STATE.lock:
