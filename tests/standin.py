@@ -4,12 +4,13 @@ Run as a process of its own (``python standin.py``: it prints its port), so that
 worker process of a test sees the same state. Shops are told apart by the Host header
 (``my-shop.myshopify.com``); the tests route ``https://*.myshopify.com`` here.
 
-- ``POST /admin/oauth/access_token``: refresh (``grant_type=refresh_token``) and the
-  legacy token exchange. Refresh tokens rotate; in ``strict`` mode a second use of a
-  refresh token is a breach that revokes every token of the shop (a lockout); in
-  ``grace`` mode (Shopify since 2026-08-28) a used refresh token stays usable until its
-  replacement is used, and a repeated legacy exchange returns the same pair. A legacy
-  token is exchanged once, and stops working for the Admin API when it is.
+- ``POST /admin/oauth/access_token``: refresh (``grant_type=refresh_token``), the
+  legacy token exchange, and App Home's token exchange of a session token (HS256 with
+  the app's secret) for an expiring offline pair. Refresh tokens rotate; in ``strict``
+  mode a second use of a refresh token is a breach that revokes every token of the shop
+  (a lockout); in ``grace`` mode (Shopify since 2026-08-28) a used refresh token stays
+  usable until its replacement is used, and a repeated legacy exchange returns the same
+  pair. A legacy token is exchanged once, and stops working for the Admin API when it is.
 - ``POST /admin/api/<version>/graphql.json``: 200 with a valid access token, 401 for an
   expired, revoked or unknown one.
 - ``/_control/...``: reset, configure, seed tokens, queue faults (``503``,
@@ -28,10 +29,14 @@ from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-CLIENT_ID, CLIENT_SECRET = "standin-client-id", "standin-client-secret"
+import jwt
+
+CLIENT_ID = "standin-client-id"
+CLIENT_SECRET = "standin-client-secret-of-32-bytes-or-more"
 REFRESH = "refresh_token"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 OFFLINE = "urn:shopify:params:oauth:token-type:offline-access-token"
+ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 SCOPE = "read_products,write_orders"
 
 
@@ -115,6 +120,8 @@ class State:
             return self._refresh(shop, body.get("refresh_token"), counts)
         if grant == EXCHANGE and body.get("subject_token_type") == OFFLINE:
             return self._exchange(shop, body, counts)
+        if grant == EXCHANGE and body.get("subject_token_type") == ID_TOKEN:
+            return self._exchange_id_token(shop, body, counts)
         return 400, {"error": "unsupported_grant_type"}
 
     def _refresh(self, shop: str, token: Any, counts: Counter[str]) -> tuple[int, dict[str, Any]]:
@@ -163,6 +170,26 @@ class State:
         counts["exchanges"] += 1
         return 200, record["pair"]
 
+    def _exchange_id_token(
+        self, shop: str, body: dict[str, Any], counts: Counter[str]
+    ) -> tuple[int, dict[str, Any]]:
+        """App Home's token exchange: a session token signed with the app's secret."""
+        counts["id_token_exchanges"] += 1
+        try:
+            claims = jwt.decode(
+                body.get("subject_token") or "",
+                CLIENT_SECRET,
+                algorithms=["HS256"],
+                audience=CLIENT_ID,
+            )
+        except jwt.PyJWTError:
+            return 400, {"error": "invalid_subject_token"}
+        if claims.get("dest") != f"https://{shop}":
+            return 400, {"error": "invalid_subject_token", "error_description": "wrong shop"}
+        if body.get("requested_token_type") != OFFLINE or str(body.get("expiring")) != "1":
+            return 400, {"error": "invalid_request", "error_description": "expiring offline only"}
+        return 200, self._pair(shop)
+
     def admin(self, shop: str, token: str | None) -> tuple[int, dict[str, Any]]:
         counts = self.counts[shop]
         record = self.access.get(token or "")
@@ -177,7 +204,7 @@ class State:
             counts["admin_401"] += 1
             return 401, {"errors": "[API] Invalid API key or access token"}
         counts["admin_ok"] += 1
-        return 200, {"data": {"shop": {"name": shop}}}
+        return 200, {"data": {"shop": {"name": shop}, "productsCount": {"count": 42}}}
 
     def stats(self) -> dict[str, Any]:
         return {
