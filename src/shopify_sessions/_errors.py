@@ -82,13 +82,9 @@ class LockTimeoutError(SessionStorageError):
         super().__init__(f"the lock of session {id!r} was not free within {timeout:g} s")
 
 
-class TokenRefreshError(SessionStorageError):
-    """Shopify, or the network to it, failed to renew a shop's token; try again later.
-
-    The stored pair was not changed and stays usable for the next try. ``shop`` is the
-    shop domain and ``code`` what went wrong (``shopifyapp``'s log code, such as
-    ``server_error`` or ``network_error``). Never carries a token.
-    """
+class ShopTokenError(SessionStorageError):
+    """A shop's token could not be renewed. ``shop`` is the shop domain, ``code`` the
+    reason (``shopifyapp``'s log code, or Shopify's OAuth error). Never carries a token."""
 
     shop: str
     code: str
@@ -97,6 +93,14 @@ class TokenRefreshError(SessionStorageError):
         self.shop = shop
         self.code = code
         super().__init__(f"{shop}: {code}: {detail}")
+
+
+class TokenRefreshError(ShopTokenError):
+    """Shopify, or the network to it, failed to renew a shop's token; try again later.
+
+    The stored pair was not changed and stays usable for the next try. ``code`` says what
+    went wrong, such as ``server_error`` or ``network_error``.
+    """
 
 
 class TokenPersistenceError(TokenRefreshError):
@@ -109,19 +113,10 @@ class TokenPersistenceError(TokenRefreshError):
     """
 
 
-class ReauthorizationRequiredError(SessionStorageError):
+class ReauthorizationRequiredError(ShopTokenError):
     """The shop's token cannot be renewed: the merchant must open the app again.
 
     Shopify answered ``invalid_grant`` (the refresh token is expired, revoked or
     unknown), the stored refresh token has expired, or there is none to renew an
-    expired token with. Token exchange or OAuth gives the app a new session. ``shop``
-    is the shop domain and ``code`` the reason. Never carries a token.
+    expired token with. Token exchange or OAuth gives the app a new session.
     """
-
-    shop: str
-    code: str
-
-    def __init__(self, shop: str, code: str, detail: str) -> None:
-        self.shop = shop
-        self.code = code
-        super().__init__(f"{shop}: {code}: {detail}")
