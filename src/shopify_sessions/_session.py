@@ -98,6 +98,7 @@ class Session:
         self.refresh_token_expires = refresh_token_expires
         self.online_access_info = online_access_info
         self.extra: dict[str, object] = {}
+        """Keys of a property array (or columns) that are no session field."""
 
     @property
     def expires(self) -> datetime | None:

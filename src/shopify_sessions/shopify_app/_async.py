@@ -125,8 +125,10 @@ class AsyncOfflineTokens(TokensBase):
 
         Raises:
             ReauthorizationRequiredError: Shopify refused the legacy token.
-            TokenRefreshError, TokenPersistenceError, LockTimeoutError,
-            SessionStorageError: as for :meth:`get`.
+            TokenRefreshError: As for :meth:`get`.
+            TokenPersistenceError: As for :meth:`get`.
+            LockTimeoutError: As for :meth:`get`.
+            SessionStorageError: As for :meth:`get`.
         """
         domain, id = self.offline_id(shop)
         session = await self._storage.load_session(id)

@@ -119,8 +119,10 @@ class OfflineTokens(TokensBase):
 
         Raises:
             ReauthorizationRequiredError: Shopify refused the legacy token.
-            TokenRefreshError, TokenPersistenceError, LockTimeoutError,
-            SessionStorageError: as for :meth:`get`.
+            TokenRefreshError: As for :meth:`get`.
+            TokenPersistenceError: As for :meth:`get`.
+            LockTimeoutError: As for :meth:`get`.
+            SessionStorageError: As for :meth:`get`.
         """
         domain, id = self.offline_id(shop)
         session = self._storage.load_session(id)

@@ -30,8 +30,6 @@ class Kind(enum.Enum):
     DATETIME = "datetime"
 
 
-#: The columns of Shopify's Drizzle and Prisma session tables, by their JS names, in
-#: the order this package reads and writes them.
 COLUMNS: dict[str, Kind] = {
     "id": Kind.TEXT,
     "shop": Kind.TEXT,
@@ -51,11 +49,14 @@ COLUMNS: dict[str, Kind] = {
     "refreshToken": Kind.TEXT,
     "refreshTokenExpires": Kind.DATETIME,
 }
+"""The columns of Shopify's Drizzle and Prisma session tables, by their JS names, in the
+order this package reads and writes them, each with the kind of value it holds."""
 
 #: Columns every session has a value for; the others may be NULL.
 REQUIRED_COLUMNS = frozenset({"id", "shop", "state", "isOnline"})
 
 DEFAULT_TABLE_NAME = "session"
+"""The default table's name, as in Shopify's Drizzle schema."""
 
 
 MYSQL = ("mysql", "mariadb")

@@ -1,0 +1,90 @@
+"""A griffe extension: the package's docstrings use Sphinx roles (:class:`Session`,
+:meth:`~OfflineTokens.get`); mkdocstrings reads Markdown. Each role becomes a
+cross-reference to the object's public path (``shopify_sessions.Session``, as the API
+reference shows it) when the object is public, and plain code otherwise.
+
+The public paths come from the ``__all__`` of the documented modules, so a reference to an
+exported name always points at the page that documents it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import griffe
+
+PUBLIC_MODULES = ("shopify_sessions", "shopify_sessions.sqlalchemy", "shopify_sessions.shopify_app")
+ROLE = re.compile(r":(?:class|meth|func|attr|data|exc|obj|mod):`(?P<tilde>~?)(?P<target>[^`]+)`")
+
+
+class SphinxRoles(griffe.Extension):
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        if pkg.name != "shopify_sessions":
+            return
+        public = self._public_paths(pkg)
+        for obj in self._walk(pkg):
+            if obj.docstring is not None:
+                obj.docstring.value = ROLE.sub(
+                    lambda match, obj=obj: self._replace(match, obj, pkg, public),
+                    obj.docstring.value,
+                )
+
+    @staticmethod
+    def _public_paths(pkg: griffe.Module) -> dict[str, str]:
+        """Canonical path (``shopify_sessions._session.Session``) -> public path."""
+        public: dict[str, str] = {}
+        for module_path in PUBLIC_MODULES:
+            module = pkg if module_path == pkg.path else pkg[module_path.split(".", 1)[1]]
+            for name in module.exports or ():
+                try:  # a name that doesn't resolve fails the build in hooks.py, by name
+                    member = module[name]
+                    canonical = member.final_target.path if member.is_alias else member.path
+                except (KeyError, griffe.AliasResolutionError, griffe.CyclicAliasError):
+                    continue
+                public[canonical] = f"{module_path}.{name}"
+        return public
+
+    def _walk(self, obj: Any) -> Any:
+        yield obj
+        for member in obj.members.values():
+            if not member.is_alias:
+                yield from self._walk(member)
+
+    def _replace(
+        self, match: re.Match[str], obj: Any, pkg: griffe.Module, public: dict[str, str]
+    ) -> str:
+        target = match["target"].lstrip(".")
+        text = target.rsplit(".", 1)[-1] if match["tilde"] else target
+        path = self._resolve(target, obj, pkg)
+        if path is not None:
+            for canonical, public_path in public.items():
+                if path == canonical or path.startswith(canonical + "."):
+                    return f"[`{text}`][{public_path}{path[len(canonical) :]}]"
+        return f"`{text}`"
+
+    @staticmethod
+    def _resolve(target: str, obj: Any, pkg: griffe.Module) -> str | None:
+        """The canonical path of ``target`` as seen from ``obj``'s scope, if it exists."""
+        first, *rest = target.split(".")
+        candidates = []
+        if first == pkg.name:
+            candidates.append(pkg)
+            names = rest
+        else:
+            scope = obj
+            while scope is not None:
+                if first in scope.members:
+                    candidates.append(scope.members[first])
+                    break
+                scope = scope.parent
+            names = rest
+        for found in candidates:
+            try:
+                for name in names:
+                    found = found.final_target if found.is_alias else found
+                    found = found.members[name]
+                return found.final_target.path if found.is_alias else found.path
+            except (KeyError, griffe.AliasResolutionError, griffe.CyclicAliasError):
+                return None
+        return None
