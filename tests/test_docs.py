@@ -1,0 +1,152 @@
+"""The documentation's code runs: README.md and every page under docs/.
+
+The convention, stated in docs/development.md:
+
+- A fenced block with a file name as its title is a complete program, and runs here as it
+  is, in a temporary directory (SQLite files land there):
+
+      ```python title="store_and_load.py"
+
+- A titled block whose only line is a snippet include (``--8<-- "examples/x.py"``) shows a
+  file of the repository: the file must exist and be run by a test (here for the
+  quickstart; by tests/test_examples.py for the examples that need Shopify's stand-in).
+- Any other ```python block is a fragment: it must compile (top-level ``await`` allowed),
+  and nothing runs it.
+
+The README's relative links must point at files that exist, as they do on the repository
+page; mkdocs build --strict checks the links of the pages themselves.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+FENCE = re.compile(r"^(?P<indent> *)(?P<ticks>```+)(?P<info>.*)$")
+TITLE = re.compile(r'title="(?P<title>[^"]+)"')
+SNIPPET = re.compile(r'^--8<-- "(?P<path>[^"]+)"$')
+# Included files and the test that runs each one.
+INCLUDED = {
+    "examples/quickstart.py": "tests/test_docs.py::test_included_quickstart_runs",
+    "examples/fastapi_app.py": "tests/test_examples.py",
+    "examples/keep_warm.py": "tests/test_examples.py",
+}
+
+
+class Block:
+    def __init__(self, page: Path, line: int, info: str, code: str) -> None:
+        self.page, self.line, self.info, self.code = page, line, info, code
+        match = TITLE.search(info)
+        self.title = match["title"] if match else None
+        lines = code.strip().splitlines()
+        include = SNIPPET.match(lines[0]) if len(lines) == 1 else None
+        self.include = include["path"] if include else None
+
+    @property
+    def language(self) -> str:
+        return self.info.strip().split(" ", 1)[0].lstrip("{.").rstrip("}")
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def blocks() -> list[Block]:
+    found = []
+    for page in PAGES:
+        lines = page.read_text(encoding="utf-8").splitlines()
+        index = 0
+        while index < len(lines):
+            opening = FENCE.match(lines[index])
+            if opening is None:
+                index += 1
+                continue
+            indent, ticks = len(opening["indent"]), opening["ticks"]
+            body = []
+            index += 1
+            while index < len(lines) and lines[index].strip() != ticks:
+                body.append(lines[index][indent:])
+                index += 1
+            start = index - len(body)
+            found.append(Block(page, start, opening["info"], "\n".join(body) + "\n"))
+            index += 1
+    return found
+
+
+ALL = [block for block in blocks() if block.language == "python"]
+PROGRAMS = [block for block in ALL if block.title and not block.include]
+INCLUDES = [block for block in ALL if block.include]
+FRAGMENTS = [block for block in ALL if not block.title]
+
+
+def test_the_pages_have_programs_fragments_and_includes() -> None:
+    assert len(PROGRAMS) >= 10, [block.where for block in PROGRAMS]
+    assert FRAGMENTS and INCLUDES
+
+
+@pytest.mark.parametrize("block", PROGRAMS, ids=lambda block: f"{block.where}:{block.title}")
+def test_program_runs(block: Block, tmp_path: Path) -> None:
+    assert block.title is not None and block.title.endswith(".py"), block.where
+    program = tmp_path / Path(block.title).name
+    program.write_text(block.code, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-W", "error", program.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"{block.where} ({block.title}):\n{result.stderr}"
+
+
+@pytest.mark.parametrize("block", INCLUDES, ids=lambda block: f"{block.where}:{block.include}")
+def test_included_file_exists_and_is_tested(block: Block) -> None:
+    assert block.include is not None and (ROOT / block.include).is_file(), block.where
+    assert block.include in INCLUDED, f"{block.where}: which test runs {block.include}?"
+
+
+def test_included_quickstart_runs(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-W", "error", str(ROOT / "examples" / "quickstart.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "deleted:  True" in result.stdout
+
+
+@pytest.mark.parametrize("block", FRAGMENTS, ids=lambda block: block.where)
+def test_fragment_compiles(block: Block) -> None:
+    compile(block.code, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+def test_readme_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\((?!https?://|#|mailto:)([^)\s]+)\)", readme)
+    assert links, "the README links into docs/"
+    for link in links:
+        path, _, anchor = link.partition("#")
+        target = ROOT / path
+        assert target.exists(), f"README.md links to {link}, which doesn't exist"
+        if anchor and target.suffix == ".md":
+            assert anchor in _anchors(target), f"README.md links to {link}: no such heading"
+
+
+def _anchors(page: Path) -> set[str]:
+    """The ids MkDocs (and GitHub) give the page's headings."""
+    anchors = set()
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            text = line.lstrip("#").strip().lower()
+            text = re.sub(r"[^\w\- ]", "", text)
+            anchors.add(re.sub(r"\s+", "-", text.strip()))
+    return anchors
