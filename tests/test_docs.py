@@ -20,12 +20,16 @@ page; mkdocs build --strict checks the links of the pages themselves.
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mkdocs.exceptions import PluginError
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -150,3 +154,33 @@ def _anchors(page: Path) -> set[str]:
             text = re.sub(r"[^\w\- ]", "", text)
             anchors.add(re.sub(r"\s+", "-", text.strip()))
     return anchors
+
+
+def _hooks() -> Any:
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs/_build/hooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reference_check_reads_every_public_module() -> None:
+    hooks = _hooks()
+    for module_name, (source, _page) in hooks.PUBLIC_MODULES.items():
+        module = importlib.import_module(module_name)
+        assert hooks.exported_names(ROOT / source) == list(module.__all__)
+
+
+def test_the_build_fails_on_an_export_missing_from_the_reference(tmp_path: Path) -> None:
+    hooks = _hooks()
+    for module_name, (source, page) in hooks.PUBLIC_MODULES.items():
+        names = hooks.exported_names(ROOT / source)
+        ids = "".join(f'<h2 id="{module_name}.{name}"></h2>' for name in names)
+        (tmp_path / page).mkdir(parents=True)
+        (tmp_path / page / "index.html").write_text(ids, encoding="utf-8")
+    hooks.on_post_build({"site_dir": str(tmp_path)})  # everything there: no error
+
+    page = tmp_path / "reference/shopify_app/index.html"
+    page.write_text(page.read_text().replace("OfflineTokens", "Gone"), encoding="utf-8")
+    with pytest.raises(PluginError, match=r"shopify_sessions\.shopify_app\.OfflineTokens"):
+        hooks.on_post_build({"site_dir": str(tmp_path)})

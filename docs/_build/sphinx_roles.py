@@ -56,35 +56,33 @@ class SphinxRoles(griffe.Extension):
     ) -> str:
         target = match["target"].lstrip(".")
         text = target.rsplit(".", 1)[-1] if match["tilde"] else target
-        path = self._resolve(target, obj, pkg)
-        if path is not None:
+        found = self._resolve(target, obj, pkg)
+        # Only what the reference renders can be linked: a public object with a docstring
+        # (mkdocstrings leaves out members without one). Anything else stays plain code.
+        if found is not None and found.docstring is not None:
+            path = found.path
             for canonical, public_path in public.items():
                 if path == canonical or path.startswith(canonical + "."):
                     return f"[`{text}`][{public_path}{path[len(canonical) :]}]"
         return f"`{text}`"
 
     @staticmethod
-    def _resolve(target: str, obj: Any, pkg: griffe.Module) -> str | None:
-        """The canonical path of ``target`` as seen from ``obj``'s scope, if it exists."""
-        first, *rest = target.split(".")
-        candidates = []
+    def _resolve(target: str, obj: Any, pkg: griffe.Module) -> Any:
+        """The object ``target`` names as seen from ``obj``'s scope (aliases followed)."""
+        first, *names = target.split(".")
+        found = None
         if first == pkg.name:
-            candidates.append(pkg)
-            names = rest
+            found = pkg
         else:
             scope = obj
-            while scope is not None:
-                if first in scope.members:
-                    candidates.append(scope.members[first])
-                    break
+            while scope is not None and found is None:
+                found = scope.members.get(first)
                 scope = scope.parent
-            names = rest
-        for found in candidates:
-            try:
-                for name in names:
-                    found = found.final_target if found.is_alias else found
-                    found = found.members[name]
-                return found.final_target.path if found.is_alias else found.path
-            except (KeyError, griffe.AliasResolutionError, griffe.CyclicAliasError):
-                return None
-        return None
+        try:
+            for name in names:
+                if found is None:
+                    return None
+                found = (found.final_target if found.is_alias else found).members.get(name)
+            return found.final_target if found is not None and found.is_alias else found
+        except (griffe.AliasResolutionError, griffe.CyclicAliasError):
+            return None
