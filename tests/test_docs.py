@@ -157,7 +157,7 @@ def _anchors(page: Path) -> set[str]:
 
 
 def _hooks() -> Any:
-    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs/_build/hooks.py")
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs/_ext/hooks.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
