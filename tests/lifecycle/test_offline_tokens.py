@@ -181,6 +181,23 @@ async def test_shopify_down_is_a_refresh_error_and_the_next_call_recovers(
     assert standin.counts(shop)["fault_503"] == 3
 
 
+async def test_a_failed_early_refresh_serves_the_token_that_still_works(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str, caplog: Any
+) -> None:
+    old = standin.seeded_session(shop, access_expires_in=120)  # within the 5-minute skew
+    await storage.store_session(old)
+    tokens = tokens_for(lock_timeout=0.2)
+    standin.fault(shop, "503", "503", "503")
+    with caplog.at_level(logging.WARNING, logger="shopify_sessions"):
+        assert await tokens.get(shop) == old
+    assert any("serving the current token" in r.getMessage() for r in caplog.records)
+    async with _locked(storage, old.id):  # another worker is refreshing it right now
+        assert await tokens.get(shop) == old
+    renewed = await tokens.get(shop)  # Shopify is back: refreshed as usual
+    assert renewed is not None and renewed.access_token != old.access_token
+    assert await storage.load_session(old.id) == renewed
+
+
 async def test_an_answer_without_expiry_is_never_stored_as_never_expiring(
     tokens_for: Any, storage: Any, standin: StandIn, shop: str
 ) -> None:

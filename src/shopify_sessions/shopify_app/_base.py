@@ -18,6 +18,7 @@ from shopify_app import TokenExchangeResult
 from .._errors import (
     ReauthorizationRequiredError,
     SessionStorageError,
+    TokenPersistenceError,
     TokenRefreshError,
 )
 from .._locks import check_timeout
@@ -123,6 +124,19 @@ class TokensBase:
         if session.expires is None:
             return bool(session.refresh_token)
         return session.expires - self._skew <= now
+
+    @staticmethod
+    def may_serve_current(session: Session, error: Exception, now: datetime) -> bool:
+        """Whether ``get`` may hand out the current token after a failed early refresh.
+
+        Shopify or the network failed (or another worker held the lock too long), but the
+        current access token has not expired yet: it still works, so the request goes on
+        with it, and the next call tries the refresh again. A new pair that could not be
+        stored is never hidden this way.
+        """
+        if isinstance(error, TokenPersistenceError):
+            return False
+        return session.expires is not None and session.expires > now
 
     @staticmethod
     def is_legacy(session: Session, now: datetime) -> bool:
