@@ -33,7 +33,7 @@ REWRITES = [
     (r"\bAsyncLockingSessionStorage\b", "LockingSessionStorage"),
     (r"\bAsyncOfflineTokens\b", "OfflineTokens"),
     (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
-    (r"\b(\w+)_async\b", r"\1"),
+    (r"\brefresh_access_token_async\b", "refresh_access_token"),
     (r"\.aclose\(", ".close("),
     (
         r"^from sqlalchemy\.ext\.asyncio import AsyncConnection, AsyncEngine, create_async_engine$",

@@ -220,3 +220,24 @@ async def test_a_worker_killed_while_refreshing_frees_the_lock(
         assert admin_call(client, shop, recovered.access_token) == 200
     counts = standin.counts(shop)
     assert counts["refresh_requests"] == 2 and counts.get("lockouts", 0) == 0
+
+
+async def test_a_legacy_exchange_whose_store_fails_is_recovered_under_grace(
+    sql_harness: Harness, table_storage: Any, make_tokens: Any, standin: StandIn, shop: str
+) -> None:
+    """Shopify answers a repeated legacy exchange with the same pair (for 7 days, until the
+    pair is used), so a pair lost to a failed store is fetched again, not lost."""
+    standin.reset(mode="grace")
+    legacy = standin.seeded_session(shop, kind="legacy")
+    await table_storage.store_session(legacy)
+    tokens = make_tokens(store_attempts=2)
+    async with failing_upserts(sql_harness, table_storage, times=None):
+        with pytest.raises(TokenPersistenceError):
+            await tokens.migrate_legacy(shop)
+    assert await table_storage.load_session(legacy.id) == legacy
+    migrated = await tokens.migrate_legacy(shop)
+    assert migrated is not None and migrated.refresh_token
+    counts = standin.counts(shop)
+    assert (counts["exchanges"], counts["exchange_repeats"]) == (1, 1)
+    with standin.client() as client:
+        assert admin_call(client, shop, migrated.access_token) == 200

@@ -43,13 +43,14 @@ async def test_get_returns_a_fresh_session_without_calling_shopify(
 
 
 async def test_get_refreshes_within_skew_stores_the_pair_and_the_token_works(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str, caplog: Any
 ) -> None:
     # 120 s left: shopifyapp alone refuses to refresh a token with over 60 s left.
     old = standin.seeded_session(shop, access_expires_in=120)
     await storage.store_session(old)
     tokens = tokens_for(skew=timedelta(minutes=5))
-    renewed = await tokens.get(shop)
+    with caplog.at_level(logging.INFO, logger="shopify_sessions"):
+        renewed = await tokens.get(shop)
     assert renewed is not None
     assert renewed.access_token != old.access_token
     assert renewed.refresh_token != old.refresh_token
@@ -63,6 +64,11 @@ async def test_get_refreshes_within_skew_stores_the_pair_and_the_token_works(
     assert await tokens.get(shop) == renewed  # fresh now: no second refresh
     assert standin.counts(shop)["refreshes"] == 1
     assert standin.counts(shop).get("reuses", 0) == 0
+    [record] = [r for r in caplog.records if getattr(r, "action", None) == "refresh"]
+    assert (record.levelno, record.shop, record.outcome) == (logging.INFO, shop, "done")
+    assert record.lock_wait_ms >= 0 and record.duration_ms >= record.lock_wait_ms
+    for token in tokens_of(old, renewed):
+        assert token not in record.getMessage() and token not in str(record.__dict__)
 
 
 async def test_an_expired_token_is_refreshed(
@@ -173,6 +179,23 @@ async def test_shopify_down_is_a_refresh_error_and_the_next_call_recovers(
     renewed = await tokens.get(shop)
     assert renewed is not None and renewed.access_token != old.access_token
     assert standin.counts(shop)["fault_503"] == 3
+
+
+async def test_a_failed_early_refresh_serves_the_token_that_still_works(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str, caplog: Any
+) -> None:
+    old = standin.seeded_session(shop, access_expires_in=120)  # within the 5-minute skew
+    await storage.store_session(old)
+    tokens = tokens_for(lock_timeout=0.2)
+    standin.fault(shop, "503", "503", "503")
+    with caplog.at_level(logging.WARNING, logger="shopify_sessions"):
+        assert await tokens.get(shop) == old
+    assert any("serving the current token" in r.getMessage() for r in caplog.records)
+    async with _locked(storage, old.id):  # another worker is refreshing it right now
+        assert await tokens.get(shop) == old
+    renewed = await tokens.get(shop)  # Shopify is back: refreshed as usual
+    assert renewed is not None and renewed.access_token != old.access_token
+    assert await storage.load_session(old.id) == renewed
 
 
 async def test_an_answer_without_expiry_is_never_stored_as_never_expiring(

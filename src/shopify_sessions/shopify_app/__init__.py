@@ -9,6 +9,14 @@ Install with ``pip install 'shopify-sessions[shopifyapp]'``.
   idle shops warm.
 """
 
+try:
+    import shopify_app as _shopify_app  # noqa: F401
+except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "shopify_sessions.shopify_app needs Shopify's shopifyapp package: "
+        "pip install 'shopify-sessions[shopifyapp]'"
+    ) from error
+
 from ._async import AsyncOfflineTokens
 from ._base import RefreshReport
 from ._convert import session_from_token, token_from_session

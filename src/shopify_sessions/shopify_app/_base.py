@@ -18,6 +18,7 @@ from shopify_app import TokenExchangeResult
 from .._errors import (
     ReauthorizationRequiredError,
     SessionStorageError,
+    TokenPersistenceError,
     TokenRefreshError,
 )
 from .._locks import check_timeout
@@ -88,9 +89,11 @@ class TokensBase:
                 raise ValueError(f"{name} must be a non-empty str")
         if not isinstance(skew, timedelta) or skew < timedelta(0):
             raise ValueError("skew must be a timedelta of zero or more")
-        if isinstance(store_attempts, bool) or not isinstance(store_attempts, int):
-            raise ValueError("store_attempts must be an int of 1 or more")
-        if store_attempts < 1:
+        if (
+            isinstance(store_attempts, bool)
+            or not isinstance(store_attempts, int)
+            or store_attempts < 1
+        ):
             raise ValueError("store_attempts must be an int of 1 or more")
         self._app_config: Any = {
             "client_id": client_id,
@@ -123,6 +126,19 @@ class TokensBase:
         if session.expires is None:
             return bool(session.refresh_token)
         return session.expires - self._skew <= now
+
+    @staticmethod
+    def may_serve_current(session: Session, error: Exception, now: datetime) -> bool:
+        """Whether ``get`` may hand out the current token after a failed early refresh.
+
+        Shopify or the network failed (or another worker held the lock too long), but the
+        current access token has not expired yet: it still works, so the request goes on
+        with it, and the next call tries the refresh again. A new pair that could not be
+        stored is never hidden this way.
+        """
+        if isinstance(error, TokenPersistenceError):
+            return False
+        return session.expires is not None and session.expires > now
 
     @staticmethod
     def is_legacy(session: Session, now: datetime) -> bool:

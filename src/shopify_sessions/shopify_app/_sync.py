@@ -13,6 +13,7 @@ import httpx
 from shopify_app.exchange.refresh_token import refresh_access_token
 
 from .._errors import (
+    LockTimeoutError,
     ReauthorizationRequiredError,
     SessionStorageError,
     TokenPersistenceError,
@@ -21,7 +22,7 @@ from .._errors import (
 from .._locks import DEFAULT_LOCK_TIMEOUT
 from .._session import Session
 from .._storage import LockingSessionStorage, is_refresh_due
-from ._base import HEADERS, Due, RefreshReport, TokensBase, now
+from ._base import HEADERS, Due, RefreshReport, TokensBase, logger, now
 
 
 class OfflineTokens(TokensBase):
@@ -84,8 +85,12 @@ class OfflineTokens(TokensBase):
     def get(self, shop: str) -> Session | None:
         """The shop's offline session, with an access token valid for at least ``skew``.
 
-        Refreshed first when needed. A legacy session (no expiry, no refresh token) is
-        returned as it is; see :meth:`migrate_legacy`.
+        Refreshed first when needed. If that early refresh fails for a passing reason
+        (:class:`~shopify_sessions.TokenRefreshError` or
+        :class:`~shopify_sessions.LockTimeoutError`) while the current token has not
+        expired yet, the current session is returned and a warning logged: the next call
+        tries again. A legacy session (no expiry, no refresh token) is returned as it is;
+        see :meth:`migrate_legacy`.
 
         Args:
             shop: ``my-shop.myshopify.com``, or ``my-shop`` as ``shopifyapp`` names shops.
@@ -95,16 +100,24 @@ class OfflineTokens(TokensBase):
 
         Raises:
             ReauthorizationRequiredError: the merchant must open the app again.
-            TokenRefreshError: Shopify or the network failed; the stored pair is intact.
+            TokenRefreshError: Shopify or the network failed and the token has expired;
+                the stored pair is intact.
             TokenPersistenceError: the renewed pair could not be stored.
-            LockTimeoutError: another worker held the session's lock too long.
+            LockTimeoutError: another worker held the session's lock too long, and the
+                token has expired.
             SessionStorageError: the storage failed (typed, with its cause).
         """
         domain, id = self.offline_id(shop)
         session = self._storage.load_session(id)
         if session is None or not self.is_stale(session, now()):
             return session
-        return self._renew(domain, id, self.is_stale, "refresh", self._refresh)
+        try:
+            return self._renew(domain, id, self.is_stale, "refresh", self._refresh)
+        except (TokenRefreshError, LockTimeoutError) as error:
+            if not self.may_serve_current(session, error, now()):
+                raise
+            logger.warning("%s: serving the current token until it expires: %s", domain, error)
+            return session
 
     def migrate_legacy(self, shop: str) -> Session | None:
         """Exchange the shop's non-expiring offline token for an expiring pair, once.
@@ -131,14 +144,19 @@ class OfflineTokens(TokensBase):
         return self._renew(domain, id, self.is_legacy, "legacy exchange", self._exchange)
 
     def refresh_expiring(
-        self, *, within: timedelta = timedelta(days=7), batch_size: int = 100
+        self,
+        *,
+        within: timedelta = timedelta(days=7),
+        batch_size: int = 100,
+        progress: Callable[[int], object] | None = None,
     ) -> RefreshReport:
         """Keep idle shops warm: refresh every offline session whose refresh token
         expires within ``within``, before it lapses and the merchant must re-authorise.
 
         Run it from cron (daily, with ``within`` longer than the interval). Sessions are
         read ``batch_size`` at a time and refreshed one by one, each under its lock; one
-        shop's failure is recorded and the others go on.
+        shop's failure is recorded and the others go on. ``progress`` is called with 1
+        after each session.
         """
         if not isinstance(within, timedelta) or within < timedelta(0):
             raise ValueError("within must be a timedelta of zero or more")
@@ -158,6 +176,8 @@ class OfflineTokens(TokensBase):
                     report.failed[session.shop] = error
                 else:
                     report.refreshed.append(session.shop)
+                if progress is not None:
+                    progress(1)
         return report
 
     def _renew(
@@ -239,7 +259,7 @@ class OfflineTokens(TokensBase):
                         f"the renewed pair could not be stored after {attempt + 1} tries; "
                         "the old pair is still in the table",
                     ) from error
-                logging.getLogger("shopify_sessions").warning(
+                logger.warning(
                     "storing the renewed pair of %s failed (%s); trying again", domain, error
                 )
                 time.sleep(self.store_pause(attempt))
