@@ -64,3 +64,12 @@ class StorageConflictError(StorageOperationError):
     locked" after its busy timeout. Operations are idempotent, so the storages retry
     these a few times before raising.
     """
+
+
+class DatabaseURLError(SessionStorageError, ValueError):
+    """The database URL cannot be used by this storage (raised at construction).
+
+    Not a URL, no driver of the right kind installed (the message names the extra to
+    install), or a driver of the other kind: an asyncio driver given to the sync
+    storage or the reverse (the message names the class to use).
+    """

@@ -36,6 +36,7 @@ from ._translate import (
     connect_failure,
     statement_failure,
 )
+from ._url import check_dialect_kind, resolve_url
 
 logger = logging.getLogger("shopify_sessions")
 
@@ -72,8 +73,14 @@ class SQLAlchemySessionStorage(StorageBase):
     that lost a deadlock, is run again (every operation is idempotent). The first
     operation checks the real table (see :meth:`check_table`).
 
+    A URL may come as hosting platforms give it: ``postgres://`` or ``mysql://`` without
+    a driver gets an installed driver of the storage's kind (sync or asyncio), and asyncpg
+    gets ``sslmode=`` as ``ssl=``.
+
     Raises:
         UnsupportedDialectError: the engine's dialect is not PostgreSQL, MySQL/MariaDB or SQLite.
+        DatabaseURLError: no driver of the storage's kind is installed for the URL, or the
+            URL or engine has a driver of the other kind (the message names the class to use).
         SessionTableSchemaError: the declared table cannot hold sessions.
     """
 
@@ -94,7 +101,11 @@ class SQLAlchemySessionStorage(StorageBase):
             if engine_options:
                 raise TypeError("engine_options go with a URL, not with an Engine")
         else:
-            engine = create_engine(engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})})
+            engine = create_engine(
+                resolve_url(engine, is_async=False),
+                **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})},
+            )
+        check_dialect_kind(engine.dialect, is_async=False)
         self._engine = engine
         super().__init__(
             engine.dialect,
