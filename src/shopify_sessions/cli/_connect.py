@@ -1,0 +1,57 @@
+"""Opening the storage, the engine and the reflected table a subcommand works on."""
+
+from __future__ import annotations
+
+from sqlalchemy import URL, Engine, Table, func, make_url, select
+
+from .._encryption import TokenCipher
+from .._errors import DatabaseURLError
+from ..sqlalchemy import SQLAlchemySessionStorage
+from ..sqlalchemy._url import DRIVERS, resolve_url
+
+_ASYNC_DRIVERS = {driver.name for (_, is_async), ds in DRIVERS.items() if is_async for driver in ds}
+
+
+def command_url(url: str) -> URL:
+    """The URL the command connects with: always a synchronous driver.
+
+    An app's ``DATABASE_URL`` may name its asyncio driver (``postgresql+asyncpg://``);
+    the command drops it and picks an installed synchronous one of the same database.
+    """
+    if not url:
+        raise DatabaseURLError("no database URL: pass --url or set DATABASE_URL")
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return resolve_url(url, is_async=False)  # raises the package's own error
+    backend, _, driver = parsed.drivername.partition("+")
+    if driver in _ASYNC_DRIVERS or (driver == "psycopg_async"):
+        parsed = parsed.set(drivername=backend)
+        if "ssl" in parsed.query and backend in ("postgres", "postgresql"):
+            mode = parsed.query["ssl"]
+            parsed = parsed.difference_update_query(["ssl"]).update_query_dict({"sslmode": mode})
+    return resolve_url(parsed, is_async=False)
+
+
+def open_storage(
+    url: str,
+    table: str | Table,
+    schema: str | None,
+    cipher: TokenCipher | None = None,
+) -> SQLAlchemySessionStorage:
+    """A sync storage on ``url`` for the table (a name is reflected at first use)."""
+    return SQLAlchemySessionStorage(
+        command_url(url),
+        table=table,
+        schema=schema if isinstance(table, str) else None,
+        token_cipher=cipher,
+    )
+
+
+def count_rows(engine: Engine, table: Table, *, with_expiry: bool = False) -> int:
+    """How many rows the table has (with an ``expires`` only, if asked)."""
+    statement = select(func.count()).select_from(table)
+    if with_expiry:
+        statement = statement.where(table.c.expires.is_not(None))
+    with engine.connect() as connection:
+        return int(connection.execute(statement).scalar_one())
