@@ -9,8 +9,7 @@ from .._errors import MissingSessionTableError, SessionTableSchemaError
 from .._session import Session
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
-from ..sqlalchemy._schema import reflect_table
-from ._connect import count_rows, open_storage
+from ._connect import count_rows, open_storage, reflect
 from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url
 from ._output import ExitCode, reporting
 from ._progress import progress_bar
@@ -35,8 +34,7 @@ def check(
     with reporting("check", as_json) as output:
         storage = open_storage(url, table, schema)
         engine = storage.engine
-        with engine.connect() as connection:
-            real = reflect_table(connection, table, schema)
+        real = reflect(engine, table, schema)
         if real is None:
             raise MissingSessionTableError(
                 f"the sessions table {_name(table, schema)} does not exist: create it with "

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import URL, Engine, Table, func, make_url, select
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import URL, Connection, Engine, Table, func, make_url, select
 
 from .._encryption import TokenCipher
 from .._errors import DatabaseURLError
 from ..sqlalchemy import SQLAlchemySessionStorage
+from ..sqlalchemy._schema import reflect_table
+from ..sqlalchemy._translate import FAILURES, connect_failure, statement_failure
 from ..sqlalchemy._url import DRIVERS, resolve_url
 
 _ASYNC_DRIVERS = {driver.name for (_, is_async), ds in DRIVERS.items() if is_async for driver in ds}
@@ -48,10 +53,34 @@ def open_storage(
     )
 
 
+@contextmanager
+def connection_to(engine: Engine, operation: str, *, begin: bool = False) -> Iterator[Connection]:
+    """A connection whose failures become this package's typed errors."""
+    try:
+        connection = engine.connect()
+    except FAILURES as error:
+        raise connect_failure(f"the {operation}", error) from error
+    try:
+        with connection:
+            if begin:
+                with connection.begin():
+                    yield connection
+            else:
+                yield connection
+    except FAILURES as error:
+        raise statement_failure(operation, "the table", error) from error
+
+
+def reflect(engine: Engine, name: str, schema: str | None) -> Table | None:
+    """The table as the database has it, or ``None``."""
+    with connection_to(engine, "reflection") as connection:
+        return reflect_table(connection, name, schema)
+
+
 def count_rows(engine: Engine, table: Table, *, with_expiry: bool = False) -> int:
     """How many rows the table has (with an ``expires`` only, if asked)."""
     statement = select(func.count()).select_from(table)
     if with_expiry:
         statement = statement.where(table.c.expires.is_not(None))
-    with engine.connect() as connection:
+    with connection_to(engine, "count") as connection:
         return int(connection.execute(statement).scalar_one())

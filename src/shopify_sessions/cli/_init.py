@@ -10,8 +10,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..sqlalchemy import session_table
 from ..sqlalchemy._core import describe_table
-from ..sqlalchemy._schema import reflect_table
-from ._connect import open_storage
+from ._connect import open_storage, reflect
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
 from ._output import reporting
 
@@ -48,8 +47,7 @@ def init(
             if not output.as_json:
                 output.out.print(text, markup=False)
             output.done(result)
-        with storage.engine.connect() as connection:
-            existed = reflect_table(connection, table, schema) is not None
+        existed = reflect(storage.engine, table, schema) is not None
         storage.create_table()
         storage.check_table()
         storage.close()

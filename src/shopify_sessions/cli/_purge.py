@@ -16,8 +16,10 @@ from ._progress import progress_bar
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_duration(text: str) -> timedelta:
+def parse_duration(text: str | timedelta) -> timedelta:
     """``90s``, ``15m``, ``12h``, ``7d``, ``2w`` or a number of seconds, as a timedelta."""
+    if isinstance(text, timedelta):  # the default
+        return text
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
     if match is None:
         raise typer.BadParameter(f"{text!r} is not a duration such as 90s, 15m, 12h, 7d or 2w")

@@ -41,9 +41,8 @@ from sqlalchemy.engine import Dialect
 from ..sqlalchemy._codecs import sql_type
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
-from ..sqlalchemy._schema import reflect_table
 from ..sqlalchemy._table import COLUMNS, MYSQL, Kind
-from ._connect import open_storage
+from ._connect import connection_to, open_storage, reflect
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
 from ._output import ExitCode, reporting
 
@@ -191,8 +190,7 @@ def upgrade(
     with reporting("upgrade", as_json) as output:
         storage = open_storage(url, table, schema)
         engine = storage.engine
-        with engine.connect() as connection:
-            real = reflect_table(connection, table, schema)
+        real = reflect(engine, table, schema)
         if real is None:
             from .._errors import MissingSessionTableError
 
@@ -216,7 +214,7 @@ def upgrade(
             if not output.as_json:
                 output.out.print(text, markup=False)
             output.done(result)
-        with engine.begin() as connection:
+        with connection_to(engine, "upgrade", begin=True) as connection:
             run_plan(plan, Operations(MigrationContext.configure(connection)))
         for step in plan.steps:
             output.say(f"done: {step.description}")
