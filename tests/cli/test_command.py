@@ -290,7 +290,8 @@ def test_reencrypt_with_keys_from_the_environment(db: Database) -> None:
     q = db.raw.dialect.identifier_preparer.quote
     stored = db.sql(f"SELECT {q('accessToken')} FROM {q(db.table)}")
     assert all(value.startswith("fernet:2026-05:") for (value,) in stored)
-    assert run("check", "--table", db.table, "--json", url=db.url).json["sessions"]["encrypted"] == 4
+    checked = run("check", "--table", db.table, "--json", url=db.url)
+    assert checked.json["sessions"]["encrypted"] == 4
 
     rotate = {"SHOPIFY_SESSIONS_KEYS": f"2026-11:{new},2026-05:{old}"}
     second = run("reencrypt", "--table", db.table, "--json", url=db.url, env=rotate)
