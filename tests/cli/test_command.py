@@ -5,10 +5,6 @@ Every subcommand on PostgreSQL, MariaDB and SQLite, with its exit codes and ``--
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -19,12 +15,12 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, create_engine, inspect, make_url, text
 
+from command import Run, run
 from conftest import MYSQL_URL, POSTGRESQL_URL, require_server, unique_table_name
 from shopify_sessions import AssociatedUser, FernetTokenCipher, OnlineAccessInfo, Session
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
 
 UTC = timezone.utc
-COMMAND = str(Path(sys.executable).parent / "shopify-sessions")
 SHOP = "cli.myshopify.com"
 SERVERS = ("sqlite", "postgresql", "mysql")
 
@@ -73,30 +69,6 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     yield database
     database.drop()
     database.raw.dispose()
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def json(self) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads(self.stdout)
-        return document
-
-
-def run(*args: str, env: dict[str, str] | None = None, url: str | None = None) -> Run:
-    """``shopify-sessions ARGS`` with DATABASE_URL set to ``url``."""
-    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    environment.update(env or {})
-    if url is not None:
-        environment["DATABASE_URL"] = url
-    done = subprocess.run(
-        [COMMAND, *args], capture_output=True, text=True, env=environment, timeout=300
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
 
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -203,7 +175,7 @@ def test_check_lists_every_problem_and_what_upgrade_would_do(db: Database) -> No
     )
     result = run("check", "--table", db.table, "--json", url=db.url)
     assert result.code == 5
-    assert result.json["layout"] == "custom"
+    assert result.json["layout"] == "raw"  # integer expires: the raw adapters
     [problem] = result.json["problems"]
     assert "missing column(s): userId, firstName" in problem and "refreshTokenExpires" in problem
     assert "add column refreshToken VARCHAR(255)" in result.json["advice"]

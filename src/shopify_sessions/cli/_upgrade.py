@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alembic.migration import MigrationContext
-from alembic.operations import Operations
+from alembic.operations import BatchOperations, Operations
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -86,14 +86,7 @@ def plan_upgrade(real: Table, dialect: Dialect) -> Plan:
             steps.append(
                 Step(
                     f"widen scope from VARCHAR({length}) to VARCHAR({SCOPE_LENGTH})",
-                    lambda op: op.alter_column(
-                        name,
-                        "scope",
-                        type_=String(SCOPE_LENGTH),
-                        existing_type=scope.type,
-                        existing_nullable=scope.nullable,
-                        schema=schema,
-                    ),
+                    _widener(name, scope, schema),
                     rebuild=True,
                 )
             )
@@ -222,6 +215,22 @@ def upgrade(
         storage.close()
         result["applied"] = True
         output.done(result, ExitCode.OK)
+
+
+def _widener(name: str, scope: Column[Any], schema: str | None) -> Callable[[Operations], None]:
+    options: dict[str, Any] = {
+        "type_": String(SCOPE_LENGTH),
+        "existing_type": scope.type,
+        "existing_nullable": scope.nullable,
+    }
+
+    def apply(operations: Operations) -> None:
+        if isinstance(operations, BatchOperations):  # SQLite: inside a table rebuild
+            operations.alter_column("scope", **options)
+        else:
+            operations.alter_column(name, "scope", schema=schema, **options)
+
+    return apply
 
 
 def _adder(name: str, column: Column[Any], schema: str | None) -> Callable[[Operations], None]:

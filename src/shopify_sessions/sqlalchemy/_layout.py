@@ -64,12 +64,15 @@ def detect_layout(table: Table, dialect: Dialect) -> Layout:
     else is a table of the user's own.
     """
     columns = {column.name: column for column in table.columns}
-    if any(name not in columns for name in ("expires", "shop", "userId", *_TEXT_FIELDS)):
+    if "expires" not in columns or "shop" not in columns:
         return Layout.CUSTOM
     expires = sql_type(columns["expires"], dialect)
     if isinstance(expires, types.Integer):
         return Layout.RAW
-    lengths = {_text_length(sql_type(columns[name], dialect)) for name in _TEXT_FIELDS}
+    # Older tables lack some columns (the user info, the refresh token): judge by the rest.
+    lengths = {
+        _text_length(sql_type(columns[name], dialect)) for name in _TEXT_FIELDS if name in columns
+    }
     all_text = lengths == {None}
     name = dialect.name
     prisma = drizzle_like = False
@@ -81,11 +84,11 @@ def detect_layout(table: Table, dialect: Dialect) -> Layout:
         prisma = not timestamp and lengths == {191}
         drizzle_like = all_text
     elif name == "sqlite":
-        user_id = sql_type(columns["userId"], dialect)
+        user_id = sql_type(columns["userId"], dialect) if "userId" in columns else None
         prisma = (
             all_text
             and isinstance(expires, types.DateTime)
-            and isinstance(user_id, types.BigInteger)
+            and (user_id is None or isinstance(user_id, types.BigInteger))
         )
         drizzle_like = all_text and isinstance(expires, types.String)
     if prisma:
