@@ -33,7 +33,7 @@ REWRITES = [
     (r"\bAsyncLockingSessionStorage\b", "LockingSessionStorage"),
     (r"\bAsyncOfflineTokens\b", "OfflineTokens"),
     (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
-    (r"\b(\w+)_async\b", r"\1"),
+    (r"\brefresh_access_token_async\b", "refresh_access_token"),
     (r"\.aclose\(", ".close("),
     (
         r"^from sqlalchemy\.ext\.asyncio import AsyncConnection, AsyncEngine, create_async_engine$",
@@ -48,6 +48,7 @@ REWRITES = [
     (r"\bAsyncSQLAlchemySessionStorage\b", "SQLAlchemySessionStorage"),
     (r"an asyncio SQLAlchemy", "a synchronous SQLAlchemy"),
     (r"\n\n    The asyncio twin of :class:`\w+`[^\n]*", ""),
+    (r"\bis_async=True\b", "is_async=False"),
     (r"__aenter__", "__enter__"),
     (r"__aexit__", "__exit__"),
     (r"await connection\.run_sync\(([\w.]+), ", r"\1(connection, "),

@@ -39,7 +39,16 @@ from .._storage import (
     session_order,
 )
 from ._codecs import Codec, DateTimeFormat, EncryptedTextCodec, TextCodec
+from ._layout import (
+    ABSENT_IS_FALSE,
+    FALSY_IS_NULL,
+    Layout,
+    absent_is_false,
+    detect_layout,
+    falsy_is_null,
+)
 from ._schema import compare_columns, plan_columns
+from ._table import COLUMNS
 from ._upsert import build_upsert
 
 #: Ids per DELETE statement: well under every driver's limit on bound parameters
@@ -58,12 +67,16 @@ class SessionTableCore:
         "_due_page",
         "_expiry_codecs",
         "_expiry_page",
+        "_false_when_absent",
         "_keys",
+        "_null_when_falsy",
+        "_session_page",
         "_token_codecs",
         "_token_page",
         "delete_by_id",
         "delete_by_ids",
         "dialect",
+        "layout",
         "select_by_id",
         "select_by_shop",
         "table",
@@ -85,7 +98,19 @@ class SessionTableCore:
         plan = plan_columns(table, dialect, self._datetime_formats)
         if plan.problems:
             raise SessionTableSchemaError(describe_table(table), plan.problems)
+        self._follow(detect_layout(table, dialect))
         self._use(plan.columns, plan.codecs)
+
+    def _follow(self, layout: Layout) -> None:
+        """Write rows as the Node adapter of ``layout`` does (see ``_layout``)."""
+        self.layout = layout
+        positions = {name: index for index, name in enumerate(COLUMNS)}
+        self._null_when_falsy = (
+            tuple(positions[name] for name in FALSY_IS_NULL) if falsy_is_null(layout) else ()
+        )
+        self._false_when_absent = (
+            tuple(positions[name] for name in ABSENT_IS_FALSE) if absent_is_false(layout) else ()
+        )
 
     def _use(self, columns: Sequence[Column[Any]], codecs: Sequence[Codec]) -> None:
         """Build every statement once, for these columns and codecs."""
@@ -111,6 +136,9 @@ class SessionTableCore:
         self.delete_by_id: Delete = delete(self.table).where(id_column == bindparam("id"))
         self.delete_by_ids: Delete = delete(self.table).where(
             id_column.in_(bindparam("ids", expanding=True))
+        )
+        self._session_page = (
+            select(*carried).where(id_column > bindparam("after")).order_by(id_column)
         )
         expiry = ("id", "expires", "refreshToken", "refreshTokenExpires")
         self._expiry_codecs = tuple(codecs[position[name]] for name in expiry)
@@ -165,6 +193,7 @@ class SessionTableCore:
         if problems:
             raise SessionTableSchemaError(self.name, problems)
         real_codecs = {codec.column: codec for codec in real_plan.codecs}
+        self._follow(detect_layout(real, self.dialect))
         self._use(declared_plan.columns, [real_codecs[c.column] for c in declared_plan.codecs])
 
     def store_parameters(self, session: Session) -> dict[str, Any]:
@@ -172,7 +201,7 @@ class SessionTableCore:
         session = check_session(session)
         info = session.online_access_info
         user = info.associated_user if info is not None else AssociatedUser()
-        values = (
+        values = [
             session.id,
             session.shop,
             session.state,
@@ -190,7 +219,13 @@ class SessionTableCore:
             user.email_verified,
             session.refresh_token,
             session.refresh_token_expires,
-        )
+        ]
+        for index in self._null_when_falsy:
+            if not values[index]:
+                values[index] = None
+        for index in self._false_when_absent:
+            if values[index] is None:
+                values[index] = False
         return {
             key: codec.encode(value)
             for key, codec, value in zip(self._keys, self._codecs, values, strict=True)
@@ -259,6 +294,10 @@ class SessionTableCore:
             refresh_token_expires=refresh_token_expires,
             online_access_info=online_access_info,
         )
+
+    def session_page(self, size: int) -> Select[Any]:
+        """The next ``size`` whole rows after id ``:after``, in id order (``session_from_row``)."""
+        return self._session_page.limit(check_batch_size(size))
 
     def expiry_page(self, size: int) -> Select[Any]:
         """The next ``size`` rows with an ``expires``, after id ``:after``, in id order."""

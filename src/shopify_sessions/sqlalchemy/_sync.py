@@ -41,6 +41,7 @@ from ._translate import (
     connect_failure,
     statement_failure,
 )
+from ._url import check_dialect_kind, resolve_url
 
 logger = logging.getLogger("shopify_sessions")
 
@@ -77,8 +78,14 @@ class SQLAlchemySessionStorage(StorageBase):
     that lost a deadlock, is run again (every operation is idempotent). The first
     operation checks the real table (see :meth:`check_table`).
 
+    A URL may come as hosting platforms give it: ``postgres://`` or ``mysql://`` without
+    a driver gets an installed driver of the storage's kind (sync or asyncio), and asyncpg
+    gets ``sslmode=`` as ``ssl=``.
+
     Raises:
         UnsupportedDialectError: the engine's dialect is not PostgreSQL, MySQL/MariaDB or SQLite.
+        DatabaseURLError: no driver of the storage's kind is installed for the URL, or the
+            URL or engine has a driver of the other kind (the message names the class to use).
         SessionTableSchemaError: the declared table cannot hold sessions.
     """
 
@@ -99,7 +106,11 @@ class SQLAlchemySessionStorage(StorageBase):
             if engine_options:
                 raise TypeError("engine_options go with a URL, not with an Engine")
         else:
-            engine = create_engine(engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})})
+            engine = create_engine(
+                resolve_url(engine, is_async=False),
+                **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})},
+            )
+        check_dialect_kind(engine.dialect, is_async=False)
         self._engine = engine
         super().__init__(
             engine.dialect,
@@ -200,34 +211,43 @@ class SQLAlchemySessionStorage(StorageBase):
         grace: timedelta = timedelta(0),
         now: datetime | None = None,
         batch_size: int = 500,
+        dry_run: bool = False,
+        progress: Callable[[int], object] | None = None,
     ) -> int:
         """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
 
         A session whose refresh token is still valid (or has no expiry) is kept, as
         it can still get a new access token. Rows are read and deleted ``batch_size``
         at a time, each batch in its own transaction, so memory and locks stay bounded
-        whatever the size of the table. Returns how many sessions were deleted.
+        whatever the size of the table. Returns how many sessions were deleted, or with
+        ``dry_run=True`` how many would be, deleting nothing. ``progress`` is called with
+        the number of rows examined after each batch.
         """
         core = self._ready_core()
         now, cutoff = expiry_cutoff(grace, now)
         deleted = 0
         for rows in self._pages("delete_expired_sessions", core.expiry_page(batch_size)):
             doomed = core.purgeable_ids(rows, now, cutoff)
-            if doomed:
+            if doomed and not dry_run:
                 chunks = core.ids_parameters(doomed)
                 self._run(
                     "delete_expired_sessions", _execute_each, core.delete_by_ids, chunks, write=True
                 )
-                deleted += len(doomed)
+            deleted += len(doomed)
+            if progress is not None:
+                progress(len(rows))
         return deleted
 
-    def reencrypt_tokens(self, *, batch_size: int = 500) -> int:
+    def reencrypt_tokens(
+        self, *, batch_size: int = 500, progress: Callable[[int], object] | None = None
+    ) -> int:
         """Rewrite every token not yet encrypted under the token cipher's current key.
 
         Run it after adding a key (or turning encryption on) so that old keys can be
         retired. Rows are read and rewritten ``batch_size`` at a time; a row that a
         store changed in between is left as the store wrote it. Returns how many rows
-        needed rewriting.
+        needed rewriting. ``progress`` is called with the number of rows read after
+        each batch.
         """
         core = self._ready_core()
         rewritten = 0
@@ -236,6 +256,8 @@ class SQLAlchemySessionStorage(StorageBase):
             if updates:
                 self._run("reencrypt_tokens", _execute, core.token_update, updates, write=True)
                 rewritten += len(updates)
+            if progress is not None:
+                progress(len(rows))
         return rewritten
 
     def sessions_due_for_refresh(
@@ -294,6 +316,18 @@ class SQLAlchemySessionStorage(StorageBase):
                     lock.release()
             else:
                 yield
+
+    def sessions(self, *, batch_size: int = 500) -> Iterator[list[Session]]:
+        """Every session in the table, in id order, ``batch_size`` at a time.
+
+        Each batch is one query (keyset pagination on ``id``), so a table of any size
+        is walked in bounded memory; rows added or changed meanwhile may or may not
+        be seen.
+        """
+        core = self._ready_core()
+        page = core.session_page(batch_size)
+        for rows in self._pages("sessions", page):
+            yield [core.session_from_row(row) for row in rows]
 
     def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""
