@@ -142,14 +142,19 @@ class OfflineTokens(TokensBase):
         return self._renew(domain, id, self.is_legacy, "legacy exchange", self._exchange)
 
     def refresh_expiring(
-        self, *, within: timedelta = timedelta(days=7), batch_size: int = 100
+        self,
+        *,
+        within: timedelta = timedelta(days=7),
+        batch_size: int = 100,
+        progress: Callable[[int], object] | None = None,
     ) -> RefreshReport:
         """Keep idle shops warm: refresh every offline session whose refresh token
         expires within ``within``, before it lapses and the merchant must re-authorise.
 
         Run it from cron (daily, with ``within`` longer than the interval). Sessions are
         read ``batch_size`` at a time and refreshed one by one, each under its lock; one
-        shop's failure is recorded and the others go on.
+        shop's failure is recorded and the others go on. ``progress`` is called with 1
+        after each session.
         """
         if not isinstance(within, timedelta) or within < timedelta(0):
             raise ValueError("within must be a timedelta of zero or more")
@@ -169,6 +174,8 @@ class OfflineTokens(TokensBase):
                     report.failed[session.shop] = error
                 else:
                     report.refreshed.append(session.shop)
+                if progress is not None:
+                    progress(1)
         return report
 
     def _renew(
