@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import typer
 
-from . import _check, _copy, _init, _purge, _reencrypt, _upgrade
+from . import (
+    _check,
+    _copy,
+    _init,
+    _migrate_legacy,
+    _purge,
+    _reencrypt,
+    _refresh_expiring,
+    _upgrade,
+)
 
 app = typer.Typer(
     name="shopify-sessions",
     help=(
         "Operate a Shopify sessions table: check it, create or upgrade it, purge expired "
-        "sessions, re-encrypt tokens, copy sessions between databases. The database URL "
-        "comes from --url or DATABASE_URL. Exit codes: 0 ok; 1 a problem found (check, "
-        "copy); 2 bad usage or input; 3 database unreachable; 4 table missing; 5 table "
-        "unusable; 6 the database refused an operation."
+        "sessions, re-encrypt tokens, copy sessions between databases, keep offline tokens "
+        "warm and migrate legacy ones. The database URL comes from --url or DATABASE_URL. "
+        "Exit codes: 0 ok; 1 a problem found (check, copy, refresh-expiring, "
+        "migrate-legacy); 2 bad usage or input; 3 database unreachable; 4 table missing; "
+        "5 table unusable; 6 the database refused an operation."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -31,3 +41,5 @@ app.command("upgrade")(_upgrade.upgrade)
 app.command("purge")(_purge.purge)
 app.command("reencrypt")(_reencrypt.reencrypt)
 app.command("copy")(_copy.copy)
+app.command("refresh-expiring")(_refresh_expiring.refresh_expiring)
+app.command("migrate-legacy")(_migrate_legacy.migrate_legacy)
