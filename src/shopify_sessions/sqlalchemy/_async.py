@@ -124,7 +124,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         Meant for prototypes and tests, like ``drizzle-kit push``; manage production
         schemas with migrations (Alembic) using :func:`session_table`.
         """
-        await self._run("create_table", _create, None, self.table, write=True)
+        await self._run("create_table", _create, None, self.table, write=True, single=False)
         self._ready = False
 
     async def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
@@ -186,7 +186,12 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         chunks = core.ids_parameters(ids)
         if chunks:
             await self._run(
-                "delete_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+                "delete_sessions",
+                _execute_each,
+                core.delete_by_ids,
+                chunks,
+                write=True,
+                single=len(chunks) == 1,
             )
         return True
 
@@ -219,7 +224,12 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             if doomed:
                 chunks = core.ids_parameters(doomed)
                 await self._run(
-                    "delete_expired_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+                    "delete_expired_sessions",
+                    _execute_each,
+                    core.delete_by_ids,
+                    chunks,
+                    write=True,
+                    single=len(chunks) == 1,
                 )
                 deleted += len(doomed)
         return deleted
@@ -238,7 +248,12 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             updates = core.reencryptions(rows)
             if updates:
                 await self._run(
-                    "reencrypt_tokens", _execute, core.token_update, updates, write=True
+                    "reencrypt_tokens",
+                    _execute,
+                    core.token_update,
+                    updates,
+                    write=True,
+                    single=len(updates) == 1,
                 )
                 rewritten += len(updates)
         return rewritten
@@ -280,8 +295,11 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         parameters: Any,
         *,
         write: bool = False,
+        single: bool = True,
     ) -> T:
         """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
+
+        ``single`` says that ``work`` sends one statement; see :meth:`_plan`.
 
         Every operation is idempotent, so repeating one whose connection died (a
         server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
@@ -289,7 +307,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         attempt = 0
         while True:
             try:
-                return await self._attempt(operation, work, statement, parameters, write)
+                return await self._attempt(operation, work, statement, parameters, write, single)
             except (StorageUnavailableError, StorageConflictError) as error:
                 delay = retry_delay(error, attempt)
                 if delay is None:
@@ -305,14 +323,18 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         statement: Executable | None,
         parameters: Any,
         write: bool,
+        single: bool,
     ) -> T:
+        options, transaction = self._plan(write, single)
         try:
             connection = await self._engine.connect()
         except FAILURES as error:
             raise connect_failure(self._table_name, error) from error
         try:
             try:
-                if not write or self._autocommit:
+                if options is not None:
+                    await connection.execution_options(**options)
+                if not transaction:
                     return await work(connection, statement, parameters)
                 async with connection.begin():
                     return await work(connection, statement, parameters)

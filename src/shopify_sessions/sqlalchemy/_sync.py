@@ -116,7 +116,7 @@ class SQLAlchemySessionStorage(StorageBase):
         Meant for prototypes and tests, like ``drizzle-kit push``; manage production
         schemas with migrations (Alembic) using :func:`session_table`.
         """
-        self._run("create_table", _create, None, self.table, write=True)
+        self._run("create_table", _create, None, self.table, write=True, single=False)
         self._ready = False
 
     def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
@@ -177,7 +177,14 @@ class SQLAlchemySessionStorage(StorageBase):
         core = self._ready_core()
         chunks = core.ids_parameters(ids)
         if chunks:
-            self._run("delete_sessions", _execute_each, core.delete_by_ids, chunks, write=True)
+            self._run(
+                "delete_sessions",
+                _execute_each,
+                core.delete_by_ids,
+                chunks,
+                write=True,
+                single=len(chunks) == 1,
+            )
         return True
 
     def find_sessions_by_shop(self, shop: str) -> list[Session]:
@@ -209,7 +216,12 @@ class SQLAlchemySessionStorage(StorageBase):
             if doomed:
                 chunks = core.ids_parameters(doomed)
                 self._run(
-                    "delete_expired_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+                    "delete_expired_sessions",
+                    _execute_each,
+                    core.delete_by_ids,
+                    chunks,
+                    write=True,
+                    single=len(chunks) == 1,
                 )
                 deleted += len(doomed)
         return deleted
@@ -227,7 +239,14 @@ class SQLAlchemySessionStorage(StorageBase):
         for rows in self._pages("reencrypt_tokens", core.token_page(batch_size)):
             updates = core.reencryptions(rows)
             if updates:
-                self._run("reencrypt_tokens", _execute, core.token_update, updates, write=True)
+                self._run(
+                    "reencrypt_tokens",
+                    _execute,
+                    core.token_update,
+                    updates,
+                    write=True,
+                    single=len(updates) == 1,
+                )
                 rewritten += len(updates)
         return rewritten
 
@@ -268,8 +287,11 @@ class SQLAlchemySessionStorage(StorageBase):
         parameters: Any,
         *,
         write: bool = False,
+        single: bool = True,
     ) -> T:
         """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
+
+        ``single`` says that ``work`` sends one statement; see :meth:`_plan`.
 
         Every operation is idempotent, so repeating one whose connection died (a
         server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
@@ -277,7 +299,7 @@ class SQLAlchemySessionStorage(StorageBase):
         attempt = 0
         while True:
             try:
-                return self._attempt(operation, work, statement, parameters, write)
+                return self._attempt(operation, work, statement, parameters, write, single)
             except (StorageUnavailableError, StorageConflictError) as error:
                 delay = retry_delay(error, attempt)
                 if delay is None:
@@ -293,14 +315,18 @@ class SQLAlchemySessionStorage(StorageBase):
         statement: Executable | None,
         parameters: Any,
         write: bool,
+        single: bool,
     ) -> T:
+        options, transaction = self._plan(write, single)
         try:
             connection = self._engine.connect()
         except FAILURES as error:
             raise connect_failure(self._table_name, error) from error
         try:
             try:
-                if not write or self._autocommit:
+                if options is not None:
+                    connection.execution_options(**options)
+                if not transaction:
                     return work(connection, statement, parameters)
                 with connection.begin():
                     return work(connection, statement, parameters)
