@@ -80,10 +80,12 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
 
     Each operation runs on a connection of its own, never in the caller's unit of work,
     so a token write commits even if the caller's transaction rolls back: a single
-    autocommitted statement on the engine the storage builds from a URL, a transaction
-    of its own on an ``Engine`` you pass. An operation whose connection was lost, or
-    that lost a deadlock, is run again (every operation is idempotent). The first
-    operation checks the real table (see :meth:`check_table`).
+    autocommitted statement on the engine the storage builds from a URL; on an
+    ``AsyncEngine`` you pass, a single statement on its connection switched to
+    autocommit where that is free (psycopg, asyncpg), else a transaction of its own.
+    An operation whose connection was lost, or that lost a deadlock, is run again
+    (every operation is idempotent). The first operation checks the real table (see
+    :meth:`check_table`).
 
     A URL may come as hosting platforms give it: ``postgres://`` or ``mysql://`` without
     a driver gets an installed driver of the storage's kind (sync or asyncio), and asyncpg
@@ -141,7 +143,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         Meant for prototypes and tests, like ``drizzle-kit push``; manage production
         schemas with migrations (Alembic) using :func:`session_table`.
         """
-        await self._run("create_table", _create, None, self.table, write=True)
+        await self._run("create_table", _create, None, self.table, write=True, single=False)
         self._ready = False
 
     async def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
@@ -200,10 +202,15 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
     async def delete_sessions(self, ids: Sequence[str]) -> bool:
         """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
         core = await self._ready_core()
-        chunks = core.ids_parameters(ids)
-        if chunks:
+        deletes = core.ids_deletes(ids)
+        if deletes:
             await self._run(
-                "delete_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+                "delete_sessions",
+                _execute_all,
+                None,
+                deletes,
+                write=True,
+                single=len(deletes) == 1,
             )
         return True
 
@@ -238,9 +245,14 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         async for rows in self._pages("delete_expired_sessions", core.expiry_page(batch_size)):
             doomed = core.purgeable_ids(rows, now, cutoff)
             if doomed and not dry_run:
-                chunks = core.ids_parameters(doomed)
+                deletes = core.ids_deletes(doomed)
                 await self._run(
-                    "delete_expired_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+                    "delete_expired_sessions",
+                    _execute_all,
+                    None,
+                    deletes,
+                    write=True,
+                    single=len(deletes) == 1,
                 )
             deleted += len(doomed)
             if progress is not None:
@@ -264,7 +276,12 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             updates = core.reencryptions(rows)
             if updates:
                 await self._run(
-                    "reencrypt_tokens", _execute, core.token_update, updates, write=True
+                    "reencrypt_tokens",
+                    _execute,
+                    core.token_update,
+                    updates,
+                    write=True,
+                    single=len(updates) == 1,
                 )
                 rewritten += len(updates)
             if progress is not None:
@@ -379,8 +396,11 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         parameters: Any,
         *,
         write: bool = False,
+        single: bool = True,
     ) -> T:
         """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
+
+        ``single`` says that ``work`` sends one statement; see :meth:`_plan`.
 
         Every operation is idempotent, so repeating one whose connection died (a
         server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
@@ -388,7 +408,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         attempt = 0
         while True:
             try:
-                return await self._attempt(operation, work, statement, parameters, write)
+                return await self._attempt(operation, work, statement, parameters, write, single)
             except (StorageUnavailableError, StorageConflictError) as error:
                 delay = retry_delay(error, attempt)
                 if delay is None:
@@ -404,14 +424,18 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         statement: Executable | None,
         parameters: Any,
         write: bool,
+        single: bool,
     ) -> T:
+        options, transaction = self._plan(write, single)
         try:
             connection = await self._engine.connect()
         except FAILURES as error:
             raise connect_failure(self._table_name, error) from error
         try:
             try:
-                if not write or self._autocommit:
+                if options is not None:
+                    await connection.execution_options(**options)
+                if not transaction:
                     return await work(connection, statement, parameters)
                 async with connection.begin():
                     return await work(connection, statement, parameters)
@@ -474,11 +498,11 @@ async def _execute(connection: AsyncConnection, statement: Executable, parameter
     await connection.execute(statement, parameters)
 
 
-async def _execute_each(
-    connection: AsyncConnection, statement: Executable, parameter_sets: Iterable[Any]
+async def _execute_all(
+    connection: AsyncConnection, statement: None, statements: Iterable[tuple[Executable, Any]]
 ) -> None:
-    for parameters in parameter_sets:
-        await connection.execute(statement, parameters)
+    for each, parameters in statements:
+        await connection.execute(each, parameters)
 
 
 async def _first(

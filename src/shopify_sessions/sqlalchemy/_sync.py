@@ -73,10 +73,12 @@ class SQLAlchemySessionStorage(StorageBase):
 
     Each operation runs on a connection of its own, never in the caller's unit of work,
     so a token write commits even if the caller's transaction rolls back: a single
-    autocommitted statement on the engine the storage builds from a URL, a transaction
-    of its own on an ``Engine`` you pass. An operation whose connection was lost, or
-    that lost a deadlock, is run again (every operation is idempotent). The first
-    operation checks the real table (see :meth:`check_table`).
+    autocommitted statement on the engine the storage builds from a URL; on an
+    ``Engine`` you pass, a single statement on its connection switched to
+    autocommit where that is free (psycopg, asyncpg), else a transaction of its own.
+    An operation whose connection was lost, or that lost a deadlock, is run again
+    (every operation is idempotent). The first operation checks the real table (see
+    :meth:`check_table`).
 
     A URL may come as hosting platforms give it: ``postgres://`` or ``mysql://`` without
     a driver gets an installed driver of the storage's kind (sync or asyncio), and asyncpg
@@ -134,7 +136,7 @@ class SQLAlchemySessionStorage(StorageBase):
         Meant for prototypes and tests, like ``drizzle-kit push``; manage production
         schemas with migrations (Alembic) using :func:`session_table`.
         """
-        self._run("create_table", _create, None, self.table, write=True)
+        self._run("create_table", _create, None, self.table, write=True, single=False)
         self._ready = False
 
     def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
@@ -193,9 +195,16 @@ class SQLAlchemySessionStorage(StorageBase):
     def delete_sessions(self, ids: Sequence[str]) -> bool:
         """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
         core = self._ready_core()
-        chunks = core.ids_parameters(ids)
-        if chunks:
-            self._run("delete_sessions", _execute_each, core.delete_by_ids, chunks, write=True)
+        deletes = core.ids_deletes(ids)
+        if deletes:
+            self._run(
+                "delete_sessions",
+                _execute_all,
+                None,
+                deletes,
+                write=True,
+                single=len(deletes) == 1,
+            )
         return True
 
     def find_sessions_by_shop(self, shop: str) -> list[Session]:
@@ -229,9 +238,14 @@ class SQLAlchemySessionStorage(StorageBase):
         for rows in self._pages("delete_expired_sessions", core.expiry_page(batch_size)):
             doomed = core.purgeable_ids(rows, now, cutoff)
             if doomed and not dry_run:
-                chunks = core.ids_parameters(doomed)
+                deletes = core.ids_deletes(doomed)
                 self._run(
-                    "delete_expired_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+                    "delete_expired_sessions",
+                    _execute_all,
+                    None,
+                    deletes,
+                    write=True,
+                    single=len(deletes) == 1,
                 )
             deleted += len(doomed)
             if progress is not None:
@@ -254,7 +268,14 @@ class SQLAlchemySessionStorage(StorageBase):
         for rows in self._pages("reencrypt_tokens", core.token_page(batch_size)):
             updates = core.reencryptions(rows)
             if updates:
-                self._run("reencrypt_tokens", _execute, core.token_update, updates, write=True)
+                self._run(
+                    "reencrypt_tokens",
+                    _execute,
+                    core.token_update,
+                    updates,
+                    write=True,
+                    single=len(updates) == 1,
+                )
                 rewritten += len(updates)
             if progress is not None:
                 progress(len(rows))
@@ -366,8 +387,11 @@ class SQLAlchemySessionStorage(StorageBase):
         parameters: Any,
         *,
         write: bool = False,
+        single: bool = True,
     ) -> T:
         """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
+
+        ``single`` says that ``work`` sends one statement; see :meth:`_plan`.
 
         Every operation is idempotent, so repeating one whose connection died (a
         server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
@@ -375,7 +399,7 @@ class SQLAlchemySessionStorage(StorageBase):
         attempt = 0
         while True:
             try:
-                return self._attempt(operation, work, statement, parameters, write)
+                return self._attempt(operation, work, statement, parameters, write, single)
             except (StorageUnavailableError, StorageConflictError) as error:
                 delay = retry_delay(error, attempt)
                 if delay is None:
@@ -391,14 +415,18 @@ class SQLAlchemySessionStorage(StorageBase):
         statement: Executable | None,
         parameters: Any,
         write: bool,
+        single: bool,
     ) -> T:
+        options, transaction = self._plan(write, single)
         try:
             connection = self._engine.connect()
         except FAILURES as error:
             raise connect_failure(self._table_name, error) from error
         try:
             try:
-                if not write or self._autocommit:
+                if options is not None:
+                    connection.execution_options(**options)
+                if not transaction:
                     return work(connection, statement, parameters)
                 with connection.begin():
                     return work(connection, statement, parameters)
@@ -459,11 +487,11 @@ def _execute(connection: Connection, statement: Executable, parameters: Any) -> 
     connection.execute(statement, parameters)
 
 
-def _execute_each(
-    connection: Connection, statement: Executable, parameter_sets: Iterable[Any]
+def _execute_all(
+    connection: Connection, statement: None, statements: Iterable[tuple[Executable, Any]]
 ) -> None:
-    for parameters in parameter_sets:
-        connection.execute(statement, parameters)
+    for each, parameters in statements:
+        connection.execute(each, parameters)
 
 
 def _first(connection: Connection, statement: Executable, parameters: Any) -> Row[Any] | None:
