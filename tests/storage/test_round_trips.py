@@ -46,7 +46,7 @@ def sample(index: int) -> Session:
         True,
         scope="read_products",
         access_token=f"shpua_{index}",
-        online_access_info=OnlineAccessInfo(associated_user=AssociatedUser(id=index)),
+        online_access_info=OnlineAccessInfo(associated_user=AssociatedUser(id=index + 1)),
     )
 
 
