@@ -1,7 +1,8 @@
-"""Generate the synchronous storage from the asyncio one.
+"""Generate the synchronous shells from the asyncio ones.
 
-src/shopify_sessions/sqlalchemy/_async.py is the only hand-written storage shell;
-_sync.py is this script's output (as httpcore does), so the two cannot drift apart.
+In src/shopify_sessions/sqlalchemy/ (the SQL storage) and src/shopify_sessions/shopify_app/
+(the token lifecycle), _async.py is the hand-written shell and _sync.py this script's
+output (as httpcore does), so the two cannot drift apart.
 
     python scripts/unasync.py           # rewrite _sync.py
     python scripts/unasync.py --check   # fail if _sync.py is not what _async.py gives (CI)
@@ -14,23 +15,31 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "src" / "shopify_sessions" / "sqlalchemy"
-SOURCE, TARGET = PACKAGE / "_async.py", PACKAGE / "_sync.py"
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "shopify_sessions"
+FOLDERS = [PACKAGE / "sqlalchemy", PACKAGE / "shopify_app"]
 HEADER = "# Generated from _async.py by scripts/unasync.py: edit that file, then run the script.\n"
 
 #: Applied in order, each to the whole file.
 REWRITES = [
     (
-        r'(?s)\A"""The asyncio SQL storage: the one hand-written shell\..*?"""',
-        '"""The synchronous SQL storage."""',
+        r'(?s)\A"""The asyncio (.*?): the one hand-written shell\..*?"""',
+        r'"""The synchronous \1."""',
     ),
+    (r"^import asyncio\n(?=(?:.*\n)*import time$)", ""),
     (r"^import asyncio$", "import time"),
     (r"\basyncio\.sleep\(", "time.sleep("),
+    (r"\basynccontextmanager\b", "contextmanager"),
+    (r"\bAsyncKeyedLocks\b", "KeyedLocks"),
+    (r"\bAsyncLockingSessionStorage\b", "LockingSessionStorage"),
+    (r"\bAsyncOfflineTokens\b", "OfflineTokens"),
+    (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
+    (r"\brefresh_access_token_async\b", "refresh_access_token"),
+    (r"\.aclose\(", ".close("),
     (
         r"^from sqlalchemy\.ext\.asyncio import AsyncConnection, AsyncEngine, create_async_engine$",
         "from sqlalchemy import Connection, Engine, create_engine",
     ),
-    (r"\bAwaitable\[T\]", "T"),
+    (r"\bAwaitable\[(\w+)\]", r"\1"),
     (r"\bAwaitable, ", ""),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAsyncConnection\b", "Connection"),
@@ -38,7 +47,7 @@ REWRITES = [
     (r"\bcreate_async_engine\b", "create_engine"),
     (r"\bAsyncSQLAlchemySessionStorage\b", "SQLAlchemySessionStorage"),
     (r"an asyncio SQLAlchemy", "a synchronous SQLAlchemy"),
-    (r"\n\n    The asyncio twin of :class:`SQLAlchemySessionStorage`[^\n]*", ""),
+    (r"\n\n    The asyncio twin of :class:`\w+`[^\n]*", ""),
     (r"\bis_async=True\b", "is_async=False"),
     (r"__aenter__", "__enter__"),
     (r"__aexit__", "__exit__"),
@@ -49,16 +58,18 @@ REWRITES = [
 ]
 
 
-def generate() -> str:
-    text = SOURCE.read_text()
+def generate(folder: Path) -> str:
+    text = (folder / "_async.py").read_text()
     for pattern, replacement in REWRITES:
         text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
-    return HEADER + _ruff(_ruff(text, "check", "--fix", "--select", "I", "--quiet"), "format")
+    target = folder / "_sync.py"
+    fixed = _ruff(target, text, "check", "--fix", "--select", "I", "--quiet")
+    return HEADER + _ruff(target, fixed, "format")
 
 
-def _ruff(text: str, *command: str) -> str:
+def _ruff(target: Path, text: str, *command: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "ruff", *command, "--stdin-filename", str(TARGET), "-"],
+        [sys.executable, "-m", "ruff", *command, "--stdin-filename", str(target), "-"],
         input=text,
         capture_output=True,
         text=True,
@@ -68,14 +79,15 @@ def _ruff(text: str, *command: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    generated = generate()
-    if "--check" in argv:
-        if TARGET.read_text() != generated:
-            print(f"{TARGET} is not what scripts/unasync.py generates from {SOURCE.name}")
-            return 1
-        return 0
-    TARGET.write_text(generated)
-    return 0
+    stale = 0
+    for folder in FOLDERS:
+        target, generated = folder / "_sync.py", generate(folder)
+        if "--check" not in argv:
+            target.write_text(generated)
+        elif not target.exists() or target.read_text() != generated:
+            print(f"{target} is not what scripts/unasync.py generates from _async.py")
+            stale += 1
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import functools
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from shopify_sessions.sqlalchemy import (
     SQLAlchemySessionStorage,
     session_table,
 )
+from standin import CLIENT_ID, CLIENT_SECRET
+from standin_client import StandIn
 
 POSTGRESQL_URL = os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -270,3 +272,47 @@ async def storage(harness: Harness) -> Any:
     storage = harness.storage(table=harness.default_table())
     await storage.create_table()
     return storage
+
+
+# --- the token lifecycle: a Shopify stand-in, and OfflineTokens on every backend ---------
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[StandIn]:
+    """The strict Shopify stand-in (tests/standin.py), in a process of its own."""
+    server = StandIn()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def shop() -> str:
+    """A shop domain of the test's own."""
+    return f"shop-{uuid.uuid4().hex[:10]}.myshopify.com"
+
+
+@pytest.fixture
+async def tokens_for(standin: StandIn, storage: Any) -> AsyncIterator[Callable[..., Any]]:
+    """Makes OfflineTokens (awaitable methods) on the battery's storage, routed to the stand-in."""
+    from shopify_sessions.shopify_app import AsyncOfflineTokens, OfflineTokens
+
+    standin.reset()
+    closers: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        options = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, **options}
+        if isinstance(storage, Awaited):
+            client = standin.client()
+            closers.append(client.close)
+            return Awaited(OfflineTokens(storage.target, http_client=client, **options))
+        async_client = standin.async_client()
+        closers.append(async_client.aclose)
+        return AsyncOfflineTokens(storage, http_client=async_client, **options)
+
+    yield make
+    for close in closers:
+        result = close()
+        if result is not None:
+            await result

@@ -7,24 +7,36 @@ from ._errors import (
     DatabaseURLError,
     InvalidSessionError,
     InvalidShopError,
+    LockTimeoutError,
     MissingSessionTableError,
+    ReauthorizationRequiredError,
     SessionStorageError,
     SessionTableSchemaError,
+    ShopTokenError,
     StorageConflictError,
     StorageOperationError,
     StorageUnavailableError,
+    TokenPersistenceError,
+    TokenRefreshError,
     UnsupportedDialectError,
 )
 from ._memory import AsyncMemorySessionStorage, MemorySessionStorage
 from ._scopes import AuthScopes
 from ._session import AssociatedUser, OnlineAccessInfo, Session
 from ._shop import is_valid_shop, offline_session_id, online_session_id, sanitize_shop
-from ._storage import AsyncSessionStorage, SessionStorage, session_order
+from ._storage import (
+    AsyncLockingSessionStorage,
+    AsyncSessionStorage,
+    LockingSessionStorage,
+    SessionStorage,
+    session_order,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AssociatedUser",
+    "AsyncLockingSessionStorage",
     "AsyncMemorySessionStorage",
     "AsyncSessionStorage",
     "AuthScopes",
@@ -32,18 +44,24 @@ __all__ = [
     "FernetTokenCipher",
     "InvalidSessionError",
     "InvalidShopError",
+    "LockTimeoutError",
+    "LockingSessionStorage",
     "MemorySessionStorage",
     "MissingSessionTableError",
     "OnlineAccessInfo",
+    "ReauthorizationRequiredError",
     "Session",
     "SessionStorage",
     "SessionStorageError",
     "SessionTableSchemaError",
+    "ShopTokenError",
     "StorageConflictError",
     "StorageOperationError",
     "StorageUnavailableError",
     "TokenCipher",
     "TokenDecryptionError",
+    "TokenPersistenceError",
+    "TokenRefreshError",
     "UnsupportedDialectError",
     "is_valid_shop",
     "offline_session_id",

@@ -73,3 +73,59 @@ class DatabaseURLError(SessionStorageError, ValueError):
     install), or a driver of the other kind: an asyncio driver given to the sync
     storage or the reverse (the message names the class to use).
     """
+
+
+class LockTimeoutError(SessionStorageError):
+    """A session lock could not be taken before its timeout.
+
+    Another worker holds it, most likely refreshing the same token; it is worth trying
+    again a little later. ``id`` is the session id, ``timeout`` the seconds waited.
+    """
+
+    id: str
+    timeout: float
+
+    def __init__(self, id: str, timeout: float) -> None:
+        self.id = id
+        self.timeout = timeout
+        super().__init__(f"the lock of session {id!r} was not free within {timeout:g} s")
+
+
+class ShopTokenError(SessionStorageError):
+    """A shop's token could not be renewed. ``shop`` is the shop domain, ``code`` the
+    reason (``shopifyapp``'s log code, or Shopify's OAuth error). Never carries a token."""
+
+    shop: str
+    code: str
+
+    def __init__(self, shop: str, code: str, detail: str) -> None:
+        self.shop = shop
+        self.code = code
+        super().__init__(f"{shop}: {code}: {detail}")
+
+
+class TokenRefreshError(ShopTokenError):
+    """Shopify, or the network to it, failed to renew a shop's token; try again later.
+
+    The stored pair was not changed and stays usable for the next try. ``code`` says what
+    went wrong, such as ``server_error`` or ``network_error``.
+    """
+
+
+class TokenPersistenceError(TokenRefreshError):
+    """Shopify renewed the token, but the new pair could not be stored.
+
+    Storing was retried with backoff before this was raised; the cause is chained. The
+    old pair is still in the table, untouched. Shopify keeps an old refresh token usable
+    until its replacement is first used, so the next refresh normally recovers; a server
+    without that grace would need the merchant to re-authorise the app.
+    """
+
+
+class ReauthorizationRequiredError(ShopTokenError):
+    """The shop's token cannot be renewed: the merchant must open the app again.
+
+    Shopify answered ``invalid_grant`` (the refresh token is expired, revoked or
+    unknown), the stored refresh token has expired, or there is none to renew an
+    expired token with. Token exchange or OAuth gives the app a new session.
+    """

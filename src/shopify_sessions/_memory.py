@@ -1,18 +1,23 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 
+from ._locks import DEFAULT_LOCK_TIMEOUT, AsyncKeyedLocks, KeyedLocks, check_timeout
 from ._session import Session
 from ._storage import (
+    check_batch_size,
     check_id,
     check_ids,
     check_session,
     check_shop,
     expiry_cutoff,
     is_purgeable,
+    is_refresh_due,
     session_order,
 )
+from ._time import as_utc
 
 
 class MemorySessionStorage:
@@ -22,10 +27,11 @@ class MemorySessionStorage:
     does not change what it holds. Nothing survives the process.
     """
 
-    __slots__ = ("_sessions",)
+    __slots__ = ("_locks", "_sessions")
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
+        self._locks = KeyedLocks()
 
     def store_session(self, session: Session) -> bool:
         """Store a copy of ``session``, replacing any session with its id."""
@@ -77,14 +83,37 @@ class MemorySessionStorage:
             del self._sessions[id]
         return len(doomed)
 
+    @contextmanager
+    def lock_session(self, id: str, *, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+        """Hold the lock of session ``id`` (among the threads of this process).
+
+        Raises:
+            LockTimeoutError: it was not free within ``timeout`` seconds.
+        """
+        with self._locks.hold(check_id(id), check_timeout(timeout)):
+            yield
+
+    def sessions_due_for_refresh(
+        self, before: datetime, *, batch_size: int = 100
+    ) -> Iterator[list[Session]]:
+        """Copies of the offline sessions whose refresh token expires before ``before``,
+        ``batch_size`` at a time, in id order."""
+        before, size = as_utc(before), check_batch_size(batch_size)
+        due = sorted(
+            (s for s in self._sessions.values() if is_refresh_due(s, before)), key=lambda s: s.id
+        )
+        for start in range(0, len(due), size):
+            yield [s.copy() for s in due[start : start + size]]
+
 
 class AsyncMemorySessionStorage:
     """The asyncio twin of :class:`MemorySessionStorage` (same behaviour, awaited)."""
 
-    __slots__ = ("_storage",)
+    __slots__ = ("_locks", "_storage")
 
     def __init__(self) -> None:
         self._storage = MemorySessionStorage()
+        self._locks = AsyncKeyedLocks()
 
     async def store_session(self, session: Session) -> bool:
         """Store a copy of ``session``, replacing any session with its id."""
@@ -115,3 +144,23 @@ class AsyncMemorySessionStorage:
     ) -> int:
         """Delete sessions expired more than ``grace`` ago that no refresh token can renew."""
         return self._storage.delete_expired_sessions(grace=grace, now=now, batch_size=batch_size)
+
+    @asynccontextmanager
+    async def lock_session(
+        self, id: str, *, timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> AsyncIterator[None]:
+        """Hold the lock of session ``id`` (among the tasks of this event loop).
+
+        Raises:
+            LockTimeoutError: it was not free within ``timeout`` seconds.
+        """
+        async with self._locks.hold(check_id(id), check_timeout(timeout)):
+            yield
+
+    async def sessions_due_for_refresh(
+        self, before: datetime, *, batch_size: int = 100
+    ) -> AsyncIterator[list[Session]]:
+        """Copies of the offline sessions whose refresh token expires before ``before``,
+        ``batch_size`` at a time, in id order."""
+        for batch in self._storage.sessions_due_for_refresh(before, batch_size=batch_size):
+            yield batch

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -63,6 +64,44 @@ class AsyncSessionStorage(Protocol):
         ...
 
 
+@runtime_checkable
+class LockingSessionStorage(SessionStorage, Protocol):
+    """A :class:`SessionStorage` that can also serialise work on a session and list the
+    offline sessions whose refresh token is due: what ``OfflineTokens`` needs.
+
+    The memory and SQL storages of this package are all of this kind.
+    """
+
+    def lock_session(self, id: str, *, timeout: float = ...) -> AbstractContextManager[None]:
+        """Hold the lock of session ``id``: one holder at a time, however many workers.
+
+        Raises :class:`~shopify_sessions.LockTimeoutError` when it is not free within
+        ``timeout`` seconds.
+        """
+        ...
+
+    def sessions_due_for_refresh(
+        self, before: datetime, *, batch_size: int = ...
+    ) -> Iterator[list[Session]]:
+        """Offline sessions whose refresh token expires before ``before``, in batches."""
+        ...
+
+
+@runtime_checkable
+class AsyncLockingSessionStorage(AsyncSessionStorage, Protocol):
+    """The asyncio twin of :class:`LockingSessionStorage`."""
+
+    def lock_session(self, id: str, *, timeout: float = ...) -> AbstractAsyncContextManager[None]:
+        """Hold the lock of session ``id``: one holder at a time, however many workers."""
+        ...
+
+    def sessions_due_for_refresh(
+        self, before: datetime, *, batch_size: int = ...
+    ) -> AsyncIterator[list[Session]]:
+        """Offline sessions whose refresh token expires before ``before``, in batches."""
+        ...
+
+
 def session_order(session: Session) -> tuple[bool, float, str]:
     """Sort key of ``find_sessions_by_shop``: the same order on every backend.
 
@@ -96,6 +135,17 @@ def is_purgeable(
     return refresh_token_expires is not None and refresh_token_expires < now
 
 
+def is_refresh_due(session: Session, before: datetime) -> bool:
+    """Whether ``session`` is offline with a refresh token that expires before ``before``."""
+    expires = session.refresh_token_expires
+    return (
+        not session.is_online
+        and bool(session.refresh_token)
+        and expires is not None
+        and expires < before
+    )
+
+
 def expiry_cutoff(grace: timedelta, now: datetime | None) -> tuple[datetime, datetime]:
     """``(now, now - grace)`` as aware UTC; ``now`` defaults to the current time."""
     if not isinstance(grace, timedelta) or grace < timedelta(0):
@@ -110,6 +160,13 @@ def check_session(session: object) -> Session:
         raise InvalidSessionError(f"expected a Session, got {type(session).__name__}")
     check_id(session.id)
     return session
+
+
+def check_batch_size(size: object) -> int:
+    """Return ``size`` if it is a positive int, else raise :class:`InvalidSessionError`."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise InvalidSessionError("batch_size must be a positive int")
+    return size
 
 
 def check_id(id: object) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -18,13 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from .._encryption import TokenCipher
 from .._errors import (
+    LockTimeoutError,
     MissingSessionTableError,
     SessionStorageError,
     StorageConflictError,
     StorageUnavailableError,
 )
+from .._locks import DEFAULT_LOCK_TIMEOUT, AsyncKeyedLocks, check_timeout
 from .._session import Session
-from .._storage import expiry_cutoff
+from .._storage import check_id, expiry_cutoff
+from .._time import as_utc
 from ._base import (
     DEFAULT_ENGINE_OPTIONS,
     DateTimeFormatArgument,
@@ -34,6 +39,7 @@ from ._base import (
     retry_delay,
 )
 from ._core import SessionTableCore
+from ._locks import FileLock, SessionLocks, StatementLock, lock_pauses
 from ._schema import reflect_table
 from ._translate import (
     FAILURES,
@@ -90,7 +96,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         SessionTableSchemaError: the declared table cannot hold sessions.
     """
 
-    __slots__ = ("_engine", "_owns_engine")
+    __slots__ = ("_engine", "_locks", "_owns_engine", "_session_locks")
 
     def __init__(
         self,
@@ -121,6 +127,8 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             token_cipher,
             engine.get_execution_options(),
         )
+        self._locks = AsyncKeyedLocks()
+        self._session_locks = SessionLocks(engine.dialect.name, engine.url, self._table_name)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -275,6 +283,65 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         async for rows in self._pages("sessions", page):
             yield [core.session_from_row(row) for row in rows]
 
+    async def sessions_due_for_refresh(
+        self, before: datetime, *, batch_size: int = 100
+    ) -> AsyncIterator[list[Session]]:
+        """The offline sessions whose refresh token expires before ``before``.
+
+        The table is read ``batch_size`` rows at a time in id order; each batch that
+        holds due sessions is yielded as a list. Keep-warm jobs walk it (see
+        ``OfflineTokens.refresh_expiring``).
+        """
+        core = await self._ready_core()
+        before = as_utc(before)
+        async for rows in self._pages("sessions_due_for_refresh", core.due_page(batch_size)):
+            due = core.due_sessions(rows, before)
+            if due:
+                yield due
+
+    @asynccontextmanager
+    async def lock_session(
+        self, id: str, *, timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> AsyncIterator[None]:
+        """Hold the lock of session ``id``: one holder at a time across threads, tasks,
+        processes and hosts.
+
+        On PostgreSQL an advisory lock, on MySQL/MariaDB a named lock, each held by a
+        connection of its own (taken from the engine's pool, in autocommit, so no
+        transaction stays open while it is held), and released by the server if the
+        holder dies. On SQLite, ``flock`` on a file in ``<database>.locks/`` beside the
+        database, released by the kernel if the holder dies. Waiters in one process
+        queue in-process first, so a process spends at most one connection per waited
+        session.
+
+        Raises:
+            LockTimeoutError: the lock was not free within ``timeout`` seconds.
+            StorageUnavailableError: the database could not be reached.
+        """
+        id, timeout = check_id(id), check_timeout(timeout)
+        deadline = time.monotonic() + timeout
+        async with self._locks.hold(id, timeout):
+            lock = self._session_locks.for_session(id)
+            if isinstance(lock, StatementLock):
+                connection = await self._take_statement_lock(lock, id, deadline, timeout)
+                try:
+                    yield
+                finally:
+                    await self._release_statement_lock(connection, lock, id)
+            elif isinstance(lock, FileLock):
+                try:
+                    for pause in lock_pauses(deadline):
+                        await asyncio.sleep(pause)
+                        if lock.try_acquire():
+                            break
+                    else:
+                        raise LockTimeoutError(id, timeout)
+                    yield
+                finally:
+                    lock.release()
+            else:
+                yield
+
     async def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""
         if self._owns_engine:
@@ -352,6 +419,55 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
                 await connection.close()
         except FAILURES as error:
             raise statement_failure(operation, self._table_name, error) from error
+
+    async def _take_statement_lock(
+        self, lock: StatementLock, id: str, deadline: float, timeout: float
+    ) -> AsyncConnection:
+        attempt = 0
+        while True:
+            try:
+                return await self._try_statement_lock(lock, id, deadline, timeout)
+            except StorageUnavailableError as error:  # a pooled connection had died
+                if retry_delay(error, attempt) is None:
+                    raise
+                attempt += 1
+
+    async def _try_statement_lock(
+        self, lock: StatementLock, id: str, deadline: float, timeout: float
+    ) -> AsyncConnection:
+        try:
+            connection = await self._engine.connect()
+        except FAILURES as error:
+            raise connect_failure(self._table_name, error) from error
+        try:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            for pause in lock_pauses(deadline):
+                await asyncio.sleep(pause)
+                if (await connection.execute(lock.try_statement, lock.parameters)).scalar():
+                    return connection
+        except BaseException as error:
+            # The lock may have been granted as the wait was interrupted: the connection
+            # goes, never back to the pool, so the server releases whatever it holds.
+            await connection.invalidate()
+            if isinstance(error, FAILURES):
+                raise statement_failure("lock_session", self._table_name, error) from error
+            raise
+        await connection.close()
+        raise LockTimeoutError(id, timeout)
+
+    async def _release_statement_lock(
+        self, connection: AsyncConnection, lock: StatementLock, id: str
+    ) -> None:
+        try:
+            await connection.execute(lock.release_statement, lock.parameters)
+        except BaseException as error:
+            await connection.invalidate()
+            if not isinstance(error, FAILURES):
+                raise
+            # The server released the lock with the connection; nothing is left to undo.
+            logger.warning("lock_session %r: the lock's connection was lost while held", id)
+        else:
+            await connection.close()
 
 
 async def _execute(connection: AsyncConnection, statement: Executable, parameters: Any) -> None:

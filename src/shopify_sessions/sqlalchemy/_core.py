@@ -29,11 +29,13 @@ from .._encryption import TokenCipher
 from .._errors import InvalidSessionError, MissingSessionTableError, SessionTableSchemaError
 from .._session import AssociatedUser, OnlineAccessInfo, Session
 from .._storage import (
+    check_batch_size,
     check_id,
     check_ids,
     check_session,
     check_shop,
     is_purgeable,
+    is_refresh_due,
     session_order,
 )
 from ._codecs import Codec, DateTimeFormat, EncryptedTextCodec, TextCodec
@@ -62,6 +64,7 @@ class SessionTableCore:
         "_codecs",
         "_datetime_formats",
         "_decoders",
+        "_due_page",
         "_expiry_codecs",
         "_expiry_page",
         "_false_when_absent",
@@ -142,6 +145,11 @@ class SessionTableCore:
         self._expiry_page = (
             select(*(carried[position[name]] for name in expiry))
             .where(by_name["expires"].is_not(None), id_column > bindparam("after"))
+            .order_by(id_column)
+        )
+        self._due_page = (
+            select(*carried)
+            .where(by_name["refreshTokenExpires"].is_not(None), id_column > bindparam("after"))
             .order_by(id_column)
         )
         access, refresh = by_name["accessToken"], by_name["refreshToken"]
@@ -289,11 +297,11 @@ class SessionTableCore:
 
     def session_page(self, size: int) -> Select[Any]:
         """The next ``size`` whole rows after id ``:after``, in id order (``session_from_row``)."""
-        return self._session_page.limit(_page_size(size))
+        return self._session_page.limit(check_batch_size(size))
 
     def expiry_page(self, size: int) -> Select[Any]:
         """The next ``size`` rows with an ``expires``, after id ``:after``, in id order."""
-        return self._expiry_page.limit(_page_size(size))
+        return self._expiry_page.limit(check_batch_size(size))
 
     def purgeable_ids(
         self, rows: Sequence[Sequence[Any]], now: datetime, cutoff: datetime
@@ -309,11 +317,20 @@ class SessionTableCore:
                 doomed.append(id)
         return doomed
 
+    def due_page(self, size: int) -> Select[Any]:
+        """The next ``size`` whole rows with a refresh token expiry, after id ``:after``."""
+        return self._due_page.limit(check_batch_size(size))
+
+    def due_sessions(self, rows: Sequence[Sequence[Any]], before: datetime) -> list[Session]:
+        """The sessions of ``due_page`` rows that :func:`is_refresh_due` before ``before``."""
+        sessions = (self.session_from_row(row) for row in rows)
+        return [session for session in sessions if is_refresh_due(session, before)]
+
     def token_page(self, size: int) -> Select[Any]:
         """The next ``size`` rows' id and tokens, after id ``:after``, in id order."""
         if self._cipher is None:
             raise InvalidSessionError("reencrypt_tokens needs a storage with a token_cipher")
-        return self._token_page.limit(_page_size(size))
+        return self._token_page.limit(check_batch_size(size))
 
     def reencryptions(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """``token_update`` parameters for the rows not yet encrypted under the current key."""
@@ -344,12 +361,6 @@ class SessionTableCore:
 def describe_table(table: Table) -> str:
     """``schema.name`` or ``name``, quoted the way it is spelled."""
     return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
-
-
-def _page_size(size: object) -> int:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise InvalidSessionError("batch_size must be a positive int")
-    return size
 
 
 def _encrypted(codec: Codec, cipher: TokenCipher) -> Codec:

@@ -1,0 +1,307 @@
+"""Everything ``OfflineTokens`` and ``AsyncOfflineTokens`` decide without I/O: when a
+token is due, what to send Shopify, and what its answer means.
+
+The sync and async shells only load, lock, call and store in the order this gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from shopify_app import TokenExchangeResult
+
+from .._errors import (
+    ReauthorizationRequiredError,
+    SessionStorageError,
+    TokenPersistenceError,
+    TokenRefreshError,
+)
+from .._locks import check_timeout
+from .._session import Session
+from .._shop import offline_session_id
+from .._time import utc_now
+from ._convert import session_from_token, shop_domain, token_from_session
+
+logger = logging.getLogger("shopify_sessions")
+
+#: Say which sessions a renewal applies to: called with the session (re-read under the
+#: lock) and the time now.
+Due = Callable[[Session, datetime], bool]
+
+#: shopifyapp's log codes after which only the merchant can help.
+REAUTHORIZE = frozenset({"invalid_grant", "refresh_token_expired"})
+#: OAuth errors of Shopify's token endpoint that mean the same for a legacy exchange.
+LEGACY_REAUTHORIZE = frozenset({"invalid_grant", "invalid_subject_token", "invalid_token"})
+#: Tries of the legacy exchange on 429 and 5xx answers (shopifyapp's refresh does 3 too).
+LEGACY_ATTEMPTS = 3
+TOKEN_TYPE = "urn:shopify:params:oauth:token-type:offline-access-token"
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+@dataclass(slots=True)
+class RefreshReport:
+    """What :meth:`OfflineTokens.refresh_expiring` did, by shop domain.
+
+    Attributes:
+        refreshed: shops whose pair was renewed (or found renewed by another worker).
+        reauthorization_required: shops whose merchant must open the app again.
+        failed: shops that failed for another reason, with the error (typed, with its
+            cause); they can be tried again on the next run.
+    """
+
+    refreshed: list[str] = field(default_factory=list)
+    reauthorization_required: list[str] = field(default_factory=list)
+    failed: dict[str, SessionStorageError] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether no shop failed or needs re-authorisation."""
+        return not self.failed and not self.reauthorization_required
+
+
+class TokensBase:
+    """The settings and decisions shared by the sync and async shells."""
+
+    __slots__ = (
+        "_app_config",
+        "_delete_on_reauthorization",
+        "_lock_timeout",
+        "_skew",
+        "_store_attempts",
+    )
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        skew: timedelta,
+        lock_timeout: float,
+        store_attempts: int,
+        delete_on_reauthorization: bool,
+    ) -> None:
+        for name, value in (("client_id", client_id), ("client_secret", client_secret)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty str")
+        if not isinstance(skew, timedelta) or skew < timedelta(0):
+            raise ValueError("skew must be a timedelta of zero or more")
+        if isinstance(store_attempts, bool) or not isinstance(store_attempts, int):
+            raise ValueError("store_attempts must be an int of 1 or more")
+        if store_attempts < 1:
+            raise ValueError("store_attempts must be an int of 1 or more")
+        self._app_config: Any = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "old_client_secret": None,
+        }
+        self._skew = skew
+        self._lock_timeout = check_timeout(lock_timeout)
+        self._store_attempts = store_attempts
+        self._delete_on_reauthorization = bool(delete_on_reauthorization)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(client_id={self._app_config['client_id']!r}, skew={self._skew})"
+        )
+
+    @staticmethod
+    def offline_id(shop: str) -> tuple[str, str]:
+        """``(shop domain, offline session id)`` of ``my-shop`` or ``my-shop.myshopify.com``."""
+        domain = shop_domain(shop)
+        return domain, offline_session_id(domain)
+
+    def is_stale(self, session: Session, now: datetime) -> bool:
+        """Whether ``get`` must renew the session's access token first.
+
+        It expires within ``skew``; or it has no expiry but a refresh token, which only a
+        refresh answer that lost its expiry leaves behind (shopify-app-js #3400): one
+        refresh repairs it. A session with neither is a legacy token, used as it is.
+        """
+        if session.expires is None:
+            return bool(session.refresh_token)
+        return session.expires - self._skew <= now
+
+    @staticmethod
+    def may_serve_current(session: Session, error: Exception, now: datetime) -> bool:
+        """Whether ``get`` may hand out the current token after a failed early refresh.
+
+        Shopify or the network failed (or another worker held the lock too long), but the
+        current access token has not expired yet: it still works, so the request goes on
+        with it, and the next call tries the refresh again. A new pair that could not be
+        stored is never hidden this way.
+        """
+        if isinstance(error, TokenPersistenceError):
+            return False
+        return session.expires is not None and session.expires > now
+
+    @staticmethod
+    def is_legacy(session: Session, now: datetime) -> bool:
+        """Whether the session holds a non-expiring token that has not been migrated."""
+        return session.expires is None and not session.refresh_token
+
+    def refresh_input(self, domain: str, session: Session, now: datetime) -> Any:
+        """What ``shopifyapp.refresh_access_token`` is given to renew ``session``.
+
+        ``shopifyapp`` refuses to refresh a token with more than 60 s left, whatever the
+        app's ``skew``; the token is handed over without its ``expires`` so it goes ahead.
+
+        Raises:
+            ReauthorizationRequiredError: no refresh token, or it has expired.
+        """
+        if not session.refresh_token:
+            raise ReauthorizationRequiredError(
+                domain, "no_refresh_token", "the session has no refresh token to renew it with"
+            )
+        if session.refresh_token_expires is not None and session.refresh_token_expires <= now:
+            raise ReauthorizationRequiredError(
+                domain, "refresh_token_expired", "the stored refresh token has expired"
+            )
+        return replace(token_from_session(session), expires=None)
+
+    def refreshed_session(
+        self, domain: str, session: Session, result: TokenExchangeResult, now: datetime
+    ) -> Session:
+        """The session to store after ``shopifyapp`` answered a refresh of ``session``.
+
+        Raises:
+            ReauthorizationRequiredError: Shopify said ``invalid_grant``, or the refresh
+                token had expired.
+            TokenRefreshError: any other failure (5xx after retries, network, credentials).
+        """
+        code, detail = result.log.code, result.log.detail
+        if code in REAUTHORIZE:
+            raise ReauthorizationRequiredError(domain, code, detail)
+        if code != "success" or result.access_token is None:
+            raise TokenRefreshError(domain, code, detail)
+        renewed = session_from_token(result.access_token)
+        return self.checked_pair(session, renewed, now)
+
+    def legacy_request(self, domain: str, session: Session) -> tuple[str, dict[str, Any]]:
+        """The URL and JSON body that exchange a legacy token for an expiring pair."""
+        body = {
+            "client_id": self._app_config["client_id"],
+            "client_secret": self._app_config["client_secret"],
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": session.access_token,
+            "subject_token_type": TOKEN_TYPE,
+            "requested_token_type": TOKEN_TYPE,
+            "expiring": 1,
+        }
+        return f"https://{domain.rstrip('/')}/admin/oauth/access_token", body
+
+    @staticmethod
+    def should_retry_legacy(status: int, attempt: int) -> float | None:
+        """Seconds to wait before trying the legacy exchange again, or ``None``."""
+        if (status == 429 or 500 <= status <= 504) and attempt + 1 < LEGACY_ATTEMPTS:
+            return 0.25 * (1 << attempt) * (1 + random.random())
+        return None
+
+    def migrated_session(
+        self, domain: str, session: Session, status: int, answer: Any, now: datetime
+    ) -> Session:
+        """The session to store after Shopify answered a legacy exchange.
+
+        Raises:
+            ReauthorizationRequiredError: Shopify refused the legacy token.
+            TokenRefreshError: any other failure.
+        """
+        if not isinstance(answer, dict):
+            answer = {}
+        if status != 200:
+            error = str(answer.get("error") or f"http_{status}")
+            detail = str(answer.get("error_description") or f"Shopify answered HTTP {status}")
+            if error in LEGACY_REAUTHORIZE:
+                raise ReauthorizationRequiredError(domain, error, detail)
+            raise TokenRefreshError(domain, error, detail)
+        token = answer.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise TokenRefreshError(domain, "invalid_answer", "the answer has no access_token")
+        try:
+            expires_in = _seconds(answer.get("expires_in"))
+            refresh_expires_in = _seconds(answer.get("refresh_token_expires_in"))
+        except ValueError as error:
+            raise TokenRefreshError(domain, "invalid_answer", str(error)) from None
+        renewed = session.copy()
+        renewed.access_token = token
+        renewed.scope = str(answer.get("scope") or session.scope or "")
+        renewed.expires = None if expires_in is None else now + expires_in
+        renewed.refresh_token = answer.get("refresh_token") or None
+        renewed.refresh_token_expires = (
+            None if refresh_expires_in is None else now + refresh_expires_in
+        )
+        return self.checked_pair(session, renewed, now)
+
+    @staticmethod
+    def checked_pair(old: Session, new: Session, now: datetime) -> Session:
+        """``new`` made safe to store in place of ``old``.
+
+        Shopify's answer without ``expires_in`` (shopify-app-js #3400) must not be stored
+        as a token that never expires, which nothing would refresh again: it is stored as
+        expiring now, so the next ``get`` refreshes it. An answer without a refresh token
+        keeps the old one (nothing replaced it, so Shopify still honours it), and a refresh
+        token expiry in the past (an answer without ``refresh_token_expires_in``) is stored
+        as unknown rather than as expired. The old session's ``state`` and extra
+        attributes are kept.
+        """
+        new.id, new.shop, new.state = old.id, old.shop, old.state
+        new.extra = dict(old.extra)
+        if new.expires is None or new.expires <= now:
+            logger.warning(
+                "token answer for %s had no future expiry; stored as expiring now", old.shop
+            )
+            new.expires = now
+        if not new.refresh_token:
+            new.refresh_token = old.refresh_token
+            new.refresh_token_expires = old.refresh_token_expires
+        elif new.refresh_token_expires is not None and new.refresh_token_expires <= now:
+            new.refresh_token_expires = None
+        return new
+
+    @staticmethod
+    def store_pause(attempt: int) -> float:
+        """Seconds before storing a renewed pair again: 0.1 s doubling, at most 2 s."""
+        return min(0.1 * (1 << attempt), 2.0) * (0.5 + random.random())
+
+    def log(
+        self,
+        level: int,
+        action: str,
+        domain: str,
+        outcome: str,
+        lock_wait: float,
+        duration: float,
+    ) -> None:
+        """One record per renewal attempt; never a token."""
+        logger.log(
+            level,
+            "%s %s: %s (lock wait %.0f ms, %.0f ms in all)",
+            action,
+            domain,
+            outcome,
+            lock_wait * 1000,
+            duration * 1000,
+            extra={
+                "shop": domain,
+                "action": action,
+                "outcome": outcome,
+                "lock_wait_ms": round(lock_wait * 1000, 1),
+                "duration_ms": round(duration * 1000, 1),
+            },
+        )
+
+
+def now() -> datetime:
+    """The time decisions are made against (aware UTC)."""
+    return utc_now()
+
+
+def _seconds(value: object) -> timedelta | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"not a number of seconds: {value!r}")
+    return timedelta(seconds=value)

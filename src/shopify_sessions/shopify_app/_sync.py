@@ -1,0 +1,256 @@
+# Generated from _async.py by scripts/unasync.py: edit that file, then run the script.
+"""The synchronous token lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from shopify_app.exchange.refresh_token import refresh_access_token
+
+from .._errors import (
+    LockTimeoutError,
+    ReauthorizationRequiredError,
+    SessionStorageError,
+    TokenPersistenceError,
+    TokenRefreshError,
+)
+from .._locks import DEFAULT_LOCK_TIMEOUT
+from .._session import Session
+from .._storage import LockingSessionStorage, is_refresh_due
+from ._base import HEADERS, Due, RefreshReport, TokensBase, logger, now
+
+
+class OfflineTokens(TokensBase):
+    """Shops' offline access tokens, always valid, renewed once however many workers ask.
+
+    Shopify's expiring offline tokens last an hour; their refresh token lasts 90 days and
+    is replaced on every use. :meth:`get` hands out a token valid for at least ``skew``,
+    refreshing it first when needed, with one refresh per session at a time across
+    threads, tasks, processes and hosts (the storage's ``lock_session``): a worker that
+    waited reads the row again and uses the pair that was just stored. The new pair is
+    stored at once in one atomic write, retried if the database fails.
+
+    Args:
+        storage: a storage of this package (memory or SQL) of the same kind, sync or
+            asyncio.
+        client_id: the app's client id.
+        client_secret: the app's client secret.
+        http_client: the ``httpx`` client for Shopify (timeouts, proxies, a transport);
+            ``shopifyapp`` makes a client per call without one.
+        skew: how long a handed-out access token must still be valid.
+        lock_timeout: seconds to wait for another worker's refresh of the same session
+            before :class:`~shopify_sessions.LockTimeoutError`.
+        store_attempts: how many times a renewed pair is written before giving up.
+        delete_on_reauthorization: delete the session when Shopify says the merchant must
+            re-authorise (``get`` then returns ``None``); by default the row is kept as it
+            was, and each later ``get`` asks Shopify again.
+    """
+
+    __slots__ = ("_http_client", "_storage")
+
+    def __init__(
+        self,
+        storage: LockingSessionStorage,
+        *,
+        client_id: str,
+        client_secret: str,
+        http_client: httpx.Client | None = None,
+        skew: timedelta = timedelta(minutes=5),
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        store_attempts: int = 6,
+        delete_on_reauthorization: bool = False,
+    ) -> None:
+        if not isinstance(storage, LockingSessionStorage):
+            raise TypeError(
+                f"storage must have lock_session and sessions_due_for_refresh, not {storage!r}"
+            )
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise TypeError(f"http_client must be an httpx.Client, not {http_client!r}")
+        super().__init__(
+            client_id,
+            client_secret,
+            skew,
+            lock_timeout,
+            store_attempts,
+            delete_on_reauthorization,
+        )
+        self._storage = storage
+        self._http_client = http_client
+
+    def get(self, shop: str) -> Session | None:
+        """The shop's offline session, with an access token valid for at least ``skew``.
+
+        Refreshed first when needed. If that early refresh fails for a passing reason
+        (:class:`~shopify_sessions.TokenRefreshError` or
+        :class:`~shopify_sessions.LockTimeoutError`) while the current token has not
+        expired yet, the current session is returned and a warning logged: the next call
+        tries again. A legacy session (no expiry, no refresh token) is returned as it is;
+        see :meth:`migrate_legacy`.
+
+        Args:
+            shop: ``my-shop.myshopify.com``, or ``my-shop`` as ``shopifyapp`` names shops.
+
+        Returns:
+            The session, or ``None`` when the shop has no offline session.
+
+        Raises:
+            ReauthorizationRequiredError: the merchant must open the app again.
+            TokenRefreshError: Shopify or the network failed and the token has expired;
+                the stored pair is intact.
+            TokenPersistenceError: the renewed pair could not be stored.
+            LockTimeoutError: another worker held the session's lock too long, and the
+                token has expired.
+            SessionStorageError: the storage failed (typed, with its cause).
+        """
+        domain, id = self.offline_id(shop)
+        session = self._storage.load_session(id)
+        if session is None or not self.is_stale(session, now()):
+            return session
+        try:
+            return self._renew(domain, id, self.is_stale, "refresh", self._refresh)
+        except (TokenRefreshError, LockTimeoutError) as error:
+            if not self.may_serve_current(session, error, now()):
+                raise
+            logger.warning("%s: serving the current token until it expires: %s", domain, error)
+            return session
+
+    def migrate_legacy(self, shop: str) -> Session | None:
+        """Exchange the shop's non-expiring offline token for an expiring pair, once.
+
+        However many workers call it at once, one exchange is made; a shop whose session
+        already has a refresh token (or an expiry) is left alone and returned as it is.
+        After the exchange the legacy token no longer works: the returned session holds
+        the new pair.
+
+        Returns:
+            The session, or ``None`` when the shop has no offline session.
+
+        Raises:
+            ReauthorizationRequiredError: Shopify refused the legacy token.
+            TokenRefreshError, TokenPersistenceError, LockTimeoutError,
+            SessionStorageError: as for :meth:`get`.
+        """
+        domain, id = self.offline_id(shop)
+        session = self._storage.load_session(id)
+        if session is None or not self.is_legacy(session, now()):
+            return session
+        return self._renew(domain, id, self.is_legacy, "legacy exchange", self._exchange)
+
+    def refresh_expiring(
+        self, *, within: timedelta = timedelta(days=7), batch_size: int = 100
+    ) -> RefreshReport:
+        """Keep idle shops warm: refresh every offline session whose refresh token
+        expires within ``within``, before it lapses and the merchant must re-authorise.
+
+        Run it from cron (daily, with ``within`` longer than the interval). Sessions are
+        read ``batch_size`` at a time and refreshed one by one, each under its lock; one
+        shop's failure is recorded and the others go on.
+        """
+        if not isinstance(within, timedelta) or within < timedelta(0):
+            raise ValueError("within must be a timedelta of zero or more")
+        before = now() + within
+
+        def due(session: Session, at: Any) -> bool:
+            return is_refresh_due(session, before)
+
+        report = RefreshReport()
+        for batch in self._storage.sessions_due_for_refresh(before, batch_size=batch_size):
+            for session in batch:
+                try:
+                    self._renew(session.shop, session.id, due, "keep-warm", self._refresh)
+                except ReauthorizationRequiredError:
+                    report.reauthorization_required.append(session.shop)
+                except SessionStorageError as error:
+                    report.failed[session.shop] = error
+                else:
+                    report.refreshed.append(session.shop)
+        return report
+
+    def _renew(
+        self,
+        domain: str,
+        id: str,
+        due: Due,
+        action: str,
+        call: Callable[[str, Session], Session],
+    ) -> Session | None:
+        started = time.monotonic()
+        with self._storage.lock_session(id, timeout=self._lock_timeout):
+            waited = time.monotonic() - started
+            session = self._storage.load_session(id)
+            if session is None or not due(session, now()):
+                self.log(logging.DEBUG, action, domain, "done by another worker", waited, waited)
+                return session
+            try:
+                renewed = call(domain, session)
+            except ReauthorizationRequiredError as error:
+                outcome = f"reauthorization required ({error.code})"
+                self.log(
+                    logging.WARNING, action, domain, outcome, waited, time.monotonic() - started
+                )
+                if self._delete_on_reauthorization:
+                    self._storage.delete_session(id)
+                raise
+            except TokenRefreshError as error:
+                outcome = f"failed ({error.code})"
+                self.log(
+                    logging.WARNING, action, domain, outcome, waited, time.monotonic() - started
+                )
+                raise
+            self._store(domain, renewed)
+            self.log(logging.INFO, action, domain, "done", waited, time.monotonic() - started)
+            return renewed
+
+    def _refresh(self, domain: str, session: Session) -> Session:
+        token = self.refresh_input(domain, session, now())
+        result = refresh_access_token(token, self._app_config, self._http_client)
+        return self.refreshed_session(domain, session, result, now())
+
+    def _exchange(self, domain: str, session: Session) -> Session:
+        url, body = self.legacy_request(domain, session)
+        attempt = 0
+        while True:
+            status, answer = self._post(domain, url, body)
+            pause = self.should_retry_legacy(status, attempt)
+            if pause is None:
+                return self.migrated_session(domain, session, status, answer, now())
+            time.sleep(pause)
+            attempt += 1
+
+    def _post(self, domain: str, url: str, body: dict[str, Any]) -> tuple[int, Any]:
+        try:
+            if self._http_client is not None:
+                response = self._http_client.post(url, json=body, headers=HEADERS)
+            else:
+                with httpx.Client(timeout=30.0) as client:
+                    response = client.post(url, json=body, headers=HEADERS)
+        except httpx.HTTPError as error:
+            raise TokenRefreshError(domain, "network_error", type(error).__name__) from error
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
+    def _store(self, domain: str, session: Session) -> None:
+        """Store the renewed pair, retried: after Shopify answered, it exists nowhere else."""
+        for attempt in range(self._store_attempts):
+            try:
+                self._storage.store_session(session)
+                return
+            except SessionStorageError as error:
+                if attempt + 1 == self._store_attempts:
+                    raise TokenPersistenceError(
+                        domain,
+                        "store_failed",
+                        f"the renewed pair could not be stored after {attempt + 1} tries; "
+                        "the old pair is still in the table",
+                    ) from error
+                logger.warning(
+                    "storing the renewed pair of %s failed (%s); trying again", domain, error
+                )
+                time.sleep(self.store_pause(attempt))

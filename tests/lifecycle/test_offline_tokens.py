@@ -1,0 +1,341 @@
+"""OfflineTokens on every backend and driver, sync and async, against the strict stand-in."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shopify_sessions import (
+    AssociatedUser,
+    InvalidShopError,
+    LockTimeoutError,
+    MemorySessionStorage,
+    OnlineAccessInfo,
+    ReauthorizationRequiredError,
+    Session,
+    TokenRefreshError,
+    offline_session_id,
+)
+from shopify_sessions._time import utc_now
+from shopify_sessions.shopify_app import OfflineTokens
+from standin_client import StandIn, admin_call
+
+
+def tokens_of(*sessions: Session | None) -> set[str]:
+    return {t for s in sessions if s for t in (s.access_token, s.refresh_token) if t}
+
+
+async def test_get_without_a_session_is_none(tokens_for: Any, shop: str) -> None:
+    assert await tokens_for().get(shop) is None
+
+
+async def test_get_returns_a_fresh_session_without_calling_shopify(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    session = standin.seeded_session(shop)
+    await storage.store_session(session)
+    assert await tokens_for().get(shop) == session
+    assert await tokens_for().get(shop.removesuffix(".myshopify.com")) == session
+    assert standin.counts(shop).get("refresh_requests", 0) == 0
+
+
+async def test_get_refreshes_within_skew_stores_the_pair_and_the_token_works(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str, caplog: Any
+) -> None:
+    # 120 s left: shopifyapp alone refuses to refresh a token with over 60 s left.
+    old = standin.seeded_session(shop, access_expires_in=120)
+    await storage.store_session(old)
+    tokens = tokens_for(skew=timedelta(minutes=5))
+    with caplog.at_level(logging.INFO, logger="shopify_sessions"):
+        renewed = await tokens.get(shop)
+    assert renewed is not None
+    assert renewed.access_token != old.access_token
+    assert renewed.refresh_token != old.refresh_token
+    assert renewed.expires is not None and renewed.expires > utc_now() + timedelta(minutes=59)
+    assert renewed.refresh_token_expires is not None
+    assert renewed.refresh_token_expires > utc_now() + timedelta(days=89)
+    assert (renewed.id, renewed.shop, renewed.is_online) == (old.id, shop, False)
+    assert await storage.load_session(old.id) == renewed
+    with standin.client() as client:
+        assert admin_call(client, shop, renewed.access_token) == 200
+    assert await tokens.get(shop) == renewed  # fresh now: no second refresh
+    assert standin.counts(shop)["refreshes"] == 1
+    assert standin.counts(shop).get("reuses", 0) == 0
+    [record] = [r for r in caplog.records if getattr(r, "action", None) == "refresh"]
+    assert (record.levelno, record.shop, record.outcome) == (logging.INFO, shop, "done")
+    assert record.lock_wait_ms >= 0 and record.duration_ms >= record.lock_wait_ms
+    for token in tokens_of(old, renewed):
+        assert token not in record.getMessage() and token not in str(record.__dict__)
+
+
+async def test_an_expired_token_is_refreshed(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    old = standin.seeded_session(shop, access_expires_in=-10)
+    await storage.store_session(old)
+    with standin.client() as client:
+        assert admin_call(client, shop, old.access_token) == 401
+        renewed = await tokens_for(skew=timedelta(0)).get(shop)
+        assert renewed is not None
+        assert admin_call(client, shop, renewed.access_token) == 200
+
+
+async def test_a_legacy_session_is_returned_as_it_is(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    legacy = standin.seeded_session(shop, kind="legacy")
+    await storage.store_session(legacy)
+    assert await tokens_for().get(shop) == legacy
+    assert standin.counts(shop) == {}
+
+
+async def test_migrate_legacy_exchanges_once_and_retires_the_legacy_token(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    legacy = standin.seeded_session(shop, kind="legacy")
+    await storage.store_session(legacy)
+    tokens = tokens_for()
+    migrated = await tokens.migrate_legacy(shop)
+    assert migrated is not None
+    assert migrated.refresh_token and migrated.expires and migrated.refresh_token_expires
+    assert migrated.expires > utc_now() + timedelta(minutes=59)
+    assert await storage.load_session(legacy.id) == migrated
+    with standin.client() as client:
+        assert admin_call(client, shop, legacy.access_token) == 401
+        assert admin_call(client, shop, migrated.access_token) == 200
+    assert await tokens.migrate_legacy(shop) == migrated  # left alone now
+    assert await tokens.get(shop) == migrated
+    assert standin.counts(shop)["exchange_requests"] == 1
+
+
+async def test_migrate_legacy_leaves_other_sessions_alone(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    assert await tokens_for().migrate_legacy(shop) is None
+    expiring = standin.seeded_session(shop)
+    await storage.store_session(expiring)
+    assert await tokens_for().migrate_legacy(shop) == expiring
+    assert standin.counts(shop).get("exchange_requests", 0) == 0
+
+
+async def test_invalid_grant_requires_reauthorization_and_keeps_the_row(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str, caplog: Any
+) -> None:
+    old = standin.seeded_session(shop, access_expires_in=-1)
+    await storage.store_session(old)
+    standin.fault(shop, "invalid_grant")
+    with (
+        caplog.at_level(logging.DEBUG, logger="shopify_sessions"),
+        pytest.raises(ReauthorizationRequiredError) as raised,
+    ):
+        await tokens_for().get(shop)
+    assert (raised.value.shop, raised.value.code) == (shop, "invalid_grant")
+    assert await storage.load_session(old.id) == old
+    assert any(r.levelno == logging.WARNING and r.shop == shop for r in caplog.records)
+    for token in tokens_of(old):
+        assert token not in str(raised.value)
+        assert all(token not in r.getMessage() for r in caplog.records)
+
+
+async def test_delete_on_reauthorization_forgets_the_session(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    old = standin.seeded_session(shop, access_expires_in=-1)
+    await storage.store_session(old)
+    standin.fault(shop, "invalid_grant")
+    tokens = tokens_for(delete_on_reauthorization=True)
+    with pytest.raises(ReauthorizationRequiredError):
+        await tokens.get(shop)
+    assert await storage.load_session(old.id) is None
+    assert await tokens.get(shop) is None
+
+
+async def test_an_expired_refresh_token_requires_reauthorization_without_a_call(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    old = standin.seeded_session(shop, access_expires_in=-1, refresh_expires_in=-1)
+    await storage.store_session(old)
+    with pytest.raises(ReauthorizationRequiredError) as raised:
+        await tokens_for().get(shop)
+    assert raised.value.code == "refresh_token_expired"
+    assert standin.counts(shop).get("refresh_requests", 0) == 0
+
+
+async def test_shopify_down_is_a_refresh_error_and_the_next_call_recovers(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    old = standin.seeded_session(shop, access_expires_in=-1)
+    await storage.store_session(old)
+    standin.fault(shop, "503", "503", "503")  # shopifyapp tries three times
+    tokens = tokens_for()
+    with pytest.raises(TokenRefreshError) as raised:
+        await tokens.get(shop)
+    assert (raised.value.shop, raised.value.code) == (shop, "server_error")
+    assert not isinstance(raised.value, ReauthorizationRequiredError)
+    assert await storage.load_session(old.id) == old
+    renewed = await tokens.get(shop)
+    assert renewed is not None and renewed.access_token != old.access_token
+    assert standin.counts(shop)["fault_503"] == 3
+
+
+async def test_a_failed_early_refresh_serves_the_token_that_still_works(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str, caplog: Any
+) -> None:
+    old = standin.seeded_session(shop, access_expires_in=120)  # within the 5-minute skew
+    await storage.store_session(old)
+    tokens = tokens_for(lock_timeout=0.2)
+    standin.fault(shop, "503", "503", "503")
+    with caplog.at_level(logging.WARNING, logger="shopify_sessions"):
+        assert await tokens.get(shop) == old
+    assert any("serving the current token" in r.getMessage() for r in caplog.records)
+    async with _locked(storage, old.id):  # another worker is refreshing it right now
+        assert await tokens.get(shop) == old
+    renewed = await tokens.get(shop)  # Shopify is back: refreshed as usual
+    assert renewed is not None and renewed.access_token != old.access_token
+    assert await storage.load_session(old.id) == renewed
+
+
+async def test_an_answer_without_expiry_is_never_stored_as_never_expiring(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    """shopify-app-js #3400: such a session was never refreshed again."""
+    standin.reset(omit_expires=True)
+    old = standin.seeded_session(shop, access_expires_in=-1)
+    await storage.store_session(old)
+    tokens = tokens_for()
+    first = await tokens.get(shop)
+    assert first is not None and first.expires is not None
+    assert first.expires <= utc_now()
+    stored = await storage.load_session(old.id)
+    assert stored is not None and stored.expires is not None
+    second = await tokens.get(shop)  # refreshed again, not stuck
+    assert second is not None and second.access_token != first.access_token
+    assert standin.counts(shop)["refreshes"] == 2
+
+
+async def test_a_row_bricked_by_3400_is_repaired(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    bricked = standin.seeded_session(shop)
+    bricked.expires = None  # as the Node library stores an answer without expires_in
+    await storage.store_session(bricked)
+    renewed = await tokens_for().get(shop)
+    assert renewed is not None and renewed.expires is not None
+    assert renewed.refresh_token != bricked.refresh_token
+
+
+async def test_the_lock_wait_is_bounded(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    old = standin.seeded_session(shop, access_expires_in=-1)
+    await storage.store_session(old)
+    async with _locked(storage, old.id):
+        with pytest.raises(LockTimeoutError) as raised:
+            await tokens_for(lock_timeout=0.2).get(shop)
+    assert raised.value.id == old.id
+    assert standin.counts(shop).get("refresh_requests", 0) == 0
+    assert await tokens_for().get(shop) is not None  # free again
+
+
+async def test_keep_warm_refreshes_what_is_due_and_reports_the_rest(
+    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+) -> None:
+    name = shop.removesuffix(".myshopify.com")
+    due, fresh, revoked, down = (f"{name}-{n}.myshopify.com" for n in range(4))
+    sessions = {
+        due: standin.seeded_session(due, refresh_expires_in=3 * 86400),
+        fresh: standin.seeded_session(fresh),
+        revoked: standin.seeded_session(revoked, refresh_expires_in=86400),
+        down: standin.seeded_session(down, refresh_expires_in=86400),
+    }
+    online = Session(
+        f"{due}_1",
+        due,
+        "",
+        True,
+        access_token="shpua_x",
+        refresh_token="shprt_online",
+        refresh_token_expires=utc_now() + timedelta(days=1),
+        online_access_info=OnlineAccessInfo(associated_user=AssociatedUser(id=1)),
+    )
+    for session in [*sessions.values(), online]:
+        await storage.store_session(session)
+    standin.fault(revoked, "invalid_grant")
+    standin.fault(down, "503", "503", "503")
+
+    report = await tokens_for().refresh_expiring(within=timedelta(days=7), batch_size=1)
+
+    assert report.refreshed == [due]
+    assert report.reauthorization_required == [revoked]
+    assert list(report.failed) == [down]
+    assert isinstance(report.failed[down], TokenRefreshError)
+    assert not report.ok
+    renewed = await storage.load_session(offline_session_id(due))
+    assert renewed is not None and renewed.refresh_token != sessions[due].refresh_token
+    assert renewed.refresh_token_expires is not None
+    assert renewed.refresh_token_expires > utc_now() + timedelta(days=89)
+    for untouched in (fresh, revoked, down):
+        assert await storage.load_session(offline_session_id(untouched)) == sessions[untouched]
+    assert await storage.load_session(online.id) == online
+    assert standin.counts(fresh) == {}
+    second = await tokens_for().refresh_expiring(within=timedelta(days=7))
+    # The faults were one-offs: both refresh on the next run.
+    assert second.refreshed == [revoked, down] and second.ok
+
+
+async def test_bad_input_is_refused_before_anything_runs(tokens_for: Any, standin: StandIn) -> None:
+    with pytest.raises(InvalidShopError):
+        await tokens_for().get("not a shop")
+    with pytest.raises(ValueError, match="client_id"):
+        tokens_for(client_id="")
+    with pytest.raises(ValueError, match="skew"):
+        tokens_for(skew=timedelta(seconds=-1))
+    with pytest.raises(ValueError, match="timeout"):
+        tokens_for(lock_timeout=0)
+    with pytest.raises(ValueError, match="within"):
+        await tokens_for().refresh_expiring(within=timedelta(days=-1))
+    with pytest.raises(TypeError, match="lock_session"):
+        OfflineTokens(object(), client_id="a", client_secret="b")  # type: ignore[arg-type]
+    assert standin.stats()["counts"] == {}
+    assert "secret" not in repr(tokens_for())
+
+
+def _locked(storage: Any, id: str) -> Any:
+    """The storage's lock on ``id``, as an async context manager for either kind."""
+    from contextlib import asynccontextmanager
+
+    from conftest import Awaited
+
+    @asynccontextmanager
+    async def held() -> Any:
+        if isinstance(storage, Awaited):
+            if isinstance(storage.target, MemorySessionStorage):
+                # A thread of its own: the in-process lock is per thread.
+                import threading
+
+                taken, done = threading.Event(), threading.Event()
+
+                def hold() -> None:
+                    with storage.target.lock_session(id):
+                        taken.set()
+                        done.wait(30)
+
+                thread = threading.Thread(target=hold)
+                thread.start()
+                taken.wait(10)
+                try:
+                    yield
+                finally:
+                    done.set()
+                    thread.join()
+                return
+            with storage.target.lock_session(id):
+                yield
+        else:
+            async with storage.lock_session(id):
+                yield
+
+    return held()

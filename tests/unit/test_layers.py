@@ -1,0 +1,30 @@
+"""Imports go one way: the model and the storages never load the token lifecycle, and the
+lifecycle says which extra it needs when shopifyapp is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_the_storages_load_neither_shopifyapp_nor_httpx() -> None:
+    done = _run(
+        "import sys\n"
+        "import shopify_sessions, shopify_sessions.sqlalchemy\n"
+        "shopify_sessions.sqlalchemy.AsyncSQLAlchemySessionStorage\n"
+        "loaded = {'shopify_app', 'httpx', 'shopify_sessions.shopify_app'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_lifecycle_names_its_extra_when_shopifyapp_is_missing() -> None:
+    done = _run(
+        "import sys; sys.modules['shopify_app'] = None\nimport shopify_sessions.shopify_app\n"
+    )
+    assert done.returncode != 0
+    assert "pip install 'shopify-sessions[shopifyapp]'" in done.stderr
