@@ -193,6 +193,10 @@ def test_bad_input_is_exit_2_before_the_database_is_touched(tmp_path: Path) -> N
     assert run("check", url="oracle://x@y/z").code == 2
     assert run("purge", "--grace", "soon", url=unreachable).code == 2
     assert run("check").code == 2  # no --url and no DATABASE_URL
+    same = run("copy", unreachable, unreachable.replace("postgresql", "postgres"), "--json")
+    assert same.code == 2
+    assert "same table" in same.json["error"]["message"]
+    assert run("copy", unreachable, "mysql://root@127.0.0.1:1/test", "--batch-size", "0").code == 2
     no_keys = run("reencrypt", "--json", url=unreachable)
     assert no_keys.code == 2
     assert "SHOPIFY_SESSIONS_KEYS is not set" in no_keys.json["error"]["message"]

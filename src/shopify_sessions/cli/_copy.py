@@ -12,7 +12,7 @@ from ..sqlalchemy import session_table
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import detect_layout
 from ._compare import same_up_to_layout
-from ._connect import count_rows, open_storage
+from ._connect import command_url, count_rows, open_storage
 from ._options import DEFAULT_TABLE, BatchSize, Json
 from ._output import ExitCode, reporting
 from ._progress import progress_bar
@@ -48,6 +48,12 @@ def copy(
     if one could not be copied or differs.
     """
     with reporting("copy", as_json) as output:
+        same_url = command_url(source_url) == command_url(target_url)
+        if same_url and (source_table, source_schema) == (target_table, target_schema):
+            raise InvalidSessionError(
+                "the source and the target are the same table: give --target-table or "
+                "another TARGET_URL"
+            )
         source = open_storage(source_url, source_table, source_schema)
         source.check_table()
         target = open_storage(target_url, target_table, target_schema)
