@@ -89,9 +89,11 @@ class TokensBase:
                 raise ValueError(f"{name} must be a non-empty str")
         if not isinstance(skew, timedelta) or skew < timedelta(0):
             raise ValueError("skew must be a timedelta of zero or more")
-        if isinstance(store_attempts, bool) or not isinstance(store_attempts, int):
-            raise ValueError("store_attempts must be an int of 1 or more")
-        if store_attempts < 1:
+        if (
+            isinstance(store_attempts, bool)
+            or not isinstance(store_attempts, int)
+            or store_attempts < 1
+        ):
             raise ValueError("store_attempts must be an int of 1 or more")
         self._app_config: Any = {
             "client_id": client_id,
