@@ -183,15 +183,15 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
     async def delete_sessions(self, ids: Sequence[str]) -> bool:
         """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
         core = await self._ready_core()
-        chunks = core.ids_parameters(ids)
-        if chunks:
+        deletes = core.ids_deletes(ids)
+        if deletes:
             await self._run(
                 "delete_sessions",
-                _execute_each,
-                core.delete_by_ids,
-                chunks,
+                _execute_all,
+                None,
+                deletes,
                 write=True,
-                single=len(chunks) == 1,
+                single=len(deletes) == 1,
             )
         return True
 
@@ -222,14 +222,14 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         async for rows in self._pages("delete_expired_sessions", core.expiry_page(batch_size)):
             doomed = core.purgeable_ids(rows, now, cutoff)
             if doomed:
-                chunks = core.ids_parameters(doomed)
+                deletes = core.ids_deletes(doomed)
                 await self._run(
                     "delete_expired_sessions",
-                    _execute_each,
-                    core.delete_by_ids,
-                    chunks,
+                    _execute_all,
+                    None,
+                    deletes,
                     write=True,
-                    single=len(chunks) == 1,
+                    single=len(deletes) == 1,
                 )
                 deleted += len(doomed)
         return deleted
@@ -348,11 +348,11 @@ async def _execute(connection: AsyncConnection, statement: Executable, parameter
     await connection.execute(statement, parameters)
 
 
-async def _execute_each(
-    connection: AsyncConnection, statement: Executable, parameter_sets: Iterable[Any]
+async def _execute_all(
+    connection: AsyncConnection, statement: None, statements: Iterable[tuple[Executable, Any]]
 ) -> None:
-    for parameters in parameter_sets:
-        await connection.execute(statement, parameters)
+    for each, parameters in statements:
+        await connection.execute(each, parameters)
 
 
 async def _first(

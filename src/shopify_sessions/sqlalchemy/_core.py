@@ -6,11 +6,13 @@ behaviour cannot drift apart.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Column,
     Delete,
     Select,
@@ -43,6 +45,14 @@ from ._upsert import build_upsert
 #: Ids per DELETE statement: well under every driver's limit on bound parameters
 #: (SQLite's oldest is 999), and large enough that 100,000 ids take 200 statements.
 IDS_PER_STATEMENT = 500
+#: The number of ids a DELETE statement is built for: a call's ids are padded (with its
+#: last id again) to the next of these. A statement per count keeps the statement text
+#: fixed, so SQLAlchemy runs it from its compiled cache and the driver reuses its
+#: prepared statement; a few counts bound the statements to 26 per table, with under
+#: a third more parameters than ids.
+IDS_COUNTS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 25, 32, 40, 50, 64, 80)
+IDS_COUNTS += (100, 128, 160, 200, 250, 320, 400, IDS_PER_STATEMENT)
+ID_NAMES = tuple(f"i{n}" for n in range(IDS_PER_STATEMENT))
 
 
 class SessionTableCore:
@@ -53,13 +63,13 @@ class SessionTableCore:
         "_codecs",
         "_datetime_formats",
         "_decoders",
+        "_delete_by_ids",
         "_expiry_codecs",
         "_expiry_page",
         "_keys",
         "_token_codecs",
         "_token_page",
         "delete_by_id",
-        "delete_by_ids",
         "dialect",
         "select_by_id",
         "select_by_shop",
@@ -106,9 +116,7 @@ class SessionTableCore:
         self.select_by_id: Select[Any] = select(*carried).where(id_column == bindparam("id"))
         self.select_by_shop: Select[Any] = select(*carried).where(shop_column == bindparam("shop"))
         self.delete_by_id: Delete = delete(self.table).where(id_column == bindparam("id"))
-        self.delete_by_ids: Delete = delete(self.table).where(
-            id_column.in_(bindparam("ids", expanding=True))
-        )
+        self._delete_by_ids: dict[int, Delete] = {}
         expiry = ("id", "expires", "refreshToken", "refreshTokenExpires")
         self._expiry_codecs = tuple(codecs[position[name]] for name in expiry)
         self._expiry_page = (
@@ -196,10 +204,29 @@ class SessionTableCore:
         """Parameters of ``select_by_shop``."""
         return {"shop": check_shop(shop)}
 
-    def ids_parameters(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """One parameter set of ``delete_by_ids`` per chunk of ``ids`` (none for ``[]``)."""
+    def ids_deletes(self, ids: Sequence[str]) -> list[tuple[Delete, dict[str, Any]]]:
+        """One DELETE statement and its parameters per chunk of ``ids`` (none for ``[]``).
+
+        Not an expanding ``IN``: SQLAlchemy renders one of those again at each call, a
+        bound parameter per id, which cost about 0.7 ms per 100 ids on PostgreSQL.
+        """
         unique = check_ids(ids)
-        return [{"ids": chunk} for chunk in _chunks(unique, IDS_PER_STATEMENT)]
+        deletes = []
+        for chunk in _chunks(unique, IDS_PER_STATEMENT):
+            count = IDS_COUNTS[bisect_left(IDS_COUNTS, len(chunk))]
+            padded = chunk + [chunk[-1]] * (count - len(chunk))
+            deletes.append((self.delete_by_ids(count), dict(zip(ID_NAMES, padded, strict=False))))
+        return deletes
+
+    def delete_by_ids(self, count: int) -> Delete:
+        """``DELETE ... WHERE id IN (:i0, ..., :i{count - 1})``, built once per count."""
+        statement = self._delete_by_ids.get(count)
+        if statement is None:
+            id_column = next(c for c in self.table.columns if c.name == "id")
+            marks: list[BindParameter[Any]] = [bindparam(name) for name in ID_NAMES[:count]]
+            statement = delete(self.table).where(id_column.in_(marks))
+            self._delete_by_ids[count] = statement
+        return statement
 
     def session_from_row(self, row: Sequence[Any]) -> Session:
         """The session a ``select_by_*`` row holds."""

@@ -175,15 +175,15 @@ class SQLAlchemySessionStorage(StorageBase):
     def delete_sessions(self, ids: Sequence[str]) -> bool:
         """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
         core = self._ready_core()
-        chunks = core.ids_parameters(ids)
-        if chunks:
+        deletes = core.ids_deletes(ids)
+        if deletes:
             self._run(
                 "delete_sessions",
-                _execute_each,
-                core.delete_by_ids,
-                chunks,
+                _execute_all,
+                None,
+                deletes,
                 write=True,
-                single=len(chunks) == 1,
+                single=len(deletes) == 1,
             )
         return True
 
@@ -214,14 +214,14 @@ class SQLAlchemySessionStorage(StorageBase):
         for rows in self._pages("delete_expired_sessions", core.expiry_page(batch_size)):
             doomed = core.purgeable_ids(rows, now, cutoff)
             if doomed:
-                chunks = core.ids_parameters(doomed)
+                deletes = core.ids_deletes(doomed)
                 self._run(
                     "delete_expired_sessions",
-                    _execute_each,
-                    core.delete_by_ids,
-                    chunks,
+                    _execute_all,
+                    None,
+                    deletes,
                     write=True,
-                    single=len(chunks) == 1,
+                    single=len(deletes) == 1,
                 )
                 deleted += len(doomed)
         return deleted
@@ -340,11 +340,11 @@ def _execute(connection: Connection, statement: Executable, parameters: Any) -> 
     connection.execute(statement, parameters)
 
 
-def _execute_each(
-    connection: Connection, statement: Executable, parameter_sets: Iterable[Any]
+def _execute_all(
+    connection: Connection, statement: None, statements: Iterable[tuple[Executable, Any]]
 ) -> None:
-    for parameters in parameter_sets:
-        connection.execute(statement, parameters)
+    for each, parameters in statements:
+        connection.execute(each, parameters)
 
 
 def _first(connection: Connection, statement: Executable, parameters: Any) -> Row[Any] | None:
