@@ -842,6 +842,31 @@ def test_session_from_row_of_offline_row_has_no_online_access_info() -> None:
     assert restored.online_access_info is None
 
 
+@pytest.mark.parametrize("dialect_name", sorted(DIALECTS))
+@pytest.mark.parametrize("make_session", [online_session, offline_session])
+def test_session_from_row_builds_what_the_constructor_builds(
+    dialect_name: str, make_session: Any
+) -> None:
+    """The load path skips the constructor's conversions; the object must not differ."""
+    core = default_core(dialect_name)
+    session = make_session()
+    restored = core.session_from_row(row_of(core, core.store_parameters(session)))
+    rebuilt = Session(
+        restored.id,
+        restored.shop,
+        restored.state,
+        restored.is_online,
+        scope=restored.scope,
+        expires=restored.expires,
+        access_token=restored.access_token,
+        refresh_token=restored.refresh_token,
+        refresh_token_expires=restored.refresh_token_expires,
+        online_access_info=restored.online_access_info,
+    )
+    assert vars(restored) == vars(rebuilt)
+    assert restored == session
+
+
 def ids_of(deletes: list[tuple[Any, dict[str, Any]]]) -> list[list[str]]:
     """The ids each DELETE of ``ids_deletes`` removes, padding taken out."""
     return [list(dict.fromkeys(parameters.values())) for _, parameters in deletes]

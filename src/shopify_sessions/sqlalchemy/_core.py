@@ -7,7 +7,7 @@ behaviour cannot drift apart.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from sqlalchemy.sql.dml import Insert
 
 from .._encryption import TokenCipher
 from .._errors import InvalidSessionError, MissingSessionTableError, SessionTableSchemaError
-from .._session import AssociatedUser, OnlineAccessInfo, Session
+from .._session import AssociatedUser, OnlineAccessInfo, Session, restore_session
 from .._storage import (
     check_id,
     check_ids,
@@ -64,6 +64,7 @@ class SessionTableCore:
         "_datetime_formats",
         "_decoders",
         "_delete_by_ids",
+        "_encoders",
         "_expiry_codecs",
         "_expiry_page",
         "_keys",
@@ -99,7 +100,14 @@ class SessionTableCore:
         if self._cipher is not None:
             codecs = [_encrypted(codec, self._cipher) for codec in codecs]
         self._codecs = tuple(codecs)
-        self._decoders = tuple(codec.decoder() for codec in codecs)
+        self._encoders = tuple(
+            _encoder(column.key, codec) for column, codec in zip(columns, codecs, strict=True)
+        )
+        self._decoders = tuple(
+            (index, decode)
+            for index, decode in enumerate(codec.decoder() for codec in codecs)
+            if decode is not None
+        )
         self._keys = tuple(column.key for column in columns)
         carried = [
             column if codec.carrier is None else type_coerce(column, codec.carrier)
@@ -191,10 +199,17 @@ class SessionTableCore:
             session.refresh_token,
             session.refresh_token_expires,
         )
-        return {
-            key: codec.encode(value)
-            for key, codec, value in zip(self._keys, self._codecs, values, strict=True)
-        }
+        parameters = {}
+        for (key, encode_value, none_value, codec), value in zip(
+            self._encoders, values, strict=True
+        ):
+            if value is not None:
+                parameters[key] = encode_value(value)
+            elif none_value is not _REQUIRED:
+                parameters[key] = none_value
+            else:
+                parameters[key] = codec.encode_none()  # raises: the field is required
+        return parameters
 
     def id_parameters(self, id: str) -> dict[str, Any]:
         """Parameters of ``select_by_id`` and ``delete_by_id``."""
@@ -230,6 +245,13 @@ class SessionTableCore:
 
     def session_from_row(self, row: Sequence[Any]) -> Session:
         """The session a ``select_by_*`` row holds."""
+        values = list(row)
+        if len(values) != len(self._keys):
+            raise ValueError(f"a row of {len(values)} values; the table has {len(self._keys)}")
+        for index, decode in self._decoders:
+            value = values[index]
+            if value is not None:  # every codec reads NULL as None
+                values[index] = decode(value)
         (
             id,
             shop,
@@ -248,10 +270,7 @@ class SessionTableCore:
             email_verified,
             refresh_token,
             refresh_token_expires,
-        ) = [
-            value if decode is None else decode(value)
-            for decode, value in zip(self._decoders, row, strict=True)
-        ]
+        ) = values
         online_access_info = None
         if is_online:
             online_access_info = OnlineAccessInfo(
@@ -266,17 +285,18 @@ class SessionTableCore:
                     collaborator=collaborator,
                 )
             )
-        return Session(
+        # The date-time codecs return aware UTC to the millisecond already.
+        return restore_session(
             id,
             shop,
             state,
             bool(is_online),
-            scope=scope,
-            expires=expires,
-            access_token=access_token,
-            refresh_token=refresh_token,
-            refresh_token_expires=refresh_token_expires,
-            online_access_info=online_access_info,
+            scope,
+            expires,
+            access_token,
+            refresh_token,
+            refresh_token_expires,
+            online_access_info,
         )
 
     def expiry_page(self, size: int) -> Select[Any]:
@@ -332,6 +352,19 @@ class SessionTableCore:
 def describe_table(table: Table) -> str:
     """``schema.name`` or ``name``, quoted the way it is spelled."""
     return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+
+
+#: ``none_value`` of a field that must not be None.
+_REQUIRED = object()
+
+
+def _encoder(key: str, codec: Codec) -> tuple[str, Callable[[Any], Any], Any, Codec]:
+    """(parameter name, encode a value, what None encodes to or ``_REQUIRED``, the codec)."""
+    try:
+        none_value = codec.encode_none()
+    except InvalidSessionError:
+        none_value = _REQUIRED
+    return key, codec.encode_value, none_value, codec
 
 
 def _page_size(size: object) -> int:
