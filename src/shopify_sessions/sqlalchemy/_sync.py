@@ -67,10 +67,12 @@ class SQLAlchemySessionStorage(StorageBase):
 
     Each operation runs on a connection of its own, never in the caller's unit of work,
     so a token write commits even if the caller's transaction rolls back: a single
-    autocommitted statement on the engine the storage builds from a URL, a transaction
-    of its own on an ``Engine`` you pass. An operation whose connection was lost, or
-    that lost a deadlock, is run again (every operation is idempotent). The first
-    operation checks the real table (see :meth:`check_table`).
+    autocommitted statement on the engine the storage builds from a URL; on an
+    ``Engine`` you pass, a single statement on its connection switched to
+    autocommit where that is free (psycopg, asyncpg), else a transaction of its own.
+    An operation whose connection was lost, or that lost a deadlock, is run again
+    (every operation is idempotent). The first operation checks the real table (see
+    :meth:`check_table`).
 
     Raises:
         UnsupportedDialectError: the engine's dialect is not PostgreSQL, MySQL/MariaDB or SQLite.
