@@ -26,11 +26,11 @@ from .._errors import (
 from .._session import Session
 from .._storage import expiry_cutoff
 from ._base import (
-    DEFAULT_ENGINE_OPTIONS,
     DateTimeFormatArgument,
     StorageBase,
     TableArgument,
     check_retries,
+    default_engine_options,
     retry_delay,
 )
 from ._core import SessionTableCore
@@ -103,7 +103,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
                 raise TypeError("engine_options go with a URL, not with an AsyncEngine")
         else:
             engine = create_async_engine(
-                engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})}
+                engine, **{**default_engine_options(engine), **(engine_options or {})}
             )
         self._engine = engine
         super().__init__(

@@ -22,11 +22,11 @@ from .._errors import (
 from .._session import Session
 from .._storage import expiry_cutoff
 from ._base import (
-    DEFAULT_ENGINE_OPTIONS,
     DateTimeFormatArgument,
     StorageBase,
     TableArgument,
     check_retries,
+    default_engine_options,
     retry_delay,
 )
 from ._core import SessionTableCore
@@ -96,7 +96,9 @@ class SQLAlchemySessionStorage(StorageBase):
             if engine_options:
                 raise TypeError("engine_options go with a URL, not with an Engine")
         else:
-            engine = create_engine(engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})})
+            engine = create_engine(
+                engine, **{**default_engine_options(engine), **(engine_options or {})}
+            )
         self._engine = engine
         super().__init__(
             engine.dialect,
