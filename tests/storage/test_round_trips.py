@@ -188,3 +188,30 @@ async def test_the_apps_other_connections_stay_transactional(sql_harness: Harnes
         assert sql_harness.sql(f"SELECT COUNT(*) FROM {table}") == [(1,)]
     finally:
         await counted.close()
+
+
+async def test_sequential_calls_reuse_the_warm_connection(sql_harness: Harness) -> None:
+    """On PostgreSQL, after a burst opened several connections, the URL-built engine's pool
+    hands sequential calls the connection returned last, whose prepared statements are
+    warm (LIFO), instead of rotating through them all."""
+    backend = sql_harness.backend
+    if backend.server != "postgresql":
+        pytest.skip("LIFO matters where drivers prepare statements per connection")
+    storage = sql_harness.storage(table=sql_harness.default_table())
+    await storage.create_table()
+    engine = storage.engine
+    sync_engine = getattr(engine, "sync_engine", engine)
+    used: list[int] = []
+    event.listen(sync_engine, "checkout", lambda dbapi, record, proxy: used.append(id(dbapi)))
+    burst = [engine.connect() for _ in range(4)]  # four connections at once, as a burst would
+    if backend.is_async:
+        burst = [await connection for connection in burst]
+        for connection in burst:
+            await connection.close()
+    else:
+        for connection in burst:
+            connection.close()
+    used.clear()
+    for _ in range(6):
+        await storage.load_session("absent")
+    assert len(set(used)) == 1, f"{len(set(used))} connections for 6 sequential calls"

@@ -31,11 +31,11 @@ from .._session import Session
 from .._storage import check_id, expiry_cutoff
 from .._time import as_utc
 from ._base import (
-    DEFAULT_ENGINE_OPTIONS,
     DateTimeFormatArgument,
     StorageBase,
     TableArgument,
     check_retries,
+    default_engine_options,
     retry_delay,
 )
 from ._core import SessionTableCore
@@ -115,9 +115,10 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             if engine_options:
                 raise TypeError("engine_options go with a URL, not with an AsyncEngine")
         else:
+            url = resolve_url(engine, is_async=True)
             engine = create_async_engine(
-                resolve_url(engine, is_async=True),
-                **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})},
+                url,
+                **{**default_engine_options(url), **(engine_options or {})},
             )
         check_dialect_kind(engine.dialect, is_async=True)
         self._engine = engine

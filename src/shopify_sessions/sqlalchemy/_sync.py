@@ -26,11 +26,11 @@ from .._session import Session
 from .._storage import check_id, expiry_cutoff
 from .._time import as_utc
 from ._base import (
-    DEFAULT_ENGINE_OPTIONS,
     DateTimeFormatArgument,
     StorageBase,
     TableArgument,
     check_retries,
+    default_engine_options,
     retry_delay,
 )
 from ._core import SessionTableCore
@@ -108,9 +108,10 @@ class SQLAlchemySessionStorage(StorageBase):
             if engine_options:
                 raise TypeError("engine_options go with a URL, not with an Engine")
         else:
+            url = resolve_url(engine, is_async=False)
             engine = create_engine(
-                resolve_url(engine, is_async=False),
-                **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})},
+                url,
+                **{**default_engine_options(url), **(engine_options or {})},
             )
         check_dialect_kind(engine.dialect, is_async=False)
         self._engine = engine
