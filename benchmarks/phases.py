@@ -236,6 +236,19 @@ class Verifier:
         _require(count == self.base_rows, f"delete: {count} rows left, expected {self.base_rows}")
 
 
+class FloorVerifier(Verifier):
+    """The floor returns rows, not sessions: check that each load found its row."""
+
+    def loaded(self, phase: str, pairs: list[tuple[str, Any]]) -> None:
+        _require(len(pairs) == len(self.data.sessions), f"{phase}: {len(pairs)} loads")
+        wrong = [id for id, row in pairs if row is None or row[0] != id]
+        _require(not wrong, f"{phase}: {len(wrong)} loads missed, e.g. {wrong[:3]}")
+
+    def found(self, pairs: list[tuple[str, Any]]) -> None:
+        wrong = [shop for shop, rows in pairs if len(rows) != len(self.data.expected_by_shop[shop])]
+        _require(not wrong, f"find: {len(wrong)} shops differ, e.g. {wrong[:3]}")
+
+
 def delete_batches(ids: list[str]) -> list[list[str]]:
     return [ids[start : start + DELETE_BATCH] for start in range(0, len(ids), DELETE_BATCH)]
 

@@ -24,11 +24,13 @@ if __package__ in (None, ""):  # run as a script: benchmarks/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.data import FILL_SHOP_PREFIX, Dataset, fill_sessions, generate, shop_name
+from benchmarks.node import ADAPTERS, NodePeers, node_missing
 from benchmarks.phases import (
     REPORT_ORDER,
     RUN_ORDER,
     WARM_UP_ID,
     CheckFailed,
+    FloorVerifier,
     PhaseResult,
     Verifier,
     run_phase,
@@ -47,13 +49,19 @@ from benchmarks.targets import (
     Admin,
     Servers,
     Target,
+    engine_storage,
+    floor_storage,
     library_storage,
     raw_async_storage,
     raw_sync_storage,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SIDES = ("library", "raw")
+#: library: built from a URL; engine: on the app's own default Engine; floor: SQLAlchemy
+#: running the library's statements on a held connection; raw: hand-written driver code.
+SIDES = ("library", "engine", "floor", "raw")
+#: The floor holds one connection: it has no concurrent phase.
+FLOOR_PHASES = tuple(phase for phase in RUN_ORDER if phase != "concurrent_load")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,6 +87,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/latest.md")
     parser.add_argument("--chart", type=Path, default=ROOT / "docs/benchmark-ratios.png")
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
+    parser.add_argument(
+        "--no-node", action="store_true", help="skip the Node peers (Drizzle and Prisma)"
+    )
     args = parser.parse_args(argv)
     known = {t.name: t for t in TARGETS}
     names = [n.strip() for n in args.targets.split(",") if n.strip()]
@@ -113,32 +124,49 @@ def run_round(
     tables: dict[str, str],
     verifiers: dict[str, Verifier],
     first: int,
+    data: Dataset,
 ) -> dict[str, dict[str, PhaseResult]]:
-    """One round: both sides open at once, each phase run on one side then the other.
+    """One round: every side open at once, each phase run on one side after the other.
 
-    ``first`` (0 or 1) picks the side that goes first in the first phase; the order then
-    alternates from phase to phase, so neither side always runs first.
+    ``first`` picks the side that goes first in the first phase; the order then rotates
+    from phase to phase, so no side always runs first.
     """
     if target.is_async:
-        return asyncio.run(_run_round_async(target, servers, tables, verifiers, first))
+        return asyncio.run(_run_round_async(target, servers, tables, verifiers, first, data))
     storages: dict[str, Any] = {}
     try:
         for side in SIDES:
-            if side == "library":
-                storages[side] = library_storage(target, servers, tables[side])
-            else:
-                storages[side] = raw_sync_storage(target, servers, tables[side])
-            # Untimed warm-up: the library checks its table, both sides open a connection.
+            storages[side] = _open_sync(side, target, servers, tables[side], data)
+            # Untimed warm-up: the library checks its table, every side opens a connection.
             if storages[side].load_session(WARM_UP_ID) is not None:
-                raise CheckFailed("warm-up: an absent id was found")
+                raise CheckFailed(f"{side} warm-up: an absent id was found")
         out: dict[str, dict[str, PhaseResult]] = {side: {} for side in SIDES}
         for index, phase in enumerate(RUN_ORDER):
             for side in _order(first + index):
-                out[side][phase] = run_phase(phase, storages[side], verifiers[side])
+                if side != "floor" or phase in FLOOR_PHASES:
+                    out[side][phase] = run_phase(phase, storages[side], verifiers[side])
         return out
     finally:
         for storage in storages.values():
             storage.close()
+
+
+def _open_sync(side: str, target: Target, servers: Servers, table: str, data: Dataset) -> Any:
+    if side == "library":
+        return library_storage(target, servers, table)
+    if side == "engine":
+        return engine_storage(target, servers, table)
+    if side == "floor":
+        return floor_storage(target, servers, table, data)
+    return raw_sync_storage(target, servers, table)
+
+
+async def _open_async(
+    side: str, target: Target, servers: Servers, table: str, data: Dataset
+) -> Any:
+    if side == "raw":
+        return await raw_async_storage(target, servers, table)
+    return _open_sync(side, target, servers, table, data)
 
 
 async def _run_round_async(
@@ -147,20 +175,19 @@ async def _run_round_async(
     tables: dict[str, str],
     verifiers: dict[str, Verifier],
     first: int,
+    data: Dataset,
 ) -> dict[str, dict[str, PhaseResult]]:
     storages: dict[str, Any] = {}
     try:
         for side in SIDES:
-            if side == "library":
-                storages[side] = library_storage(target, servers, tables[side])
-            else:
-                storages[side] = await raw_async_storage(target, servers, tables[side])
+            storages[side] = await _open_async(side, target, servers, tables[side], data)
             if await storages[side].load_session(WARM_UP_ID) is not None:
-                raise CheckFailed("warm-up: an absent id was found")
+                raise CheckFailed(f"{side} warm-up: an absent id was found")
         out: dict[str, dict[str, PhaseResult]] = {side: {} for side in SIDES}
         for index, phase in enumerate(RUN_ORDER):
             for side in _order(first + index):
-                out[side][phase] = await run_phase_async(phase, storages[side], verifiers[side])
+                if side != "floor" or phase in FLOOR_PHASES:
+                    out[side][phase] = await run_phase_async(phase, storages[side], verifiers[side])
         return out
     finally:
         for storage in storages.values():
@@ -168,12 +195,21 @@ async def _run_round_async(
 
 
 def _order(turn: int) -> tuple[str, ...]:
-    return SIDES if turn % 2 == 0 else SIDES[::-1]
+    shift = turn % len(SIDES)
+    return SIDES[shift:] + SIDES[:shift]
 
 
 def compare_dumps(target: Target, verifiers: dict[str, Verifier]) -> None:
-    """The raw side must have written exactly the library's rows."""
-    library, raw = verifiers["library"].dumps, verifiers["raw"].dumps
+    """Every other side must have written exactly the library's rows."""
+    for side in SIDES[1:]:
+        _compare_dumps(target, verifiers["library"].dumps, verifiers[side].dumps)
+
+
+def _compare_dumps(
+    target: Target,
+    library: dict[str, list[tuple[Any, ...]]],
+    raw: dict[str, list[tuple[Any, ...]]],
+) -> None:
     for phase, lib_rows in library.items():
         raw_rows = raw[phase]
         if lib_rows == raw_rows:
@@ -202,6 +238,9 @@ class Benchmark:
         self.scale_tables: dict[str, dict[str, str]] = {}
         self.plans: dict[str, dict[str, list[str]]] = {}
         self.results: dict[tuple[str, str], list[dict[str, PhaseResult]]] = {}
+        self.node_results: dict[tuple[str, str], list[dict[str, PhaseResult]]] = {}
+        self.node_absent: str | None = None
+        self.node: NodePeers | None = None
 
     def admin(self, dialect: str) -> Admin:
         if dialect not in self.admins:
@@ -218,9 +257,10 @@ class Benchmark:
             for table in tables.values():
                 admin.create_table(table)
             admin.prefill(tables["library"], fill_sessions(self.args.rows, self.args.seed))
-            admin.copy_rows(tables["library"], tables["raw"])
+            for side in SIDES[1:]:
+                admin.copy_rows(tables["library"], tables[side])
             progress(
-                f"{dialect}: {self.args.rows:,} rows pre-filled (twice) in "
+                f"{dialect}: {self.args.rows:,} rows pre-filled ({len(SIDES)} tables) in "
                 f"{time.perf_counter() - started:.1f} s"
             )
             shop = shop_name(0, FILL_SHOP_PREFIX)
@@ -235,7 +275,9 @@ class Benchmark:
         for round_ in range(self.args.rounds):
             tables = scale or {side: f"{self.run_id}_{index}_{round_}_{side}" for side in SIDES}
             verifiers = {
-                side: Verifier(self.data, TableChecks(admin, tables[side]), self.args.rows)
+                side: (FloorVerifier if side == "floor" else Verifier)(
+                    self.data, TableChecks(admin, tables[side]), self.args.rows
+                )
                 for side in SIDES
             }
             started = time.perf_counter()
@@ -243,7 +285,9 @@ class Benchmark:
                 if scale is None:
                     for table in tables.values():
                         admin.create_table(table)
-                results = run_round(target, self.servers, tables, verifiers, round_ % 2)
+                results = run_round(
+                    target, self.servers, tables, verifiers, round_ % len(SIDES), self.data
+                )
             finally:
                 if scale is None:
                     for table in tables.values():
@@ -256,16 +300,48 @@ class Benchmark:
                 f"{time.perf_counter() - started:.1f} s"
             )
 
+    def run_node(self, workdir: Path) -> None:
+        """The Node peers, on every dialect of the targets, each round."""
+        self.node_absent = "skipped (--no-node)" if self.args.no_node else node_missing()
+        if self.node_absent is not None:
+            progress(f"Node peers absent: {self.node_absent}")
+            return
+        self.node = NodePeers(self.servers, self.data, workdir)
+        dialects = list(dict.fromkeys(t.dialect for t in self.args.target_list))
+        for round_ in range(self.args.rounds):
+            for dialect in dialects:
+                for adapter in ADAPTERS:
+                    started = time.perf_counter()
+                    table = f"{self.run_id}_node_{adapter}_{round_}"
+                    phases = self.node.run(adapter, dialect, table)
+                    self.node_results.setdefault((dialect, adapter), []).append(phases)
+                    progress(
+                        f"node {adapter} {dialect} round {round_ + 1}/{self.args.rounds}: "
+                        f"{time.perf_counter() - started:.1f} s"
+                    )
+
     def summaries(self) -> list[Summary]:
         out = []
         for target in self.args.target_list:
-            lib = self.results.get((target.name, "library"))
-            raw = self.results.get((target.name, "raw"))
-            if not lib or not raw:
+            rounds = {side: self.results.get((target.name, side)) for side in SIDES}
+            if not all(rounds.values()):
                 continue
             for phase in REPORT_ORDER:
+                node = {
+                    adapter: [r[phase] for r in self.node_results.get((target.dialect, a), [])]
+                    for adapter, a in (("drizzle", "drizzle"), ("prisma", "prisma"))
+                }
                 out.append(
-                    summarise(target.name, phase, [r[phase] for r in lib], [r[phase] for r in raw])
+                    summarise(
+                        target.name,
+                        phase,
+                        {
+                            side: [r[phase] for r in results if phase in r]
+                            for side, results in rounds.items()
+                            if results
+                        },
+                        node,
+                    )
                 )
         return out
 
@@ -292,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for index, target in enumerate(args.target_list):
             bench.run_target(index, target)
+        if not args.rows:
+            bench.run_node(Path(workdir))
         versions = bench.server_versions()
     finally:
         bench.close()
@@ -306,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         "workers": 16,
         "library engine_options": options or "defaults",
     }
+    if bench.node is not None:
+        settings["Node peers"] = ", ".join(f"{k} {v}" for k, v in bench.node.versions.items())
+    else:
+        settings["Node peers"] = f"absent ({bench.node_absent or 'scale mode'})"
     lines = [
         *header(settings, versions, time.perf_counter() - started),
         *markdown_table(summaries),

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import URL, MetaData, make_url
+from sqlalchemy import URL, MetaData, create_engine, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from shopify_sessions import Session
 from shopify_sessions.sqlalchemy import (
@@ -24,7 +25,8 @@ from shopify_sessions.sqlalchemy import (
 )
 
 from . import raw
-from .data import BENCH_SHOP_PREFIX
+from .data import BENCH_SHOP_PREFIX, Dataset
+from .phases import delete_batches
 
 POSTGRESQL_URL = os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -94,6 +96,108 @@ def library_storage(target: Target, servers: Servers, table: str) -> Any:
     if target.is_async:
         return AsyncSQLAlchemySessionStorage(url, table=declared, engine_options=options)
     return SQLAlchemySessionStorage(url, table=declared, engine_options=options)
+
+
+def engine_storage(target: Target, servers: Servers, table: str) -> Any:
+    """The library's storage on an Engine of the app's own, with SQLAlchemy's defaults."""
+    url = servers.url(target.dialect, target.driver)
+    declared = session_table(MetaData(), table)
+    if target.is_async:
+        return OwnedEngine(AsyncSQLAlchemySessionStorage(create_async_engine(url), table=declared))
+    return OwnedEngine(SQLAlchemySessionStorage(create_engine(url), table=declared))
+
+
+class OwnedEngine:
+    """A storage on an app's engine, closed as the app would: by disposing of the engine."""
+
+    def __init__(self, storage: Any) -> None:
+        self._storage = storage
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+    def close(self) -> Any:
+        return self._storage.engine.dispose()
+
+
+def floor_storage(target: Target, servers: Servers, table: str, data: Dataset) -> Any:
+    """SQLAlchemy running the library's statements on one held connection (no library code).
+
+    The connection comes from the engine the library builds from a URL (autocommit),
+    and the parameters are encoded before timing starts, so what is timed is
+    SQLAlchemy's execute and result fetch, and the driver: the floor under the library.
+    """
+    library = library_storage(target, servers, table)
+    if target.is_async:
+        return AsyncFloor(library, data)
+    return SyncFloor(library, data)
+
+
+class _Floor:
+    def __init__(self, library: Any, data: Dataset) -> None:
+        self.library = library
+        self.data = data
+        self.parameters: dict[int, dict[str, Any]] = {}
+        self.deletes: dict[tuple[str, ...], Any] = {}
+
+    def prepare(self, core: Any) -> None:
+        self.core = core
+        for session in (*self.data.sessions, *self.data.updated):
+            self.parameters[id(session)] = core.store_parameters(session)
+        for batch in delete_batches(self.data.ids):
+            self.deletes[tuple(batch)] = core.ids_deletes(batch)
+
+
+class SyncFloor(_Floor):
+    def load_session(self, id: str) -> Any:
+        if not hasattr(self, "connection"):
+            self.library.check_table()
+            self.prepare(self.library._core)
+            self.connection = self.library.engine.connect()
+        return self.connection.execute(self.core.select_by_id, {"id": id}).first()
+
+    def store_session(self, session: Session) -> bool:
+        self.connection.execute(self.core.upsert, self.parameters[id(session)])
+        return True
+
+    def find_sessions_by_shop(self, shop: str) -> Any:
+        return self.connection.execute(self.core.select_by_shop, {"shop": shop}).all()
+
+    def delete_sessions(self, ids: list[str]) -> bool:
+        for statement, parameters in self.deletes[tuple(ids)]:
+            self.connection.execute(statement, parameters)
+        return True
+
+    def close(self) -> None:
+        if hasattr(self, "connection"):
+            self.connection.close()
+        self.library.close()
+
+
+class AsyncFloor(_Floor):
+    async def load_session(self, id: str) -> Any:
+        if not hasattr(self, "connection"):
+            await self.library.check_table()
+            self.prepare(self.library._core)
+            self.connection = await self.library.engine.connect()
+        return (await self.connection.execute(self.core.select_by_id, {"id": id})).first()
+
+    async def store_session(self, session: Session) -> bool:
+        await self.connection.execute(self.core.upsert, self.parameters[id(session)])
+        return True
+
+    async def find_sessions_by_shop(self, shop: str) -> Any:
+        return (await self.connection.execute(self.core.select_by_shop, {"shop": shop})).all()
+
+    async def delete_sessions(self, ids: list[str]) -> bool:
+        for statement, parameters in self.deletes[tuple(ids)]:
+            await self.connection.execute(statement, parameters)
+        return True
+
+    async def close(self) -> None:
+        if hasattr(self, "connection"):
+            await self.connection.close()
+        await self.library.close()
 
 
 def raw_sync_storage(target: Target, servers: Servers, table: str) -> Any:

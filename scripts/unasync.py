@@ -48,6 +48,7 @@ REWRITES = [
     (r"\bAsyncSQLAlchemySessionStorage\b", "SQLAlchemySessionStorage"),
     (r"an asyncio SQLAlchemy", "a synchronous SQLAlchemy"),
     (r"\n\n    The asyncio twin of :class:`\w+`[^\n]*", ""),
+    (r"\bis_async=True\b", "is_async=False"),
     (r"__aenter__", "__enter__"),
     (r"__aexit__", "__exit__"),
     (r"await connection\.run_sync\(([\w.]+), ", r"\1(connection, "),

@@ -4,6 +4,7 @@ an in-memory storage, and SQL storage on SQLAlchemy in ``shopify_sessions.sqlalc
 
 from ._encryption import FernetTokenCipher, TokenCipher, TokenDecryptionError
 from ._errors import (
+    DatabaseURLError,
     InvalidSessionError,
     InvalidShopError,
     LockTimeoutError,
@@ -39,6 +40,7 @@ __all__ = [
     "AsyncMemorySessionStorage",
     "AsyncSessionStorage",
     "AuthScopes",
+    "DatabaseURLError",
     "FernetTokenCipher",
     "InvalidSessionError",
     "InvalidShopError",

@@ -120,3 +120,12 @@ class ReauthorizationRequiredError(ShopTokenError):
     unknown), the stored refresh token has expired, or there is none to renew an
     expired token with. Token exchange or OAuth gives the app a new session.
     """
+
+
+class DatabaseURLError(SessionStorageError, ValueError):
+    """The database URL cannot be used by this storage (raised at construction).
+
+    Not a URL, no driver of the right kind installed (the message names the extra to
+    install), or a driver of the other kind: an asyncio driver given to the sync
+    storage or the reverse (the message names the class to use).
+    """

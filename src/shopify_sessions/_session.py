@@ -303,6 +303,41 @@ class Session:
         )
 
 
+def restore_session(
+    id: str,
+    shop: str,
+    state: str,
+    is_online: bool,
+    scope: str | None,
+    expires: datetime | None,
+    access_token: str | None,
+    refresh_token: str | None,
+    refresh_token_expires: datetime | None,
+    online_access_info: OnlineAccessInfo | None,
+) -> Session:
+    """A Session from values a storage read back: the constructor without its conversions.
+
+    ``expires`` and ``refresh_token_expires`` must already be what the constructor
+    would make of them (aware UTC, whole milliseconds, or None): the storage's codecs
+    return exactly that, so converting again would only cost time on every load.
+    """
+    session = Session.__new__(Session)
+    session.__dict__.update(
+        id=id,
+        shop=shop,
+        state=state,
+        is_online=is_online,
+        scope=scope,
+        _expires=expires,
+        access_token=access_token,
+        refresh_token=refresh_token,
+        _refresh_token_expires=refresh_token_expires,
+        online_access_info=online_access_info,
+        extra={},
+    )
+    return session
+
+
 def _optional_utc(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 

@@ -21,6 +21,8 @@ def as_utc(value: datetime) -> datetime:
     """
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is UTC and not value.microsecond % 1000:
+        return value  # already what every Session holds: the common case, made cheap
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=UTC)
     elif value.utcoffset() != timedelta(0) or value.tzinfo is not UTC:

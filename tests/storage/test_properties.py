@@ -86,6 +86,19 @@ def run(backend: Backend, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     loop.close()
 
 
+def as_written(session: Session) -> Session:
+    """``session`` as the SQL storages write it: like Drizzle and Prisma (``value || null``),
+    an empty optional string or user id 0 is stored as NULL, and so reads back as None."""
+    copy = session.copy()
+    copy.scope = copy.scope or None
+    copy.refresh_token = copy.refresh_token or None
+    if copy.online_access_info is not None:
+        user = copy.online_access_info.associated_user
+        for name in ("id", "first_name", "last_name", "email", "locale"):
+            setattr(user, name, getattr(user, name) or None)
+    return copy
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -95,8 +108,9 @@ def run(backend: Backend, tmp_path: Path) -> Iterator[Callable[..., Any]]:
 def test_any_valid_session_round_trips(
     backend: Backend, run: Callable[..., Any], data: st.DataObject
 ) -> None:
-    session = data.draw(sessions(backend))
-    assert run("store_session", session) is True
+    drawn = data.draw(sessions(backend))
+    assert run("store_session", drawn) is True
+    session = as_written(drawn) if backend.is_sql else drawn
     loaded = run("load_session", session.id)
     assert loaded == session
     assert loaded.expires == session.expires

@@ -26,3 +26,31 @@ def test_the_async_storage_is_there_on_first_use() -> None:
     storage_type = package.AsyncSQLAlchemySessionStorage
     assert storage_type.__module__ == "shopify_sessions.sqlalchemy"
     assert "AsyncSQLAlchemySessionStorage" in package.__all__
+
+
+def test_the_library_needs_no_cli_extra_and_the_command_names_it() -> None:
+    hide = "import sys\nfor name in ('typer', 'rich', 'alembic'): sys.modules[name] = None\n"
+    library = hide + (
+        "import shopify_sessions, shopify_sessions.sqlalchemy\n"
+        "storage = shopify_sessions.sqlalchemy.SQLAlchemySessionStorage('sqlite://')\n"
+        "storage.create_table()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", library], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    command = hide + "from shopify_sessions.cli import main\nmain()\n"
+    done = subprocess.run([sys.executable, "-c", command], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "pip install 'shopify-sessions[cli]'" in done.stderr
+
+
+def test_nothing_below_the_command_imports_it() -> None:
+    from pathlib import Path
+
+    import shopify_sessions
+
+    package = Path(shopify_sessions.__file__).parent
+    for module in package.rglob("*.py"):
+        if "cli" in module.relative_to(package).parts:
+            continue
+        source = module.read_text()
+        assert ".cli" not in source and "shopify_sessions.cli" not in source, module

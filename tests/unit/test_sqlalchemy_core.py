@@ -55,7 +55,7 @@ from shopify_sessions.sqlalchemy._codecs import (
     UserIdCodec,
     codec_for,
 )
-from shopify_sessions.sqlalchemy._core import SessionTableCore
+from shopify_sessions.sqlalchemy._core import IDS_COUNTS, SessionTableCore
 from shopify_sessions.sqlalchemy._schema import plan_columns
 from shopify_sessions.sqlalchemy._translate import (
     FAILURES,
@@ -842,26 +842,71 @@ def test_session_from_row_of_offline_row_has_no_online_access_info() -> None:
     assert restored.online_access_info is None
 
 
-def test_ids_parameters_empty_gives_no_statements() -> None:
-    assert default_core("sqlite").ids_parameters([]) == []
+@pytest.mark.parametrize("dialect_name", sorted(DIALECTS))
+@pytest.mark.parametrize("make_session", [online_session, offline_session])
+def test_session_from_row_builds_what_the_constructor_builds(
+    dialect_name: str, make_session: Any
+) -> None:
+    """The load path skips the constructor's conversions; the object must not differ."""
+    core = default_core(dialect_name)
+    session = make_session()
+    restored = core.session_from_row(row_of(core, core.store_parameters(session)))
+    rebuilt = Session(
+        restored.id,
+        restored.shop,
+        restored.state,
+        restored.is_online,
+        scope=restored.scope,
+        expires=restored.expires,
+        access_token=restored.access_token,
+        refresh_token=restored.refresh_token,
+        refresh_token_expires=restored.refresh_token_expires,
+        online_access_info=restored.online_access_info,
+    )
+    assert vars(restored) == vars(rebuilt)
+    assert restored == session
 
 
-def test_ids_parameters_chunks_by_500() -> None:
+def ids_of(deletes: list[tuple[Any, dict[str, Any]]]) -> list[list[str]]:
+    """The ids each DELETE of ``ids_deletes`` removes, padding taken out."""
+    return [list(dict.fromkeys(parameters.values())) for _, parameters in deletes]
+
+
+def test_ids_deletes_empty_gives_no_statements() -> None:
+    assert default_core("sqlite").ids_deletes([]) == []
+
+
+def test_ids_deletes_chunks_by_500() -> None:
     ids = [f"id-{n}" for n in range(1201)]
-    chunks = default_core("sqlite").ids_parameters(ids)
-    assert [len(chunk["ids"]) for chunk in chunks] == [500, 500, 201]
-    assert [id for chunk in chunks for id in chunk["ids"]] == ids
+    deletes = default_core("sqlite").ids_deletes(ids)
+    assert [len(chunk) for chunk in ids_of(deletes)] == [500, 500, 201]
+    assert [id for chunk in ids_of(deletes) for id in chunk] == ids
 
 
-def test_ids_parameters_removes_duplicates_keeping_first_order() -> None:
-    assert default_core("sqlite").ids_parameters(["b", "a", "b", "c", "a"]) == [
-        {"ids": ["b", "a", "c"]}
+def test_ids_deletes_removes_duplicates_keeping_first_order() -> None:
+    assert ids_of(default_core("sqlite").ids_deletes(["b", "a", "b", "c", "a"])) == [
+        ["b", "a", "c"]
     ]
 
 
-def test_ids_parameters_refuses_a_single_string() -> None:
+@pytest.mark.parametrize("count", [1, 9, 100, 101, 499, 500])
+def test_ids_deletes_pad_to_a_few_fixed_statements(count: int) -> None:
+    core = default_core("postgresql")
+    ids = [f"id-{n}" for n in range(count)]
+    [(statement, parameters)] = core.ids_deletes(ids)
+    assert len(parameters) in IDS_COUNTS and len(parameters) >= count
+    assert len(parameters) <= max(count * 1.3, 8)
+    assert statement is core.delete_by_ids(len(parameters))  # built once
+    sql = str(statement.compile(dialect=core.dialect))
+    assert sql.count("%(i") == len(parameters)
+    assert [parameters[f"i{n}"] for n in range(len(parameters))] == ids + [ids[-1]] * (
+        len(parameters) - count
+    )
+
+
+def test_ids_deletes_refuses_a_single_string() -> None:
     with pytest.raises(InvalidSessionError, match="not a single string"):
-        default_core("sqlite").ids_parameters("offline_shop.myshopify.com")
+        default_core("sqlite").ids_deletes("offline_shop.myshopify.com")
 
 
 # --- 7. error translation ---------------------------------------------------------

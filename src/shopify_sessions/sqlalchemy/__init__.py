@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._sync import SQLAlchemySessionStorage
 from ._table import COLUMNS, DEFAULT_TABLE_NAME, session_table
+from ._url import resolve_url
 
 if TYPE_CHECKING:
     from ._async import AsyncSQLAlchemySessionStorage
@@ -15,10 +16,11 @@ __all__ = [
     "DEFAULT_TABLE_NAME",
     "AsyncSQLAlchemySessionStorage",
     "SQLAlchemySessionStorage",
+    "resolve_url",
     "session_table",
 ]
 
-for _name in ("SQLAlchemySessionStorage", "session_table"):
+for _name in ("SQLAlchemySessionStorage", "resolve_url", "session_table"):
     globals()[_name].__module__ = __name__
 
 

@@ -31,11 +31,11 @@ from .._session import Session
 from .._storage import check_id, expiry_cutoff
 from .._time import as_utc
 from ._base import (
-    DEFAULT_ENGINE_OPTIONS,
     DateTimeFormatArgument,
     StorageBase,
     TableArgument,
     check_retries,
+    default_engine_options,
     retry_delay,
 )
 from ._core import SessionTableCore
@@ -46,6 +46,7 @@ from ._translate import (
     connect_failure,
     statement_failure,
 )
+from ._url import check_dialect_kind, resolve_url
 
 logger = logging.getLogger("shopify_sessions")
 
@@ -79,13 +80,21 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
 
     Each operation runs on a connection of its own, never in the caller's unit of work,
     so a token write commits even if the caller's transaction rolls back: a single
-    autocommitted statement on the engine the storage builds from a URL, a transaction
-    of its own on an ``Engine`` you pass. An operation whose connection was lost, or
-    that lost a deadlock, is run again (every operation is idempotent). The first
-    operation checks the real table (see :meth:`check_table`).
+    autocommitted statement on the engine the storage builds from a URL; on an
+    ``AsyncEngine`` you pass, a single statement on its connection switched to
+    autocommit where that is free (psycopg, asyncpg), else a transaction of its own.
+    An operation whose connection was lost, or that lost a deadlock, is run again
+    (every operation is idempotent). The first operation checks the real table (see
+    :meth:`check_table`).
+
+    A URL may come as hosting platforms give it: ``postgres://`` or ``mysql://`` without
+    a driver gets an installed driver of the storage's kind (sync or asyncio), and asyncpg
+    gets ``sslmode=`` as ``ssl=``.
 
     Raises:
         UnsupportedDialectError: the engine's dialect is not PostgreSQL, MySQL/MariaDB or SQLite.
+        DatabaseURLError: no driver of the storage's kind is installed for the URL, or the
+            URL or engine has a driver of the other kind (the message names the class to use).
         SessionTableSchemaError: the declared table cannot hold sessions.
     """
 
@@ -106,9 +115,12 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             if engine_options:
                 raise TypeError("engine_options go with a URL, not with an AsyncEngine")
         else:
+            url = resolve_url(engine, is_async=True)
             engine = create_async_engine(
-                engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})}
+                url,
+                **{**default_engine_options(url), **(engine_options or {})},
             )
+        check_dialect_kind(engine.dialect, is_async=True)
         self._engine = engine
         super().__init__(
             engine.dialect,
@@ -132,7 +144,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         Meant for prototypes and tests, like ``drizzle-kit push``; manage production
         schemas with migrations (Alembic) using :func:`session_table`.
         """
-        await self._run("create_table", _create, None, self.table, write=True)
+        await self._run("create_table", _create, None, self.table, write=True, single=False)
         self._ready = False
 
     async def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
@@ -191,10 +203,15 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
     async def delete_sessions(self, ids: Sequence[str]) -> bool:
         """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
         core = await self._ready_core()
-        chunks = core.ids_parameters(ids)
-        if chunks:
+        deletes = core.ids_deletes(ids)
+        if deletes:
             await self._run(
-                "delete_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+                "delete_sessions",
+                _execute_all,
+                None,
+                deletes,
+                write=True,
+                single=len(deletes) == 1,
             )
         return True
 
@@ -211,34 +228,48 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         grace: timedelta = timedelta(0),
         now: datetime | None = None,
         batch_size: int = 500,
+        dry_run: bool = False,
+        progress: Callable[[int], object] | None = None,
     ) -> int:
         """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
 
         A session whose refresh token is still valid (or has no expiry) is kept, as
         it can still get a new access token. Rows are read and deleted ``batch_size``
         at a time, each batch in its own transaction, so memory and locks stay bounded
-        whatever the size of the table. Returns how many sessions were deleted.
+        whatever the size of the table. Returns how many sessions were deleted, or with
+        ``dry_run=True`` how many would be, deleting nothing. ``progress`` is called with
+        the number of rows examined after each batch.
         """
         core = await self._ready_core()
         now, cutoff = expiry_cutoff(grace, now)
         deleted = 0
         async for rows in self._pages("delete_expired_sessions", core.expiry_page(batch_size)):
             doomed = core.purgeable_ids(rows, now, cutoff)
-            if doomed:
-                chunks = core.ids_parameters(doomed)
+            if doomed and not dry_run:
+                deletes = core.ids_deletes(doomed)
                 await self._run(
-                    "delete_expired_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+                    "delete_expired_sessions",
+                    _execute_all,
+                    None,
+                    deletes,
+                    write=True,
+                    single=len(deletes) == 1,
                 )
-                deleted += len(doomed)
+            deleted += len(doomed)
+            if progress is not None:
+                progress(len(rows))
         return deleted
 
-    async def reencrypt_tokens(self, *, batch_size: int = 500) -> int:
+    async def reencrypt_tokens(
+        self, *, batch_size: int = 500, progress: Callable[[int], object] | None = None
+    ) -> int:
         """Rewrite every token not yet encrypted under the token cipher's current key.
 
         Run it after adding a key (or turning encryption on) so that old keys can be
         retired. Rows are read and rewritten ``batch_size`` at a time; a row that a
         store changed in between is left as the store wrote it. Returns how many rows
-        needed rewriting.
+        needed rewriting. ``progress`` is called with the number of rows read after
+        each batch.
         """
         core = await self._ready_core()
         rewritten = 0
@@ -246,9 +277,16 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             updates = core.reencryptions(rows)
             if updates:
                 await self._run(
-                    "reencrypt_tokens", _execute, core.token_update, updates, write=True
+                    "reencrypt_tokens",
+                    _execute,
+                    core.token_update,
+                    updates,
+                    write=True,
+                    single=len(updates) == 1,
                 )
                 rewritten += len(updates)
+            if progress is not None:
+                progress(len(rows))
         return rewritten
 
     async def sessions_due_for_refresh(
@@ -310,6 +348,18 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             else:
                 yield
 
+    async def sessions(self, *, batch_size: int = 500) -> AsyncIterator[list[Session]]:
+        """Every session in the table, in id order, ``batch_size`` at a time.
+
+        Each batch is one query (keyset pagination on ``id``), so a table of any size
+        is walked in bounded memory; rows added or changed meanwhile may or may not
+        be seen.
+        """
+        core = await self._ready_core()
+        page = core.session_page(batch_size)
+        async for rows in self._pages("sessions", page):
+            yield [core.session_from_row(row) for row in rows]
+
     async def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""
         if self._owns_engine:
@@ -347,8 +397,11 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         parameters: Any,
         *,
         write: bool = False,
+        single: bool = True,
     ) -> T:
         """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
+
+        ``single`` says that ``work`` sends one statement; see :meth:`_plan`.
 
         Every operation is idempotent, so repeating one whose connection died (a
         server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
@@ -356,7 +409,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         attempt = 0
         while True:
             try:
-                return await self._attempt(operation, work, statement, parameters, write)
+                return await self._attempt(operation, work, statement, parameters, write, single)
             except (StorageUnavailableError, StorageConflictError) as error:
                 delay = retry_delay(error, attempt)
                 if delay is None:
@@ -372,14 +425,18 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         statement: Executable | None,
         parameters: Any,
         write: bool,
+        single: bool,
     ) -> T:
+        options, transaction = self._plan(write, single)
         try:
             connection = await self._engine.connect()
         except FAILURES as error:
             raise connect_failure(self._table_name, error) from error
         try:
             try:
-                if not write or self._autocommit:
+                if options is not None:
+                    await connection.execution_options(**options)
+                if not transaction:
                     return await work(connection, statement, parameters)
                 async with connection.begin():
                     return await work(connection, statement, parameters)
@@ -442,11 +499,11 @@ async def _execute(connection: AsyncConnection, statement: Executable, parameter
     await connection.execute(statement, parameters)
 
 
-async def _execute_each(
-    connection: AsyncConnection, statement: Executable, parameter_sets: Iterable[Any]
+async def _execute_all(
+    connection: AsyncConnection, statement: None, statements: Iterable[tuple[Executable, Any]]
 ) -> None:
-    for parameters in parameter_sets:
-        await connection.execute(statement, parameters)
+    for each, parameters in statements:
+        await connection.execute(each, parameters)
 
 
 async def _first(

@@ -8,6 +8,7 @@ before any statement runs. Messages name the column, never the value (it may be 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
@@ -165,6 +166,9 @@ class BooleanCodec(Codec):
     def decode(self, value: Any) -> Any:
         return None if value is None else bool(value)
 
+    def decoder(self) -> Callable[[Any], Any] | None:
+        return bool  # the storage passes NULL through without calling the decoder
+
 
 class UserIdCodec(Codec):
     """An integer user id in an integer column (``limit`` is its largest value)."""
@@ -184,6 +188,9 @@ class UserIdCodec(Codec):
 
     def decode(self, value: Any) -> Any:
         return None if value is None else int(value)
+
+    def decoder(self) -> Callable[[Any], Any] | None:
+        return int
 
 
 class DigitsUserIdCodec(UserIdCodec):
@@ -205,6 +212,9 @@ class DigitsUserIdCodec(UserIdCodec):
         if isinstance(value, (bytes, bytearray, memoryview)):
             value = bytes(value).decode("ascii")
         return int(value)
+
+    def decoder(self) -> Callable[[Any], Any] | None:
+        return self.decode
 
 
 class DateTimeCodec(Codec):
@@ -243,7 +253,13 @@ class DateTimeCodec(Codec):
         return value if self.aware else value.replace(tzinfo=None)
 
     def decode(self, value: Any) -> Any:
-        return None if value is None else as_utc(value)
+        if value is None:
+            return None
+        # What the drivers return for these columns: naive UTC, or aware UTC (PostgreSQL
+        # timestamptz), in whole milliseconds; anything else goes through as_utc.
+        if type(value) is datetime and value.tzinfo is None and not value.microsecond % 1000:
+            return value.replace(tzinfo=UTC)
+        return as_utc(value)
 
 
 class IsoTextDateTimeCodec(Codec):
@@ -257,12 +273,9 @@ class IsoTextDateTimeCodec(Codec):
     def encode_value(self, value: Any) -> Any:
         if not isinstance(value, datetime):
             raise self._type_error("a datetime", value)
-        value = as_utc(value)
-        # Not strftime: its %Y does not zero-pad years before 1000.
-        return (
-            f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
-            f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
-        )
+        # Not strftime: its %Y does not zero-pad years before 1000 (isoformat does).
+        # as_utc gives an aware UTC datetime, so the text ends in "+00:00".
+        return as_utc(value).isoformat("T", "milliseconds")[:-6] + "Z"
 
     def decode(self, value: Any) -> Any:
         return parse_datetime(value, unit_ms=1)
@@ -305,6 +318,10 @@ class EpochDateTimeCodec(Codec):
         return parse_datetime(value, unit_ms=self.unit_ms)
 
 
+#: Python 3.11's fromisoformat reads a trailing ``Z`` as UTC (and returns ``UTC`` itself).
+_FROMISOFORMAT_READS_Z = sys.version_info >= (3, 11)
+
+
 def parse_datetime(value: Any, *, unit_ms: int) -> datetime | None:
     """Read a stored date-time, whoever wrote it, as aware UTC.
 
@@ -314,6 +331,12 @@ def parse_datetime(value: Any, *, unit_ms: int) -> datetime | None:
     """
     if value is None:
         return None
+    if _FROMISOFORMAT_READS_Z and type(value) is str and len(value) == 24 and value[-1] == "Z":
+        # JavaScript's toISOString(), as the storage and Drizzle write it: whole ms, UTC.
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass  # not a date after all: the general path says what is wrong
     if isinstance(value, datetime):
         return as_utc(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -26,11 +26,11 @@ from .._session import Session
 from .._storage import check_id, expiry_cutoff
 from .._time import as_utc
 from ._base import (
-    DEFAULT_ENGINE_OPTIONS,
     DateTimeFormatArgument,
     StorageBase,
     TableArgument,
     check_retries,
+    default_engine_options,
     retry_delay,
 )
 from ._core import SessionTableCore
@@ -41,6 +41,7 @@ from ._translate import (
     connect_failure,
     statement_failure,
 )
+from ._url import check_dialect_kind, resolve_url
 
 logger = logging.getLogger("shopify_sessions")
 
@@ -72,13 +73,21 @@ class SQLAlchemySessionStorage(StorageBase):
 
     Each operation runs on a connection of its own, never in the caller's unit of work,
     so a token write commits even if the caller's transaction rolls back: a single
-    autocommitted statement on the engine the storage builds from a URL, a transaction
-    of its own on an ``Engine`` you pass. An operation whose connection was lost, or
-    that lost a deadlock, is run again (every operation is idempotent). The first
-    operation checks the real table (see :meth:`check_table`).
+    autocommitted statement on the engine the storage builds from a URL; on an
+    ``Engine`` you pass, a single statement on its connection switched to
+    autocommit where that is free (psycopg, asyncpg), else a transaction of its own.
+    An operation whose connection was lost, or that lost a deadlock, is run again
+    (every operation is idempotent). The first operation checks the real table (see
+    :meth:`check_table`).
+
+    A URL may come as hosting platforms give it: ``postgres://`` or ``mysql://`` without
+    a driver gets an installed driver of the storage's kind (sync or asyncio), and asyncpg
+    gets ``sslmode=`` as ``ssl=``.
 
     Raises:
         UnsupportedDialectError: the engine's dialect is not PostgreSQL, MySQL/MariaDB or SQLite.
+        DatabaseURLError: no driver of the storage's kind is installed for the URL, or the
+            URL or engine has a driver of the other kind (the message names the class to use).
         SessionTableSchemaError: the declared table cannot hold sessions.
     """
 
@@ -99,7 +108,12 @@ class SQLAlchemySessionStorage(StorageBase):
             if engine_options:
                 raise TypeError("engine_options go with a URL, not with an Engine")
         else:
-            engine = create_engine(engine, **{**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})})
+            url = resolve_url(engine, is_async=False)
+            engine = create_engine(
+                url,
+                **{**default_engine_options(url), **(engine_options or {})},
+            )
+        check_dialect_kind(engine.dialect, is_async=False)
         self._engine = engine
         super().__init__(
             engine.dialect,
@@ -123,7 +137,7 @@ class SQLAlchemySessionStorage(StorageBase):
         Meant for prototypes and tests, like ``drizzle-kit push``; manage production
         schemas with migrations (Alembic) using :func:`session_table`.
         """
-        self._run("create_table", _create, None, self.table, write=True)
+        self._run("create_table", _create, None, self.table, write=True, single=False)
         self._ready = False
 
     def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
@@ -182,9 +196,16 @@ class SQLAlchemySessionStorage(StorageBase):
     def delete_sessions(self, ids: Sequence[str]) -> bool:
         """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
         core = self._ready_core()
-        chunks = core.ids_parameters(ids)
-        if chunks:
-            self._run("delete_sessions", _execute_each, core.delete_by_ids, chunks, write=True)
+        deletes = core.ids_deletes(ids)
+        if deletes:
+            self._run(
+                "delete_sessions",
+                _execute_all,
+                None,
+                deletes,
+                write=True,
+                single=len(deletes) == 1,
+            )
         return True
 
     def find_sessions_by_shop(self, shop: str) -> list[Session]:
@@ -200,42 +221,65 @@ class SQLAlchemySessionStorage(StorageBase):
         grace: timedelta = timedelta(0),
         now: datetime | None = None,
         batch_size: int = 500,
+        dry_run: bool = False,
+        progress: Callable[[int], object] | None = None,
     ) -> int:
         """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
 
         A session whose refresh token is still valid (or has no expiry) is kept, as
         it can still get a new access token. Rows are read and deleted ``batch_size``
         at a time, each batch in its own transaction, so memory and locks stay bounded
-        whatever the size of the table. Returns how many sessions were deleted.
+        whatever the size of the table. Returns how many sessions were deleted, or with
+        ``dry_run=True`` how many would be, deleting nothing. ``progress`` is called with
+        the number of rows examined after each batch.
         """
         core = self._ready_core()
         now, cutoff = expiry_cutoff(grace, now)
         deleted = 0
         for rows in self._pages("delete_expired_sessions", core.expiry_page(batch_size)):
             doomed = core.purgeable_ids(rows, now, cutoff)
-            if doomed:
-                chunks = core.ids_parameters(doomed)
+            if doomed and not dry_run:
+                deletes = core.ids_deletes(doomed)
                 self._run(
-                    "delete_expired_sessions", _execute_each, core.delete_by_ids, chunks, write=True
+                    "delete_expired_sessions",
+                    _execute_all,
+                    None,
+                    deletes,
+                    write=True,
+                    single=len(deletes) == 1,
                 )
-                deleted += len(doomed)
+            deleted += len(doomed)
+            if progress is not None:
+                progress(len(rows))
         return deleted
 
-    def reencrypt_tokens(self, *, batch_size: int = 500) -> int:
+    def reencrypt_tokens(
+        self, *, batch_size: int = 500, progress: Callable[[int], object] | None = None
+    ) -> int:
         """Rewrite every token not yet encrypted under the token cipher's current key.
 
         Run it after adding a key (or turning encryption on) so that old keys can be
         retired. Rows are read and rewritten ``batch_size`` at a time; a row that a
         store changed in between is left as the store wrote it. Returns how many rows
-        needed rewriting.
+        needed rewriting. ``progress`` is called with the number of rows read after
+        each batch.
         """
         core = self._ready_core()
         rewritten = 0
         for rows in self._pages("reencrypt_tokens", core.token_page(batch_size)):
             updates = core.reencryptions(rows)
             if updates:
-                self._run("reencrypt_tokens", _execute, core.token_update, updates, write=True)
+                self._run(
+                    "reencrypt_tokens",
+                    _execute,
+                    core.token_update,
+                    updates,
+                    write=True,
+                    single=len(updates) == 1,
+                )
                 rewritten += len(updates)
+            if progress is not None:
+                progress(len(rows))
         return rewritten
 
     def sessions_due_for_refresh(
@@ -295,6 +339,18 @@ class SQLAlchemySessionStorage(StorageBase):
             else:
                 yield
 
+    def sessions(self, *, batch_size: int = 500) -> Iterator[list[Session]]:
+        """Every session in the table, in id order, ``batch_size`` at a time.
+
+        Each batch is one query (keyset pagination on ``id``), so a table of any size
+        is walked in bounded memory; rows added or changed meanwhile may or may not
+        be seen.
+        """
+        core = self._ready_core()
+        page = core.session_page(batch_size)
+        for rows in self._pages("sessions", page):
+            yield [core.session_from_row(row) for row in rows]
+
     def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""
         if self._owns_engine:
@@ -332,8 +388,11 @@ class SQLAlchemySessionStorage(StorageBase):
         parameters: Any,
         *,
         write: bool = False,
+        single: bool = True,
     ) -> T:
         """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
+
+        ``single`` says that ``work`` sends one statement; see :meth:`_plan`.
 
         Every operation is idempotent, so repeating one whose connection died (a
         server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
@@ -341,7 +400,7 @@ class SQLAlchemySessionStorage(StorageBase):
         attempt = 0
         while True:
             try:
-                return self._attempt(operation, work, statement, parameters, write)
+                return self._attempt(operation, work, statement, parameters, write, single)
             except (StorageUnavailableError, StorageConflictError) as error:
                 delay = retry_delay(error, attempt)
                 if delay is None:
@@ -357,14 +416,18 @@ class SQLAlchemySessionStorage(StorageBase):
         statement: Executable | None,
         parameters: Any,
         write: bool,
+        single: bool,
     ) -> T:
+        options, transaction = self._plan(write, single)
         try:
             connection = self._engine.connect()
         except FAILURES as error:
             raise connect_failure(self._table_name, error) from error
         try:
             try:
-                if not write or self._autocommit:
+                if options is not None:
+                    connection.execution_options(**options)
+                if not transaction:
                     return work(connection, statement, parameters)
                 with connection.begin():
                     return work(connection, statement, parameters)
@@ -425,11 +488,11 @@ def _execute(connection: Connection, statement: Executable, parameters: Any) -> 
     connection.execute(statement, parameters)
 
 
-def _execute_each(
-    connection: Connection, statement: Executable, parameter_sets: Iterable[Any]
+def _execute_all(
+    connection: Connection, statement: None, statements: Iterable[tuple[Executable, Any]]
 ) -> None:
-    for parameters in parameter_sets:
-        connection.execute(statement, parameters)
+    for each, parameters in statements:
+        connection.execute(each, parameters)
 
 
 def _first(connection: Connection, statement: Executable, parameters: Any) -> Row[Any] | None:

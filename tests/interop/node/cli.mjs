@@ -239,7 +239,8 @@ async function makePrismaStorage(dialect, url, table, req) {
   let driverAdapter;
   if (dialect === 'postgresql') {
     const {PrismaPg} = await import('@prisma/adapter-pg');
-    driverAdapter = new PrismaPg({connectionString: url});
+    // `schema` puts the fixed table "Session" in a schema of the test's own.
+    driverAdapter = new PrismaPg({connectionString: url}, req.schema ? {schema: req.schema} : undefined);
   } else if (dialect === 'mysql') {
     const {PrismaMariaDb} = await import('@prisma/adapter-mariadb');
     driverAdapter = new PrismaMariaDb(url); // mysql:// is rewritten to mariadb:// by the adapter

@@ -1,0 +1,45 @@
+"""The Typer application: one line per subcommand.
+
+To add a subcommand, write ``_<name>.py`` with one function taking the options of
+``_options.py`` (and its own), whose body runs inside ``reporting(...)``, and register
+it below with ``app.command("<name>")(...)``.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import (
+    _check,
+    _copy,
+    _init,
+    _migrate_legacy,
+    _purge,
+    _reencrypt,
+    _refresh_expiring,
+    _upgrade,
+)
+
+app = typer.Typer(
+    name="shopify-sessions",
+    help=(
+        "Operate a Shopify sessions table: check it, create or upgrade it, purge expired "
+        "sessions, re-encrypt tokens, copy sessions between databases, keep offline tokens "
+        "warm and migrate legacy ones. The database URL comes from --url or DATABASE_URL. "
+        "Exit codes: 0 ok; 1 a problem found (check, copy, refresh-expiring, "
+        "migrate-legacy); 2 bad usage or input; 3 database unreachable; 4 table missing; "
+        "5 table unusable; 6 the database refused an operation."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("check")(_check.check)
+app.command("init")(_init.init)
+app.command("upgrade")(_upgrade.upgrade)
+app.command("purge")(_purge.purge)
+app.command("reencrypt")(_reencrypt.reencrypt)
+app.command("copy")(_copy.copy)
+app.command("refresh-expiring")(_refresh_expiring.refresh_expiring)
+app.command("migrate-legacy")(_migrate_legacy.migrate_legacy)

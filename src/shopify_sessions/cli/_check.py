@@ -1,0 +1,124 @@
+"""``shopify-sessions check``: the table, its layout, its problems and its sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .._errors import MissingSessionTableError, SessionTableSchemaError
+from .._session import Session
+from ..sqlalchemy._core import describe_table
+from ..sqlalchemy._layout import Layout, detect_layout
+from ._connect import count_rows, open_storage, reflect
+from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url
+from ._output import ExitCode, reporting
+from ._progress import progress_bar
+from ._upgrade import plan_upgrade
+
+#: How far ahead a refresh token counts as due.
+REFRESH_DUE = timedelta(days=7)
+
+
+def check(
+    url: Url,
+    table: TableName = DEFAULT_TABLE,
+    schema: Schema = None,
+    as_json: Json = False,
+    batch_size: BatchSize = 500,
+) -> None:
+    """Check the table: its layout, every problem the storage would refuse, and counts.
+
+    Exit 0 when the storage can use the table, 4 when it is missing, 5 when it cannot
+    hold sessions (every problem is listed), 3 when the database is unreachable.
+    """
+    with reporting("check", as_json) as output:
+        storage = open_storage(url, table, schema)
+        engine = storage.engine
+        real = reflect(engine, table, schema)
+        if real is None:
+            raise MissingSessionTableError(
+                f"the sessions table {_name(table, schema)} does not exist: create it with "
+                "`shopify-sessions init`"
+            )
+        layout = detect_layout(real, engine.dialect)
+        advice = [step.description for step in plan_upgrade(real, engine.dialect).steps]
+        result: dict[str, Any] = {
+            "table": describe_table(real),
+            "dialect": engine.dialect.name,
+            "layout": layout.value,
+            "problems": [],
+            "advice": advice,
+        }
+        output.say(f"table {describe_table(real)} on {engine.dialect.name}")
+        output.say(f"layout: {layout.value} ({layout.description})")
+        try:
+            storage.check_table()
+        except SessionTableSchemaError as error:
+            result["problems"] = list(error.problems)
+            for problem in error.problems:
+                output.say(f"[red]problem:[/] {problem}")
+            for line in advice:
+                output.say(f"[yellow]upgrade would:[/] {line}")
+            output.done(result, ExitCode.SCHEMA)
+        for line in advice:
+            output.say(f"[yellow]advice:[/] {line} (run `shopify-sessions upgrade`)")
+
+        counts = _counts()
+        now = datetime.now(timezone.utc)
+        total = count_rows(engine, storage.table)
+        with progress_bar(output, "counting sessions", total) as advance:
+            for batch in storage.sessions(batch_size=batch_size):
+                for session in batch:
+                    _tally(counts, session, now)
+                advance(len(batch))
+        storage.close()
+        result["sessions"] = counts
+        output.say(_summary(counts, layout))
+        output.done(result)
+
+
+def _name(table: str, schema: str | None) -> str:
+    return f'"{schema}"."{table}"' if schema else f'"{table}"'
+
+
+def _counts() -> dict[str, int]:
+    return dict.fromkeys(
+        (
+            "total",
+            "offline",
+            "online",
+            "expired",
+            "with_refresh_token",
+            "refresh_due_7_days",
+            "refresh_expired",
+            "encrypted",
+        ),
+        0,
+    )
+
+
+def _tally(counts: dict[str, int], session: Session, now: datetime) -> None:
+    counts["total"] += 1
+    counts["online" if session.is_online else "offline"] += 1
+    if session.expires is not None and session.expires <= now:
+        counts["expired"] += 1
+    if session.refresh_token:
+        counts["with_refresh_token"] += 1
+        late = session.refresh_token_expires
+        if late is not None and late <= now:
+            counts["refresh_expired"] += 1
+        elif late is not None and late <= now + REFRESH_DUE:
+            counts["refresh_due_7_days"] += 1
+    tokens = (session.access_token or "", session.refresh_token or "")
+    if any(token.startswith("fernet:") for token in tokens):
+        counts["encrypted"] += 1
+
+
+def _summary(counts: dict[str, int], layout: Layout) -> str:
+    return (
+        f"sessions: {counts['total']} ({counts['offline']} offline, {counts['online']} online), "
+        f"{counts['expired']} expired, {counts['with_refresh_token']} with a refresh token "
+        f"({counts['refresh_due_7_days']} due within 7 days, {counts['refresh_expired']} "
+        f"expired), {counts['encrypted']} encrypted\nok: the storage can use this "
+        f"{layout.value} table"
+    )

@@ -1,0 +1,60 @@
+"""``shopify-sessions init``: create the default sessions table, or print its DDL."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy import MetaData
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from ..sqlalchemy import session_table
+from ..sqlalchemy._core import describe_table
+from ._connect import open_storage, reflect
+from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
+from ._output import reporting
+
+Sql = Annotated[
+    bool, typer.Option("--sql", help="Print the DDL for the database's dialect; change nothing.")
+]
+
+
+def init(
+    url: Url,
+    table: TableName = DEFAULT_TABLE,
+    schema: Schema = None,
+    sql: Sql = False,
+    as_json: Json = False,
+) -> None:
+    """Create the default sessions table (and its index on shop) unless it exists.
+
+    The table has the columns and types of Shopify's Drizzle schema for the dialect
+    (see the README). With --sql, print its DDL for review instead.
+    """
+    with reporting("init", as_json) as output:
+        definition = session_table(MetaData(), table, schema=schema)
+        storage = open_storage(url, definition, None)
+        dialect = storage.engine.dialect
+        result: dict[str, object] = {"table": describe_table(definition), "dialect": dialect.name}
+        if sql:
+            statements = [str(CreateTable(definition).compile(dialect=dialect)).strip()]
+            statements += [
+                str(CreateIndex(index).compile(dialect=dialect)).strip()
+                for index in sorted(definition.indexes, key=lambda index: str(index.name))
+            ]
+            text = ";\n\n".join(statements) + ";"
+            result["sql"] = text
+            if not output.as_json:
+                output.out.print(text, markup=False)
+            output.done(result)
+        existed = reflect(storage.engine, table, schema) is not None
+        storage.create_table()
+        storage.check_table()
+        storage.close()
+        result["created"] = not existed
+        output.say(
+            f"{describe_table(definition)} already exists; it can hold sessions"
+            if existed
+            else f"created {describe_table(definition)} on {dialect.name}"
+        )
+        output.done(result)

@@ -1,0 +1,34 @@
+"""The options every subcommand shares: the database, the table, the output."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+Url = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        envvar="DATABASE_URL",
+        show_envvar=True,
+        help=(
+            "Database URL: postgres[ql]://, mysql://, mariadb://, sqlite:///path "
+            "(a synchronous driver is chosen; an asyncio driver in the URL is replaced)."
+        ),
+        show_default=False,
+    ),
+]
+TableName = Annotated[str, typer.Option("--table", help="Name of the sessions table.")]
+Schema = Annotated[
+    str | None,
+    typer.Option("--schema", help="Schema (MySQL: database) of the table.", show_default=False),
+]
+Json = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")
+]
+BatchSize = Annotated[
+    int, typer.Option("--batch-size", min=1, help="Rows read (and written) per query.")
+]
+
+DEFAULT_TABLE = "session"

@@ -1,0 +1,67 @@
+"""``shopify-sessions purge``: delete expired sessions that no refresh token can renew."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from ._connect import count_rows, open_storage
+from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url
+from ._output import reporting
+from ._progress import progress_bar
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | timedelta) -> timedelta:
+    """``90s``, ``15m``, ``12h``, ``7d``, ``2w`` or a number of seconds, as a timedelta."""
+    if isinstance(text, timedelta):  # the default
+        return text
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
+    if match is None:
+        raise typer.BadParameter(f"{text!r} is not a duration such as 90s, 15m, 12h, 7d or 2w")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2) or "s"])
+
+
+Grace = Annotated[
+    timedelta,
+    typer.Option(
+        "--grace",
+        parser=parse_duration,
+        metavar="DURATION",
+        help="Keep sessions expired less than this long ago (90s, 15m, 12h, 7d, 2w).",
+    ),
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+]
+
+
+def purge(
+    url: Url,
+    table: TableName = DEFAULT_TABLE,
+    schema: Schema = None,
+    grace: Grace = timedelta(0),
+    dry_run: DryRun = False,
+    batch_size: BatchSize = 500,
+    as_json: Json = False,
+) -> None:
+    """Delete sessions expired more than --grace ago, unless a refresh token can renew them.
+
+    Walks the table in batches (each deleted in its own transaction) with a progress bar.
+    """
+    with reporting("purge", as_json) as output:
+        storage = open_storage(url, table, schema)
+        storage.check_table()
+        total = count_rows(storage.engine, storage.table, with_expiry=True)
+        with progress_bar(output, "purging" if not dry_run else "counting", total) as advance:
+            count = storage.delete_expired_sessions(
+                grace=grace, batch_size=batch_size, dry_run=dry_run, progress=advance
+            )
+        storage.close()
+        verb = "would delete" if dry_run else "deleted"
+        output.say(f"{verb} {count} expired session(s) (grace {grace})")
+        output.done({"deleted": 0 if dry_run else count, "would_delete": count, "dry_run": dry_run})

@@ -1,0 +1,54 @@
+"""``shopify-sessions refresh-expiring``: keep idle shops warm, from cron."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from .._time import utc_now
+from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url
+from ._output import reporting
+from ._progress import progress_bar
+from ._purge import parse_duration
+from ._shopify import finish, offline_tokens
+
+Within = Annotated[
+    timedelta,
+    typer.Option(
+        "--within",
+        parser=parse_duration,
+        metavar="DURATION",
+        help="Refresh sessions whose refresh token expires within this (90s, 15m, 12h, 7d, 2w).",
+    ),
+]
+
+
+def refresh_expiring(
+    url: Url,
+    table: TableName = DEFAULT_TABLE,
+    schema: Schema = None,
+    within: Within = timedelta(days=7),
+    batch_size: BatchSize = 100,
+    as_json: Json = False,
+) -> None:
+    """Refresh every offline session whose refresh token expires within --within.
+
+    The app's credentials come from SHOPIFY_API_KEY and SHOPIFY_API_SECRET (and the token
+    keys from SHOPIFY_SESSIONS_KEYS, for an encrypted table). One refresh per session at a
+    time, whatever else refreshes it meanwhile. Exit code 1 when a shop failed or its
+    merchant must open the app again; run it daily.
+    """
+    with (
+        reporting("refresh-expiring", as_json) as output,
+        offline_tokens(url, table, schema) as (
+            storage,
+            tokens,
+        ),
+    ):
+        before = utc_now() + within
+        due = sum(len(batch) for batch in storage.sessions_due_for_refresh(before))
+        with progress_bar(output, "refreshing", due) as advance:
+            report = tokens.refresh_expiring(within=within, batch_size=batch_size, progress=advance)
+        finish(output, report, "refreshed", due)
