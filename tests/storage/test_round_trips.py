@@ -29,7 +29,7 @@ from roundtrips import SQLiteTrace, WireCounter
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import Backend, Harness
+from conftest import SQL_BACKENDS, Backend, Harness
 from shopify_sessions import AssociatedUser, OnlineAccessInfo, Session
 from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage, SQLAlchemySessionStorage
 from shopify_sessions.sqlalchemy._core import IDS_PER_STATEMENT
@@ -190,13 +190,18 @@ async def test_the_apps_other_connections_stay_transactional(sql_harness: Harnes
         await counted.close()
 
 
+@pytest.mark.parametrize(
+    "sql_backend",
+    [b for b in SQL_BACKENDS if b.server == "postgresql"],
+    ids=lambda b: b.name,
+    indirect=True,
+)
 async def test_sequential_calls_reuse_the_warm_connection(sql_harness: Harness) -> None:
     """On PostgreSQL, after a burst opened several connections, the URL-built engine's pool
     hands sequential calls the connection returned last, whose prepared statements are
-    warm (LIFO), instead of rotating through them all."""
+    warm (LIFO), instead of rotating through them all. (PostgreSQL only: it is where the
+    drivers prepare statements per connection.)"""
     backend = sql_harness.backend
-    if backend.server != "postgresql":
-        pytest.skip("LIFO matters where drivers prepare statements per connection")
     storage = sql_harness.storage(table=sql_harness.default_table())
     await storage.create_table()
     engine = storage.engine
