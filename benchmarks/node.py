@@ -15,17 +15,18 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
-
-from shopify_sessions import Session
-from shopify_sessions._time import to_epoch_ms
 
 from .data import Dataset
 from .phases import DELETE_BATCH, WORKERS, PhaseResult
 from .targets import Servers
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "tests" / "interop" / "node"
+sys.path.insert(0, str(NODE_DIR.parent))  # the session JSON the Node scripts take
+from node.session_spec import to_spec  # noqa: E402
+
 ADAPTERS = ("drizzle", "prisma")
 NODE_DATABASE = "shopify_sessions_bench"
 
@@ -39,41 +40,6 @@ def node_missing() -> str | None:
     if not (NODE_DIR / "prisma" / "generated").is_dir():
         return f"the Prisma clients are not generated: run `npm run generate` in {NODE_DIR}"
     return None
-
-
-def to_spec(session: Session) -> dict[str, Any]:
-    """The session as bench.mjs and cli.mjs take it (JS keys, dates in epoch ms)."""
-    spec: dict[str, Any] = {
-        "id": session.id,
-        "shop": session.shop,
-        "state": session.state,
-        "isOnline": session.is_online,
-    }
-    optional = {
-        "scope": session.scope,
-        "accessToken": session.access_token,
-        "expires": session.expires and to_epoch_ms(session.expires),
-        "refreshToken": session.refresh_token,
-        "refreshTokenExpires": session.refresh_token_expires
-        and to_epoch_ms(session.refresh_token_expires),
-    }
-    spec.update((k, v) for k, v in optional.items() if v is not None)
-    if session.online_access_info is not None:
-        user = session.online_access_info.associated_user
-        fields = {
-            "id": user.id,
-            "first_name": user.first_name,
-            "last_name": user.last_name,
-            "email": user.email,
-            "email_verified": user.email_verified,
-            "account_owner": user.account_owner,
-            "locale": user.locale,
-            "collaborator": user.collaborator,
-        }
-        spec["onlineAccessInfo"] = {
-            "associated_user": {k: v for k, v in fields.items() if v is not None}
-        }
-    return spec
 
 
 class NodePeers:

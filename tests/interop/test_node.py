@@ -32,8 +32,9 @@ from conftest import (
     require_server,
 )
 from layouts import as_stored
+from node.session_spec import to_spec
 from shopify_sessions import AssociatedUser, OnlineAccessInfo, Session
-from shopify_sessions._time import from_epoch_ms, to_epoch_ms
+from shopify_sessions._time import from_epoch_ms
 
 NODE_DIR = Path(__file__).parent / "node"
 UTC = timezone.utc
@@ -188,43 +189,6 @@ def without_prisma_booleans(adapter: str, specs: list[dict[str, Any]]) -> list[d
             if user.get(name) is False:
                 del user[name]
     return trimmed
-
-
-def to_spec(session: Session) -> dict[str, Any]:
-    """The session as cli.mjs takes it: JS keys in propertiesToSave order, dates in ms."""
-    spec: dict[str, Any] = {
-        "id": session.id,
-        "shop": session.shop,
-        "state": session.state,
-        "isOnline": session.is_online,
-    }
-    optional = {
-        "scope": session.scope,
-        "accessToken": session.access_token,
-        "expires": session.expires and to_epoch_ms(session.expires),
-        "refreshToken": session.refresh_token,
-        "refreshTokenExpires": session.refresh_token_expires
-        and to_epoch_ms(session.refresh_token_expires),
-    }
-    spec.update((k, v) for k, v in optional.items() if v is not None)
-    if session.online_access_info is not None:
-        user = session.online_access_info.associated_user
-        fields = {
-            "id": user.id,
-            "first_name": user.first_name,
-            "last_name": user.last_name,
-            "email": user.email,
-            "email_verified": user.email_verified,
-            "account_owner": user.account_owner,
-            "locale": user.locale,
-            "collaborator": user.collaborator,
-        }
-        spec["onlineAccessInfo"] = {
-            "associated_user": {k: v for k, v in fields.items() if v is not None}
-        }
-    if session.extra:
-        spec["extra"] = dict(session.extra)
-    return spec
 
 
 def python_storage(harness: Harness) -> Any:
