@@ -4,6 +4,7 @@ an in-memory storage, and SQL storage on SQLAlchemy in ``shopify_sessions.sqlalc
 
 from ._encryption import FernetTokenCipher, TokenCipher, TokenDecryptionError
 from ._errors import (
+    ConnectionPoolerError,
     DatabaseURLError,
     InvalidSessionError,
     InvalidShopError,
@@ -40,6 +41,7 @@ __all__ = [
     "AsyncMemorySessionStorage",
     "AsyncSessionStorage",
     "AuthScopes",
+    "ConnectionPoolerError",
     "DatabaseURLError",
     "FernetTokenCipher",
     "InvalidSessionError",

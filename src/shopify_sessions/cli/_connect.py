@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import URL, Connection, Engine, Table, func, make_url, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateTable
 
 from .._encryption import TokenCipher
 from .._errors import DatabaseURLError
@@ -43,14 +45,24 @@ def open_storage(
     table: str | Table,
     schema: str | None,
     cipher: TokenCipher | None = None,
+    *,
+    connect: bool = True,
 ) -> SQLAlchemySessionStorage:
-    """A sync storage on ``url`` for the table (a name is reflected at first use)."""
-    return SQLAlchemySessionStorage(
+    """A sync storage on ``url`` for the table (a name is reflected at first use).
+
+    With ``connect``, the storage has looked at the server already, so its ``engine`` is
+    the one it keeps (one built again for a pooler found there) and ``server`` says
+    what it found.
+    """
+    storage = SQLAlchemySessionStorage(
         command_url(url),
         table=table,
         schema=schema if isinstance(table, str) else None,
         token_cipher=cipher,
     )
+    if connect:
+        storage._learn_server()
+    return storage
 
 
 @contextmanager
@@ -84,3 +96,13 @@ def count_rows(engine: Engine, table: Table, *, with_expiry: bool = False) -> in
         statement = statement.where(table.c.expires.is_not(None))
     with connection_to(engine, "count") as connection:
         return int(connection.execute(statement).scalar_one())
+
+
+def lock_table_ddl(table: Table, dialect: Dialect) -> list[str]:
+    """The statements that create lock table ``table`` (UNLOGGED on PostgreSQL)."""
+    statements = [str(CreateTable(table).compile(dialect=dialect)).strip()]
+    if dialect.name == "postgresql":
+        statements.append(
+            f"ALTER TABLE {dialect.identifier_preparer.format_table(table)} SET UNLOGGED"
+        )
+    return statements

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._pooler import pooler_engine_options
+from ._server import ServerFacts
 from ._sync import SQLAlchemySessionStorage
-from ._table import COLUMNS, DEFAULT_TABLE_NAME, session_table
+from ._table import COLUMNS, DEFAULT_TABLE_NAME, session_lock_table, session_table
 from ._url import resolve_url
 
 if TYPE_CHECKING:
@@ -16,11 +18,21 @@ __all__ = [
     "DEFAULT_TABLE_NAME",
     "AsyncSQLAlchemySessionStorage",
     "SQLAlchemySessionStorage",
+    "ServerFacts",
+    "pooler_engine_options",
     "resolve_url",
+    "session_lock_table",
     "session_table",
 ]
 
-for _name in ("SQLAlchemySessionStorage", "resolve_url", "session_table"):
+for _name in (
+    "SQLAlchemySessionStorage",
+    "ServerFacts",
+    "pooler_engine_options",
+    "resolve_url",
+    "session_lock_table",
+    "session_table",
+):
     globals()[_name].__module__ = __name__
 
 
