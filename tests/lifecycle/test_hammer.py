@@ -7,14 +7,38 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-from conftest import Harness
+import pytest
+
+from conftest import (
+    GALERA_BACKENDS,
+    POOLED_BACKENDS,
+    SQL_BACKENDS,
+    Backend,
+    Harness,
+    close_harness,
+    new_harness,
+    require_backend,
+)
 from lifecycle_hammer import migrate_everywhere, run_async, run_sync
 from standin_client import StandIn, admin_call
 
 PROCESSES, WORKERS, SHOPS = 3, 4, 3
 LIFETIME, SKEW, SECONDS = 3, 1.0, 15.0  # access tokens of 3 s, refreshed 1 s before expiry
+
+
+@pytest.fixture(params=[*SQL_BACKENDS, *POOLED_BACKENDS, *GALERA_BACKENDS], ids=lambda b: b.name)
+async def hammer_harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    """Every SQL backend, directly, through PgBouncer, and across a Galera pair (each
+    process on one of its nodes, in turn)."""
+    backend: Backend = request.param
+    require_backend(backend)
+    harness = new_harness(backend, tmp_path)
+    yield harness
+    await close_harness(harness)
 
 
 async def _hammer(
@@ -32,9 +56,19 @@ async def _hammer(
     for shop in shops:
         await storage.store_session(standin.seeded_session(shop, access_expires_in=0))
     run = run_async if backend.is_async else run_sync
-    url = backend.url(harness.sqlite_path)
     arguments = [
-        (url, harness.table_name, standin.port, shops, p, WORKERS, seconds, SKEW, locked, options)
+        (
+            backend.url(harness.sqlite_path, node=p),
+            harness.table_name,
+            standin.port,
+            shops,
+            p,
+            WORKERS,
+            seconds,
+            SKEW,
+            locked,
+            options,
+        )
         for p in range(PROCESSES)
     ]
     with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
@@ -43,8 +77,9 @@ async def _hammer(
 
 
 async def test_one_refresh_per_lifetime_and_no_reuse(
-    sql_harness: Harness, standin: StandIn
+    hammer_harness: Harness, standin: StandIn
 ) -> None:
+    sql_harness = hammer_harness
     shops, results, stats = await _hammer(sql_harness, standin, locked=True, seconds=SECONDS)
     errors = [e for r in results for e in r["errors"]]
     gets = sum(r["gets"] for r in results)
@@ -99,8 +134,9 @@ async def test_without_the_lock_the_hammer_fails(sql_harness: Harness, standin: 
 
 
 async def test_legacy_migration_from_many_processes_exchanges_once(
-    sql_harness: Harness, standin: StandIn
+    hammer_harness: Harness, standin: StandIn
 ) -> None:
+    sql_harness = hammer_harness
     storage = sql_harness.storage(table=sql_harness.default_table())
     await storage.create_table()
     options: dict[str, Any] = {}
@@ -112,10 +148,9 @@ async def test_legacy_migration_from_many_processes_exchanges_once(
     legacy = {shop: standin.seeded_session(shop, kind="legacy") for shop in shops}
     for session in legacy.values():
         await storage.store_session(session)
-    url = sql_harness.backend.url(sql_harness.sqlite_path)
     arguments = [
         (
-            url,
+            sql_harness.backend.url(sql_harness.sqlite_path, node=p),
             sql_harness.table_name,
             standin.port,
             shops,
