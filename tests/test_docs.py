@@ -3,7 +3,8 @@
 The convention, stated in docs/development.md:
 
 - A fenced block with a file name as its title is a complete program, and runs here as it
-  is, in a temporary directory (SQLite files land there):
+  is, in a temporary directory (SQLite files land there); one named ``test_*.py`` is a
+  test file, and runs under pytest, with the plugins the package installs:
 
       ```python title="store_and_load.py"
 
@@ -100,14 +101,20 @@ def test_program_runs(block: Block, tmp_path: Path) -> None:
     assert block.title is not None and block.title.endswith(".py"), block.where
     program = tmp_path / Path(block.title).name
     program.write_text(block.code, encoding="utf-8")
+    is_test = program.name.startswith("test_")
+    pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio", "-W", "error"]
+    runner = pytest if is_test else []
     result = subprocess.run(
-        [sys.executable, "-W", "error", program.name],
+        [sys.executable, "-W", "error", *runner, program.name],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert result.returncode == 0, f"{block.where} ({block.title}):\n{result.stderr}"
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{block.where} ({block.title}):\n{output}"
+    if is_test:
+        assert " passed" in result.stdout and "skipped" not in result.stdout, output
 
 
 @pytest.mark.parametrize("block", INCLUDES, ids=lambda block: f"{block.where}:{block.include}")
