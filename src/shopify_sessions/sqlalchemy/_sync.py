@@ -56,9 +56,11 @@ class SQLAlchemySessionStorage(StorageBase):
     Args:
         engine: an ``Engine``, or a database URL to build one from (the storage then
             owns it and :meth:`close` disposes of it).
-        table: the table to use: a ``Table``, a declarative model class, the name of an
-            existing table (reflected at first use), or ``None`` for the default
-            ``session`` table of :func:`session_table`.
+        table: the table to use: a ``Table``, a declarative model class, a table name,
+            or ``None`` for the default ``session`` table of :func:`session_table`. A
+            table given by name is read from the database at first use, whatever its
+            layout (Drizzle, Prisma, your own); :meth:`create_table` creates it with the
+            default layout if it does not exist.
         schema: the schema of a table given by name, or of the default table.
         datetime_format: how ``expires`` and ``refreshTokenExpires`` are kept in columns
             without a SQL date-time type: ``"iso"`` (JS ``toISOString()`` text),
@@ -134,10 +136,13 @@ class SQLAlchemySessionStorage(StorageBase):
     def create_table(self) -> None:
         """Create the table (and its index on ``shop``) unless it exists.
 
-        Meant for prototypes and tests, like ``drizzle-kit push``; manage production
-        schemas with migrations (Alembic) using :func:`session_table`.
+        The declared table, or for a table given by name the default layout of
+        :func:`session_table` under that name and schema. Meant for prototypes and tests,
+        like ``drizzle-kit push``; manage production schemas with migrations (Alembic)
+        using :func:`session_table`.
         """
-        self._run("create_table", _create, None, self.table, write=True, single=False)
+        table = self._table_to_create()
+        self._run("create_table", _create, None, table, write=True, single=False)
         self._ready = False
 
     def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
