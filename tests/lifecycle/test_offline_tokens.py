@@ -335,3 +335,52 @@ def _locked(storage: Any, id: str) -> Any:
                 yield
 
     return held()
+
+
+@pytest.mark.parametrize(
+    ("tokens_class", "storage_class", "message"),
+    [
+        (
+            "OfflineTokens",
+            "AsyncMemorySessionStorage",
+            "OfflineTokens needs a synchronous storage, and AsyncMemorySessionStorage is an "
+            "asyncio one: use AsyncOfflineTokens with it, or MemorySessionStorage here",
+        ),
+        (
+            "AsyncOfflineTokens",
+            "MemorySessionStorage",
+            "AsyncOfflineTokens needs an asyncio storage, and MemorySessionStorage is a "
+            "synchronous one: use OfflineTokens with it, or AsyncMemorySessionStorage here",
+        ),
+        (
+            "OfflineTokens",
+            "AsyncSQLAlchemySessionStorage",
+            "use AsyncOfflineTokens with it, or SQLAlchemySessionStorage here",
+        ),
+        (
+            "AsyncOfflineTokens",
+            "SQLAlchemySessionStorage",
+            "use OfflineTokens with it, or AsyncSQLAlchemySessionStorage here",
+        ),
+    ],
+)
+async def test_a_storage_of_the_other_kind_is_refused_at_construction(
+    tokens_class: str, storage_class: str, message: str
+) -> None:
+    """The mix-up used to pass, and get() then failed with "'coroutine' object has no
+    attribute 'expires'" (or blocked the event loop)."""
+    import shopify_sessions
+    import shopify_sessions.shopify_app as lifecycle
+    import shopify_sessions.sqlalchemy as sql
+
+    if "SQLAlchemy" in storage_class:
+        url = "sqlite+aiosqlite://" if storage_class.startswith("Async") else "sqlite://"
+        storage = getattr(sql, storage_class)(url)
+    else:
+        storage = getattr(shopify_sessions, storage_class)()
+    with pytest.raises(TypeError) as raised:
+        getattr(lifecycle, tokens_class)(storage, client_id="id", client_secret="secret")
+    assert message in str(raised.value)
+    closed = storage.close() if hasattr(storage, "close") else None
+    if closed is not None:
+        await closed
