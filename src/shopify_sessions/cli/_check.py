@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .._errors import MissingSessionTableError, SessionTableSchemaError
+from rich.markup import escape
+
+from .._errors import SessionTableSchemaError
 from .._session import Session
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
-from ._connect import count_rows, open_storage, reflect
-from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url
-from ._output import ExitCode, reporting
+from ._connect import count_rows, missing_table, open_storage, reflect
+from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url, command_line
+from ._output import ExitCode, plain_name, reporting
 from ._progress import progress_bar
 from ._upgrade import plan_upgrade
 
@@ -36,14 +38,11 @@ def check(
         engine = storage.engine
         real = reflect(engine, table, schema)
         if real is None:
-            raise MissingSessionTableError(
-                f"the sessions table {_name(table, schema)} does not exist: create it with "
-                "`shopify-sessions init`"
-            )
+            raise missing_table(table, schema)
         layout = detect_layout(real, engine.dialect)
         advice = [step.description for step in plan_upgrade(real, engine.dialect).steps]
         result: dict[str, Any] = {
-            "table": describe_table(real),
+            "table": plain_name(real),
             "dialect": engine.dialect.name,
             "layout": layout.value,
             "problems": [],
@@ -56,12 +55,13 @@ def check(
         except SessionTableSchemaError as error:
             result["problems"] = list(error.problems)
             for problem in error.problems:
-                output.say(f"[red]problem:[/] {problem}")
+                output.say(f"[red]problem:[/] {escape(problem)}")
             for line in advice:
-                output.say(f"[yellow]upgrade would:[/] {line}")
+                output.say(f"[yellow]upgrade would:[/] {escape(line)}")
             output.done(result, ExitCode.SCHEMA)
+        upgrade = command_line("upgrade", table, schema)
         for line in advice:
-            output.say(f"[yellow]advice:[/] {line} (run `shopify-sessions upgrade`)")
+            output.say(f"[yellow]advice:[/] {escape(line)} (run `{escape(upgrade)}`)")
 
         counts = _counts()
         now = datetime.now(timezone.utc)
@@ -75,10 +75,6 @@ def check(
         result["sessions"] = counts
         output.say(_summary(counts, layout))
         output.done(result)
-
-
-def _name(table: str, schema: str | None) -> str:
-    return f'"{schema}"."{table}"' if schema else f'"{table}"'
 
 
 def _counts() -> dict[str, int]:

@@ -13,6 +13,7 @@ from .._encryption import TokenCipher
 from .._errors import (
     MissingSessionTableError,
     SessionStorageError,
+    StorageAccessDeniedError,
     StorageConflictError,
     StorageUnavailableError,
 )
@@ -199,8 +200,11 @@ def retry_delay(error: SessionStorageError, attempt: int) -> float | None:
 
     Every operation is idempotent, so repeating one is safe: once, at once, after a
     lost connection (the pool hands out a fresh one); a few times, with a growing
-    jittered pause, after a deadlock or lock timeout.
+    jittered pause, after a deadlock or lock timeout. Never after the server refused the
+    connection: that lasts until the configuration is fixed.
     """
+    if isinstance(error, StorageAccessDeniedError):
+        return None
     if isinstance(error, StorageUnavailableError):
         return 0.0 if attempt == 0 else None
     if isinstance(error, StorageConflictError) and attempt < CONFLICT_RETRIES:

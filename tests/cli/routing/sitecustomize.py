@@ -1,8 +1,16 @@
-"""Loaded by the command's subprocess in the lifecycle tests (PYTHONPATH): every httpx
-client it makes sends ``https://<shop>.myshopify.com`` to the FakeShopify at
-``FAKE_SHOPIFY_URL``, as the tests' own clients do. The command itself is unchanged."""
+"""Loaded by the command's subprocess in the tests that put this folder on PYTHONPATH; the
+command itself is unchanged.
+
+- ``FAKE_SHOPIFY_URL``: every httpx client it makes sends ``https://<shop>.myshopify.com``
+  to that FakeShopify, as the tests' own clients do.
+- ``HIDE_MODULES`` (comma-separated): those modules look uninstalled.
+"""
 
 import os
+import sys
+
+for _module in filter(None, os.environ.get("HIDE_MODULES", "").split(",")):
+    sys.modules[_module] = None  # type: ignore[assignment]
 
 _URL = os.environ.get("FAKE_SHOPIFY_URL")
 
