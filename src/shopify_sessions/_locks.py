@@ -11,9 +11,9 @@ from contextlib import asynccontextmanager, contextmanager
 
 from ._errors import LockTimeoutError
 
-#: Seconds a session lock is waited for by default: longer than a token refresh takes
-#: (Shopify answers in well under a second), short enough to fail a web request cleanly.
 DEFAULT_LOCK_TIMEOUT = 15.0
+"""Seconds a session lock is waited for by default: longer than a token refresh takes
+(Shopify answers in well under a second), short enough to fail a web request cleanly."""
 
 
 def check_timeout(timeout: object) -> float:

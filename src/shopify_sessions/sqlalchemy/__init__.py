@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._codecs import DateTimeFormat
 from ._sync import SQLAlchemySessionStorage
-from ._table import COLUMNS, DEFAULT_TABLE_NAME, session_table
+from ._table import COLUMNS, DEFAULT_TABLE_NAME, Kind, session_table
 from ._url import resolve_url
 
 if TYPE_CHECKING:
@@ -15,12 +16,14 @@ __all__ = [
     "COLUMNS",
     "DEFAULT_TABLE_NAME",
     "AsyncSQLAlchemySessionStorage",
+    "DateTimeFormat",
+    "Kind",
     "SQLAlchemySessionStorage",
     "resolve_url",
     "session_table",
 ]
 
-for _name in ("SQLAlchemySessionStorage", "resolve_url", "session_table"):
+for _name in ("Kind", "SQLAlchemySessionStorage", "resolve_url", "session_table"):
     globals()[_name].__module__ = __name__
 
 

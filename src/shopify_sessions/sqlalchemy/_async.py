@@ -31,13 +31,12 @@ from .._session import Session
 from .._storage import check_id, expiry_cutoff
 from .._time import as_utc
 from ._base import (
-    DateTimeFormatArgument,
     StorageBase,
-    TableArgument,
     check_retries,
     default_engine_options,
     retry_delay,
 )
+from ._codecs import DateTimeFormat
 from ._core import SessionTableCore
 from ._locks import FileLock, SessionLocks, StatementLock, lock_pauses
 from ._schema import reflect_table
@@ -106,9 +105,9 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         self,
         engine: AsyncEngine | str | URL,
         *,
-        table: TableArgument = None,
+        table: Table | type[Any] | str | None = None,
         schema: str | None = None,
-        datetime_format: DateTimeFormatArgument = None,
+        datetime_format: DateTimeFormat | Mapping[str, DateTimeFormat] | None = None,
         token_cipher: TokenCipher | None = None,
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -206,7 +205,12 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         return True
 
     async def delete_sessions(self, ids: Sequence[str]) -> bool:
-        """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
+        """Delete the sessions with these ids (any number; ``[]`` does nothing). ``True``.
+
+        The ids go 500 to a statement. On the engine the storage builds from a URL
+        (autocommit) each statement commits by itself; on an ``AsyncEngine`` you pass
+        they share one transaction. Calling it again after an error is safe.
+        """
         core = await self._ready_core()
         deletes = core.ids_deletes(ids)
         if deletes:

@@ -26,13 +26,12 @@ from .._session import Session
 from .._storage import check_id, expiry_cutoff
 from .._time import as_utc
 from ._base import (
-    DateTimeFormatArgument,
     StorageBase,
-    TableArgument,
     check_retries,
     default_engine_options,
     retry_delay,
 )
+from ._codecs import DateTimeFormat
 from ._core import SessionTableCore
 from ._locks import FileLock, SessionLocks, StatementLock, lock_pauses
 from ._schema import reflect_table
@@ -99,9 +98,9 @@ class SQLAlchemySessionStorage(StorageBase):
         self,
         engine: Engine | str | URL,
         *,
-        table: TableArgument = None,
+        table: Table | type[Any] | str | None = None,
         schema: str | None = None,
-        datetime_format: DateTimeFormatArgument = None,
+        datetime_format: DateTimeFormat | Mapping[str, DateTimeFormat] | None = None,
         token_cipher: TokenCipher | None = None,
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -199,7 +198,12 @@ class SQLAlchemySessionStorage(StorageBase):
         return True
 
     def delete_sessions(self, ids: Sequence[str]) -> bool:
-        """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
+        """Delete the sessions with these ids (any number; ``[]`` does nothing). ``True``.
+
+        The ids go 500 to a statement. On the engine the storage builds from a URL
+        (autocommit) each statement commits by itself; on an ``Engine`` you pass
+        they share one transaction. Calling it again after an error is safe.
+        """
         core = self._ready_core()
         deletes = core.ids_deletes(ids)
         if deletes:

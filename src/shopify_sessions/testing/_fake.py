@@ -235,8 +235,8 @@ class FakeShopify:
         """Issue an offline token to ``shop`` and return its session, ready to store.
 
         The session holds a fresh expiring pair (an access token and a refresh token),
-        or with ``legacy=True`` a non-expiring token that :meth:`OfflineTokens.migrate_legacy
-        <shopify_sessions.shopify_app.OfflineTokens.migrate_legacy>` can exchange.
+        or with ``legacy=True`` a non-expiring token that
+        :meth:`~shopify_sessions.shopify_app.OfflineTokens.migrate_legacy` can exchange.
 
         Args:
             shop: ``my-shop.myshopify.com`` or ``my-shop``.
