@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from .._session import Session
-from .._shop import offline_session_id, sanitize_shop
+from .._shop import sanitize_shop
 from .._time import utc_now
 from ._server import CONTROL, Server
 from ._state import Settings, ShopifyState
@@ -254,13 +254,8 @@ class FakeShopify:
             refresh_token_expires_in=refresh_token_expires_in,
         )
         now = utc_now()
-        session = Session(
-            offline_session_id(domain),
-            domain,
-            "",
-            False,
-            scope=answer["scope"],
-            access_token=answer["access_token"],
+        session = Session.offline(
+            domain, scope=answer["scope"], access_token=answer["access_token"]
         )
         if not legacy:
             session.expires = now + timedelta(seconds=answer["expires_in"])
