@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
@@ -10,9 +11,11 @@ from ._storage import (
     check_batch_size,
     check_id,
     check_ids,
+    check_replacement,
     check_session,
     check_shop,
     expiry_cutoff,
+    holds_tokens,
     is_purgeable,
     is_refresh_due,
     session_order,
@@ -27,16 +30,19 @@ class MemorySessionStorage:
     does not change what it holds. Nothing survives the process.
     """
 
-    __slots__ = ("_locks", "_sessions")
+    __slots__ = ("_locks", "_sessions", "_swap")
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
         self._locks = KeyedLocks()
+        #: Held by every write, so that replace_session's compare-and-set is atomic.
+        self._swap = threading.Lock()
 
     def store_session(self, session: Session) -> bool:
         """Store a copy of ``session``, replacing any session with its id."""
         session = check_session(session)
-        self._sessions[session.id] = session.copy()
+        with self._swap:
+            self._sessions[session.id] = session.copy()
         return True
 
     def load_session(self, id: str) -> Session | None:
@@ -44,15 +50,33 @@ class MemorySessionStorage:
         session = self._sessions.get(check_id(id))
         return None if session is None else session.copy()
 
+    def replace_session(self, session: Session, *, previous: Session) -> bool:
+        """Store a copy of ``session`` only if the stored one still holds ``previous``'s
+        tokens; see :meth:`~shopify_sessions.LockingSessionStorage.replace_session`."""
+        session, previous = check_replacement(session, previous)
+        with self._swap:
+            stored = self._sessions.get(session.id)
+            if stored is None:
+                return False
+            tokens = stored.access_token, stored.refresh_token
+            if holds_tokens(*tokens, previous):
+                self._sessions[session.id] = session.copy()
+                return True
+            return holds_tokens(*tokens, session)
+
     def delete_session(self, id: str) -> bool:
         """Delete the session with this id, if any."""
-        self._sessions.pop(check_id(id), None)
+        id = check_id(id)
+        with self._swap:
+            self._sessions.pop(id, None)
         return True
 
     def delete_sessions(self, ids: Sequence[str]) -> bool:
         """Delete every session in ``ids``."""
-        for id in check_ids(ids):
-            self._sessions.pop(id, None)
+        ids = check_ids(ids)
+        with self._swap:
+            for id in ids:
+                self._sessions.pop(id, None)
         return True
 
     def find_sessions_by_shop(self, shop: str) -> list[Session]:
@@ -74,13 +98,14 @@ class MemorySessionStorage:
         SQL storages; a dict needs no batches.
         """
         now, cutoff = expiry_cutoff(grace, now)
-        doomed = [
-            s.id
-            for s in self._sessions.values()
-            if is_purgeable(s.expires, s.refresh_token, s.refresh_token_expires, cutoff, now)
-        ]
-        for id in doomed:
-            del self._sessions[id]
+        with self._swap:
+            doomed = [
+                s.id
+                for s in self._sessions.values()
+                if is_purgeable(s.expires, s.refresh_token, s.refresh_token_expires, cutoff, now)
+            ]
+            for id in doomed:
+                del self._sessions[id]
         return len(doomed)
 
     @contextmanager
@@ -122,6 +147,10 @@ class AsyncMemorySessionStorage:
     async def load_session(self, id: str) -> Session | None:
         """A copy of the session with this id, or ``None``."""
         return self._storage.load_session(id)
+
+    async def replace_session(self, session: Session, *, previous: Session) -> bool:
+        """Store a copy of ``session`` only if the stored one still holds ``previous``'s tokens."""
+        return self._storage.replace_session(session, previous=previous)
 
     async def delete_session(self, id: str) -> bool:
         """Delete the session with this id, if any."""

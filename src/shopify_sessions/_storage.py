@@ -68,8 +68,9 @@ class AsyncSessionStorage(Protocol):
 
 @runtime_checkable
 class LockingSessionStorage(SessionStorage, Protocol):
-    """A :class:`SessionStorage` that can also serialise work on a session and list the
-    offline sessions whose refresh token is due: what ``OfflineTokens`` needs.
+    """A :class:`SessionStorage` that can also serialise work on a session, store a renewed
+    pair only over the pair it renews, and list the offline sessions whose refresh token
+    is due: what ``OfflineTokens`` needs.
 
     The memory and SQL storages of this package are all of this kind.
     """
@@ -79,6 +80,18 @@ class LockingSessionStorage(SessionStorage, Protocol):
 
         Raises :class:`~shopify_sessions.LockTimeoutError` when it is not free within
         ``timeout`` seconds.
+        """
+        ...
+
+    def replace_session(self, session: Session, *, previous: Session) -> bool:
+        """Store ``session`` only if the stored row still holds ``previous``'s tokens.
+
+        A compare-and-set on the access and refresh tokens: ``True`` when ``session`` is
+        stored (or already was), ``False`` when the row holds other tokens (another
+        worker or app stored a newer pair) or is gone (the shop was uninstalled); then
+        nothing is written. This is the fence that keeps a worker which outlived its
+        lock from storing a renewed pair over a newer one, or bringing a deleted
+        session back.
         """
         ...
 
@@ -95,6 +108,10 @@ class AsyncLockingSessionStorage(AsyncSessionStorage, Protocol):
 
     def lock_session(self, id: str, *, timeout: float = ...) -> AbstractAsyncContextManager[None]:
         """Hold the lock of session ``id``: one holder at a time, however many workers."""
+        ...
+
+    async def replace_session(self, session: Session, *, previous: Session) -> bool:
+        """Store ``session`` only if the stored row still holds ``previous``'s tokens."""
         ...
 
     def sessions_due_for_refresh(
@@ -186,6 +203,24 @@ def check_session(session: object) -> Session:
         raise InvalidSessionError(f"expected a Session, got {type(session).__name__}")
     check_id(session.id)
     return session
+
+
+def check_replacement(session: object, previous: object) -> tuple[Session, Session]:
+    """Return ``(session, previous)`` if both are storable sessions with the same id."""
+    session, previous = check_session(session), check_session(previous)
+    if session.id != previous.id:
+        raise InvalidSessionError(
+            f"a session replaces one of the same id, not {previous.id!r} with {session.id!r}"
+        )
+    return session, previous
+
+
+def holds_tokens(access_token: str | None, refresh_token: str | None, session: Session) -> bool:
+    """Whether stored tokens are ``session``'s (an empty token counts as none)."""
+    return (access_token or None, refresh_token or None) == (
+        session.access_token or None,
+        session.refresh_token or None,
+    )
 
 
 def check_batch_size(size: object) -> int:

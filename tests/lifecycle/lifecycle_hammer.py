@@ -27,6 +27,7 @@ class WithoutLock:
         self._storage = storage
         self.load_session = storage.load_session
         self.store_session = storage.store_session
+        self.replace_session = storage.replace_session
         self.delete_session = storage.delete_session
         self.delete_sessions = storage.delete_sessions
         self.find_sessions_by_shop = storage.find_sessions_by_shop

@@ -23,19 +23,20 @@ from shopify_sessions.testing import FakeShopify
 
 
 @asynccontextmanager
-async def failing_upserts(
+async def failing_writes(
     harness: Harness, storage: Any, times: int | None
 ) -> AsyncIterator[list[int]]:
-    """The next ``times`` upserts (all, with None) fail for real: on PostgreSQL and MariaDB
-    the connection's server process is killed from outside as the upsert starts; on SQLite
-    the connection is made read-only. Yields the list of failures so far."""
+    """The next ``times`` writes of a session (all, with None) fail for real: on PostgreSQL
+    and MariaDB the connection's server process is killed from outside as the INSERT or
+    UPDATE starts; on SQLite the connection is made read-only. Yields the list of failures
+    so far."""
     engine = (storage.target if isinstance(storage, Awaited) else storage).engine
     sync_engine = getattr(engine, "sync_engine", engine)
     failures: list[int] = []
     server = harness.backend.server
 
     def before(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.lstrip().upper().startswith("INSERT"):
+        if not statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
             return
         failing = times is None or len(failures) < times
         if server == "sqlite":
@@ -111,7 +112,7 @@ async def test_a_store_that_fails_is_retried_and_nothing_is_lost(
     await table_storage.store_session(old)
     tokens = make_tokens()
     with caplog.at_level(logging.WARNING, logger="shopify_sessions"):
-        async with failing_upserts(sql_harness, table_storage, times=3) as failures:
+        async with failing_writes(sql_harness, table_storage, times=3) as failures:
             renewed = await tokens.get(shop)
     assert len(failures) == 3
     assert renewed is not None and renewed.access_token != old.access_token
@@ -144,7 +145,7 @@ async def test_when_every_store_fails_the_old_pair_stays(
     old = fake_shopify.seed_offline(shop, expires_in=-1)
     await table_storage.store_session(old)
     tokens = make_tokens(store_attempts=3)
-    async with failing_upserts(sql_harness, table_storage, times=None):
+    async with failing_writes(sql_harness, table_storage, times=None):
         with pytest.raises(TokenPersistenceError) as raised:
             await tokens.get(shop)
     assert raised.value.shop == shop and raised.value.__cause__ is not None
@@ -225,7 +226,7 @@ async def test_a_legacy_exchange_whose_store_fails_is_recovered_under_grace(
     legacy = fake_shopify.seed_offline(shop, legacy=True)
     await table_storage.store_session(legacy)
     tokens = make_tokens(store_attempts=2)
-    async with failing_upserts(sql_harness, table_storage, times=None):
+    async with failing_writes(sql_harness, table_storage, times=None):
         with pytest.raises(TokenPersistenceError):
             await tokens.migrate_legacy(shop)
     assert await table_storage.load_session(legacy.id) == legacy

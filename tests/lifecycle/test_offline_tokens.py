@@ -299,6 +299,49 @@ async def test_bad_input_is_refused_before_anything_runs(tokens_for: Any) -> Non
     assert "secret" not in repr(tokens_for())
 
 
+async def _get_while(tokens: Any, shop: str, meanwhile: Any) -> Any:
+    """``tokens.get(shop)``, with ``meanwhile()`` awaited while Shopify is answering."""
+    import asyncio
+
+    from conftest import Awaited
+
+    if isinstance(tokens, Awaited):
+        pending = asyncio.ensure_future(asyncio.to_thread(tokens.target.get, shop))
+    else:
+        pending = asyncio.ensure_future(tokens.get(shop))
+    await asyncio.sleep(0.5)  # the stand-in holds its answer for 1 s
+    assert not pending.done()
+    await meanwhile()
+    return await pending
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+async def test_a_pair_renewed_after_the_row_changed_is_discarded(
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str, change: str, caplog: Any
+) -> None:
+    """The fence: a renewal stores its pair only over the pair it renewed, so an uninstall
+    during a refresh never brings the session back, and a newer pair is never overwritten."""
+    fake_shopify.reset(latency=1.0)
+    old = fake_shopify.seed_offline(shop, expires_in=-10)
+    await storage.store_session(old)
+    other = fake_shopify.seed_offline(shop)  # e.g. a Node app's own refresh
+
+    async def meanwhile() -> None:
+        if change == "deleted":
+            await storage.delete_session(old.id)
+        else:
+            await storage.store_session(other)
+
+    with caplog.at_level(logging.WARNING, logger="shopify_sessions"):
+        got = await _get_while(tokens_for(), shop, meanwhile)
+    expected = None if change == "deleted" else other
+    assert got == expected
+    assert await storage.load_session(old.id) == expected
+    assert fake_shopify.counters(shop).refreshes == 1
+    [record] = [r for r in caplog.records if getattr(r, "action", None) == "refresh"]
+    assert record.outcome == "discarded: the stored pair changed meanwhile"
+
+
 def _locked(storage: Any, id: str) -> Any:
     """The storage's lock on ``id``, as an async context manager for either kind."""
     from contextlib import asynccontextmanager

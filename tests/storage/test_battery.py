@@ -426,3 +426,53 @@ async def test_ten_thousand_character_scope_and_tokens(storage: Any) -> None:
     loaded = await storage.load_session(session.id)
     assert loaded == session
     assert len(loaded.access_token) == 10_000
+
+
+# --- replace_session: the compare-and-set that fences a renewed pair --------------------
+
+
+async def test_replace_session_stores_over_the_pair_it_renews(storage: Any) -> None:
+    old = offline(refresh_token="shprt_old", expires=in_an_hour())
+    await storage.store_session(old)
+    new = offline(
+        access_token="shpat_new", refresh_token="shprt_new", expires=in_an_hour() + timedelta(1)
+    )
+    assert await storage.replace_session(new, previous=old) is True
+    assert await storage.load_session(old.id) == new
+    # Told again (a retried write whose answer was lost): already stored, still True.
+    assert await storage.replace_session(new, previous=old) is True
+    assert await storage.load_session(old.id) == new
+
+
+async def test_replace_session_never_stores_over_another_pair(storage: Any) -> None:
+    old = offline(refresh_token="shprt_old")
+    newer = offline(access_token="shpat_newer", refresh_token="shprt_newer")
+    late = offline(access_token="shpat_late", refresh_token="shprt_late", scope="late")
+    await storage.store_session(newer)
+    assert await storage.replace_session(late, previous=old) is False
+    assert await storage.load_session(old.id) == newer
+
+
+async def test_replace_session_never_brings_a_deleted_session_back(storage: Any) -> None:
+    old = offline(refresh_token="shprt_old")
+    await storage.store_session(old)
+    await storage.delete_session(old.id)
+    renewed = offline(access_token="shpat_new", refresh_token="shprt_new")
+    assert await storage.replace_session(renewed, previous=old) is False
+    assert await storage.load_session(old.id) is None
+
+
+async def test_replace_session_with_the_same_tokens_writes_the_other_fields(storage: Any) -> None:
+    # What a scopes update does: same pair, new scope. A legacy token has no refresh token.
+    old = offline(refresh_token=None)
+    await storage.store_session(old)
+    rescoped = offline(refresh_token=None, scope="read_orders,write_products")
+    assert await storage.replace_session(rescoped, previous=old) is True
+    assert (await storage.load_session(old.id)).scope == "read_orders,write_products"
+
+
+async def test_replace_session_refuses_bad_input(storage: Any) -> None:
+    with pytest.raises(InvalidSessionError, match="same id"):
+        await storage.replace_session(offline("a"), previous=offline("b"))
+    with pytest.raises(InvalidSessionError):
+        await storage.replace_session(offline(), previous="offline_x")  # type: ignore[arg-type]

@@ -182,3 +182,23 @@ async def test_reencryption_leaves_alone_a_row_a_store_changed_meanwhile(
     with sql_harness.raw.begin() as connection:
         assert connection.execute(core.token_update, updates).rowcount == 0
     assert storage.load_session(sample().id).access_token == "shpat_rotated_meanwhile"
+
+
+async def test_replace_session_compares_tokens_not_ciphertexts(
+    sql_harness: Harness, plain: Any
+) -> None:
+    cipher = FernetTokenCipher({"k1": KEY_1})
+    storage = sql_harness.storage(table=sql_harness.table_name, token_cipher=cipher)
+    old = sample()
+    await storage.store_session(old)
+    renewed = sample(access_token="shpat_renewed", refresh_token="shprt_renewed")
+    assert await storage.replace_session(renewed, previous=old) is True
+    assert await storage.load_session(old.id) == renewed
+    assert all(t.startswith("fernet:k1:") for t in stored_tokens(sql_harness, old.id))
+    stale = sample(access_token="shpat_stale", refresh_token="shprt_stale")
+    assert await storage.replace_session(stale, previous=old) is False
+    assert await storage.load_session(old.id) == renewed
+    # A plaintext row (stored before encryption was turned on) is compared in clear too.
+    await plain.store_session(old)
+    assert await storage.replace_session(renewed, previous=old) is True
+    assert await storage.load_session(old.id) == renewed

@@ -24,6 +24,7 @@ from .._errors import (
 from .._locks import check_timeout
 from .._session import Session
 from .._shop import offline_session_id
+from .._storage import holds_tokens
 from .._time import utc_now
 from ._convert import session_from_token, shop_domain, token_from_session
 
@@ -262,6 +263,11 @@ class TokensBase:
         elif new.refresh_token_expires is not None and new.refresh_token_expires <= now:
             new.refresh_token_expires = None
         return new
+
+    @staticmethod
+    def holds_same_pair(stored: Session, session: Session) -> bool:
+        """Whether ``stored`` still holds the tokens of ``session``."""
+        return holds_tokens(stored.access_token, stored.refresh_token, session)
 
     @staticmethod
     def store_pause(attempt: int) -> float:

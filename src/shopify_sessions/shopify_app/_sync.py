@@ -204,7 +204,7 @@ class OfflineTokens(TokensBase):
                     logging.WARNING, action, domain, outcome, waited, time.monotonic() - started
                 )
                 if self._delete_on_reauthorization:
-                    self._storage.delete_session(id)
+                    self._delete_unless_renewed(session)
                 raise
             except TokenRefreshError as error:
                 outcome = f"failed ({error.code})"
@@ -212,9 +212,20 @@ class OfflineTokens(TokensBase):
                     logging.WARNING, action, domain, outcome, waited, time.monotonic() - started
                 )
                 raise
-            self._store(domain, renewed)
-            self.log(logging.INFO, action, domain, "done", waited, time.monotonic() - started)
-            return renewed
+            if self._store(domain, renewed, session):
+                self.log(logging.INFO, action, domain, "done", waited, time.monotonic() - started)
+                return renewed
+            # The row changed while Shopify answered: this worker outlived its lock, or
+            # the session was deleted (an uninstall). Whatever is stored now wins.
+            self.log(
+                logging.WARNING,
+                action,
+                domain,
+                "discarded: the stored pair changed meanwhile",
+                waited,
+                time.monotonic() - started,
+            )
+            return self._storage.load_session(id)
 
     def _refresh(self, domain: str, session: Session) -> Session:
         token = self.refresh_input(domain, session, now())
@@ -246,21 +257,29 @@ class OfflineTokens(TokensBase):
         except ValueError:
             return response.status_code, None
 
-    def _store(self, domain: str, session: Session) -> None:
-        """Store the renewed pair, retried: after Shopify answered, it exists nowhere else."""
-        for attempt in range(self._store_attempts):
+    def _store(self, domain: str, session: Session, previous: Session) -> bool:
+        """Store the renewed pair over ``previous`` (never over another pair), retried: after
+        Shopify answered, it exists nowhere else. ``False`` when the row changed meanwhile."""
+        attempt = 0
+        while True:
             try:
-                self._storage.store_session(session)
-                return
+                return self._storage.replace_session(session, previous=previous)
             except SessionStorageError as error:
-                if attempt + 1 == self._store_attempts:
+                attempt += 1
+                if attempt == self._store_attempts:
                     raise TokenPersistenceError(
                         domain,
                         "store_failed",
-                        f"the renewed pair could not be stored after {attempt + 1} tries; "
+                        f"the renewed pair could not be stored after {attempt} tries; "
                         "the old pair is still in the table",
                     ) from error
                 logger.warning(
                     "storing the renewed pair of %s failed (%s); trying again", domain, error
                 )
-                time.sleep(self.store_pause(attempt))
+                time.sleep(self.store_pause(attempt - 1))
+
+    def _delete_unless_renewed(self, session: Session) -> None:
+        """Delete the session Shopify refused, unless another worker renewed it meanwhile."""
+        stored = self._storage.load_session(session.id)
+        if stored is not None and self.holds_same_pair(stored, session):
+            self._storage.delete_session(session.id)

@@ -31,6 +31,7 @@ from .._session import Session
 from .._storage import check_id, expiry_cutoff
 from .._time import as_utc
 from ._base import (
+    REPLACE_ATTEMPTS,
     StorageBase,
     check_retries,
     default_engine_options,
@@ -196,6 +197,36 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         core = await self._ready_core()
         row = await self._run("load_session", _first, core.select_by_id, core.id_parameters(id))
         return None if row is None else core.session_from_row(row)
+
+    async def replace_session(self, session: Session, *, previous: Session) -> bool:
+        """Store ``session`` only if the stored row still holds ``previous``'s tokens.
+
+        One conditional UPDATE, a compare-and-set on the access and refresh tokens that
+        never inserts: ``True`` when ``session`` is stored (or already was), ``False``
+        when the row holds other tokens or is gone, and nothing was written. With a token
+        cipher the stored ciphertexts are read and compared first, since every encryption
+        of a token differs.
+
+        Raises:
+            StorageConflictError: the row kept changing between the read and the write.
+        """
+        core = await self._ready_core()
+        stored: Row[Any] | None = None
+        read = core.encrypts_tokens
+        for _ in range(REPLACE_ATTEMPTS):
+            if read:
+                parameters = core.id_parameters(session.id)
+                stored = await self._run("replace_session", _first, core.select_tokens, parameters)
+                if stored is None or not core.holds_tokens(stored, previous):
+                    return stored is not None and core.holds_tokens(stored, session)
+            parameters = core.replace_parameters(session, previous, stored)
+            if await self._run("replace_session", _count, core.replace, parameters, write=True):
+                return True
+            read = True  # changed, gone, or already replaced (a retried write): look
+        raise StorageConflictError(
+            f"replace_session on {self._table_name}: the row changed {REPLACE_ATTEMPTS} times "
+            "between reading and replacing it"
+        )
 
     async def delete_session(self, id: str) -> bool:
         """Delete the session with this id (an absent id is fine). Returns ``True``."""
@@ -506,6 +537,11 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
 
 async def _execute(connection: AsyncConnection, statement: Executable, parameters: Any) -> None:
     await connection.execute(statement, parameters)
+
+
+async def _count(connection: AsyncConnection, statement: Executable, parameters: Any) -> int:
+    result = await connection.execute(statement, parameters)
+    return result.rowcount
 
 
 async def _execute_all(

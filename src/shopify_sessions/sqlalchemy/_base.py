@@ -193,6 +193,8 @@ class StorageBase:
 
 #: How often an operation is tried again after a conflict with concurrent work.
 CONFLICT_RETRIES = 4
+#: Compare-and-set rounds of ``replace_session`` before it gives up on a busy row.
+REPLACE_ATTEMPTS = 4
 
 
 def retry_delay(error: SessionStorageError, attempt: int) -> float | None:

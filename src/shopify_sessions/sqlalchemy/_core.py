@@ -34,8 +34,10 @@ from .._storage import (
     check_batch_size,
     check_id,
     check_ids,
+    check_replacement,
     check_session,
     check_shop,
+    holds_tokens,
     is_purgeable,
     is_refresh_due,
     session_order,
@@ -84,12 +86,15 @@ class SessionTableCore:
         "_null_when_falsy",
         "_session_page",
         "_token_codecs",
+        "_token_keys",
         "_token_page",
         "delete_by_id",
         "dialect",
         "layout",
+        "replace",
         "select_by_id",
         "select_by_shop",
+        "select_tokens",
         "table",
         "token_update",
         "upsert",
@@ -170,6 +175,20 @@ class SessionTableCore:
         )
         access, refresh = by_name["accessToken"], by_name["refreshToken"]
         self._token_codecs = (codecs[position["accessToken"]], codecs[position["refreshToken"]])
+        self._token_keys = (access.key, refresh.key)
+        self.select_tokens: Select[Any] = select(
+            carried[position["accessToken"]], carried[position["refreshToken"]]
+        ).where(id_column == bindparam("id"))
+        # Compare-and-set of a whole row (replace_session): only over the tokens it replaces.
+        self.replace: Update = (
+            update(self.table)
+            .where(
+                id_column == bindparam("row_id"),
+                access.is_not_distinct_from(bindparam("old_access", type_=values[access].type)),
+                refresh.is_not_distinct_from(bindparam("old_refresh", type_=values[refresh].type)),
+            )
+            .values({column: value for column, value in values.items() if column is not id_column})
+        )
         self._token_page = (
             select(id_column, access, refresh)
             .where(id_column > bindparam("after"))
@@ -253,6 +272,41 @@ class SessionTableCore:
             else:
                 parameters[key] = codec.encode_none()  # raises: the field is required
         return parameters
+
+    @property
+    def encrypts_tokens(self) -> bool:
+        """Whether tokens are stored encrypted, so that their stored text differs per write."""
+        return self._cipher is not None
+
+    def replace_parameters(
+        self, session: Session, previous: Session, stored: Sequence[Any] | None = None
+    ) -> dict[str, Any]:
+        """``replace``'s parameters: store ``session`` where the row holds ``previous``'s tokens.
+
+        ``stored`` is the row's tokens as ``select_tokens`` read them; it is needed when
+        tokens are encrypted (their stored text cannot be computed again), and is
+        otherwise computed from ``previous``.
+        """
+        session, previous = check_replacement(session, previous)
+        parameters = self.store_parameters(session)
+        if stored is None:
+            if self._cipher is not None:
+                raise ValueError("encrypted tokens are compared with the stored text")
+            old = self.store_parameters(previous)
+            stored = [old.get(key) for key in self._token_keys]
+        parameters["row_id"] = session.id
+        parameters["old_access"], parameters["old_refresh"] = stored
+        return parameters
+
+    def holds_tokens(self, stored: Sequence[Any], session: Session) -> bool:
+        """Whether tokens read by ``select_tokens`` are ``session``'s."""
+        access_codec, refresh_codec = self._token_codecs
+        access, refresh = stored
+        return holds_tokens(
+            None if access is None else access_codec.decode(access),
+            None if refresh is None else refresh_codec.decode(refresh),
+            session,
+        )
 
     def id_parameters(self, id: str) -> dict[str, Any]:
         """Parameters of ``select_by_id`` and ``delete_by_id``."""
