@@ -34,8 +34,7 @@ from shopify_sessions.sqlalchemy import (
     pooler_engine_options,
     session_table,
 )
-from standin import CLIENT_ID, CLIENT_SECRET
-from standin_client import StandIn
+from shopify_sessions.testing import FakeShopify
 
 POSTGRESQL_URL = os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -384,17 +383,15 @@ async def storage(harness: Harness) -> Any:
     return storage
 
 
-# --- the token lifecycle: a Shopify stand-in, and OfflineTokens on every backend ---------
+# --- the token lifecycle: FakeShopify, and OfflineTokens on every backend ---------------
+# The plugin of shopify_sessions.testing gives ``fake_shopify`` (reset for each test) and
+# ``fake_shopify_server`` (the session's one server, never reset by itself).
 
 
 @pytest.fixture(scope="session")
-def standin() -> Iterator[StandIn]:
-    """The strict Shopify stand-in (tests/standin.py), in a process of its own."""
-    server = StandIn()
-    try:
-        yield server
-    finally:
-        server.close()
+def standin(fake_shopify_server: FakeShopify) -> FakeShopify:
+    """The older name of ``fake_shopify_server``: the same server, not reset by itself."""
+    return fake_shopify_server
 
 
 @pytest.fixture
@@ -404,20 +401,23 @@ def shop() -> str:
 
 
 @pytest.fixture
-async def tokens_for(standin: StandIn, storage: Any) -> AsyncIterator[Callable[..., Any]]:
-    """Makes OfflineTokens (awaitable methods) on the battery's storage, routed to the stand-in."""
+async def tokens_for(fake_shopify: FakeShopify, storage: Any) -> AsyncIterator[Callable[..., Any]]:
+    """Makes OfflineTokens (awaitable methods) on the battery's storage, routed to FakeShopify."""
     from shopify_sessions.shopify_app import AsyncOfflineTokens, OfflineTokens
 
-    standin.reset()
     closers: list[Any] = []
 
     def make(**options: Any) -> Any:
-        options = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, **options}
+        options = {
+            "client_id": fake_shopify.client_id,
+            "client_secret": fake_shopify.client_secret,
+            **options,
+        }
         if isinstance(storage, Awaited):
-            client = standin.client()
+            client = fake_shopify.http_client()
             closers.append(client.close)
             return Awaited(OfflineTokens(storage.target, http_client=client, **options))
-        async_client = standin.async_client()
+        async_client = fake_shopify.async_http_client()
         closers.append(async_client.aclose)
         return AsyncOfflineTokens(storage, http_client=async_client, **options)
 

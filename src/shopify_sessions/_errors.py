@@ -66,6 +66,16 @@ class ConnectionPoolerError(SessionStorageError):
     """
 
 
+class StorageAccessDeniedError(StorageUnavailableError):
+    """The database server answered, and refused the connection: an unknown user, a wrong
+    password, a database that does not exist, or no right to connect to it.
+
+    A :class:`StorageUnavailableError`, as no operation could run, but trying again does
+    not help until the URL or the server's configuration is fixed; the storages do not
+    retry it.
+    """
+
+
 class StorageOperationError(SessionStorageError):
     """The database was reached but failed or refused the statement."""
 

@@ -16,9 +16,9 @@ from ._errors import LockTimeoutError
 
 logger = logging.getLogger("shopify_sessions")
 
-#: Seconds a session lock is waited for by default: longer than a token refresh takes
-#: (Shopify answers in well under a second), short enough to fail a web request cleanly.
 DEFAULT_LOCK_TIMEOUT = 15.0
+"""Seconds a session lock is waited for by default: longer than a token refresh takes
+(Shopify answers in well under a second), short enough to fail a web request cleanly."""
 
 
 def check_timeout(timeout: object) -> float:

@@ -12,7 +12,7 @@ from ..sqlalchemy import session_table
 from ..sqlalchemy._core import describe_table
 from ._connect import lock_table_ddl, open_storage, reflect
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
-from ._output import reporting
+from ._output import plain_name, reporting
 
 Sql = Annotated[
     bool, typer.Option("--sql", help="Print the DDL for the database's dialect; change nothing.")
@@ -35,9 +35,9 @@ def init(
     """
     with reporting("init", as_json) as output:
         definition = session_table(MetaData(), table, schema=schema)
-        storage = open_storage(url, definition, None, connect=not sql)
+        storage = open_storage(url, definition, None, create=True, connect=not sql)
         dialect = storage.engine.dialect
-        result: dict[str, object] = {"table": describe_table(definition), "dialect": dialect.name}
+        result: dict[str, object] = {"table": plain_name(definition), "dialect": dialect.name}
         if sql:
             statements = [str(CreateTable(definition).compile(dialect=dialect)).strip()]
             statements += [

@@ -43,9 +43,9 @@ from ..sqlalchemy._codecs import sql_type
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
 from ..sqlalchemy._table import COLUMNS, MYSQL, Kind
-from ._connect import connection_to, lock_table_ddl, open_storage, reflect
+from ._connect import connection_to, lock_table_ddl, missing_table, open_storage, reflect
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
-from ._output import ExitCode, reporting
+from ._output import ExitCode, plain_name, reporting
 
 #: The raw adapters' width for ``scope`` (their migrateScopeFieldToVarchar1024).
 SCOPE_LENGTH = 1024
@@ -195,17 +195,12 @@ def upgrade(
         engine = storage.engine
         real = reflect(engine, table, schema)
         if real is None:
-            from .._errors import MissingSessionTableError
-
-            raise MissingSessionTableError(
-                f'the sessions table "{table}" does not exist: create it with '
-                "`shopify-sessions init`"
-            )
+            raise missing_table(table, schema)
         locks = storage.lock_table
         missing = reflect(engine, locks.name, locks.schema) is None
         plan = plan_upgrade(real, engine.dialect, locks if missing else None)
         result: dict[str, Any] = {
-            "table": describe_table(real),
+            "table": plain_name(real),
             "layout": plan.layout.value,
             "steps": [step.description for step in plan.steps],
             "applied": False,
@@ -219,7 +214,7 @@ def upgrade(
             if not output.as_json:
                 output.out.print(text, markup=False)
             output.done(result)
-        with connection_to(engine, "upgrade", begin=True) as connection:
+        with connection_to(engine, "upgrade", describe_table(real), begin=True) as connection:
             run_plan(plan, Operations(MigrationContext.configure(connection)))
         for step in plan.steps:
             output.say(f"done: {step.description}")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._codecs import DateTimeFormat
 from ._pooler import pooler_engine_options
 from ._server import ServerFacts
 from ._sync import SQLAlchemySessionStorage
-from ._table import COLUMNS, DEFAULT_TABLE_NAME, session_lock_table, session_table
+from ._table import COLUMNS, DEFAULT_TABLE_NAME, Kind, session_lock_table, session_table
 from ._url import resolve_url
 
 if TYPE_CHECKING:
@@ -17,6 +18,8 @@ __all__ = [
     "COLUMNS",
     "DEFAULT_TABLE_NAME",
     "AsyncSQLAlchemySessionStorage",
+    "DateTimeFormat",
+    "Kind",
     "SQLAlchemySessionStorage",
     "ServerFacts",
     "pooler_engine_options",
@@ -26,6 +29,7 @@ __all__ = [
 ]
 
 for _name in (
+    "Kind",
     "SQLAlchemySessionStorage",
     "ServerFacts",
     "pooler_engine_options",

@@ -37,13 +37,12 @@ from .._time import as_utc
 from ._base import (
     FIRST_USE_TIMEOUT,
     REPLACE_ATTEMPTS,
-    DateTimeFormatArgument,
     StorageBase,
-    TableArgument,
     check_retries,
     default_engine_options,
     retry_delay,
 )
+from ._codecs import DateTimeFormat
 from ._core import SessionTableCore
 from ._locks import DEFAULT_LOCK_LEASE, Lease, LeaseStatements, file_lock, lock_pauses
 from ._pooler import PoolerMode, merge_engine_options, take_pooler
@@ -72,9 +71,11 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
     Args:
         engine: an ``AsyncEngine``, or a database URL to build one from (the storage then
             owns it and :meth:`close` disposes of it).
-        table: the table to use: a ``Table``, a declarative model class, the name of an
-            existing table (reflected at first use), or ``None`` for the default
-            ``session`` table of :func:`session_table`.
+        table: the table to use: a ``Table``, a declarative model class, a table name,
+            or ``None`` for the default ``session`` table of :func:`session_table`. A
+            table given by name is read from the database at first use, whatever its
+            layout (Drizzle, Prisma, your own); :meth:`create_table` creates it with the
+            default layout if it does not exist.
         schema: the schema of a table given by name, or of the default table.
         datetime_format: how ``expires`` and ``refreshTokenExpires`` are kept in columns
             without a SQL date-time type: ``"iso"`` (JS ``toISOString()`` text),
@@ -123,9 +124,9 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         self,
         engine: AsyncEngine | str | URL,
         *,
-        table: TableArgument = None,
+        table: Table | type[Any] | str | None = None,
         schema: str | None = None,
-        datetime_format: DateTimeFormatArgument = None,
+        datetime_format: DateTimeFormat | Mapping[str, DateTimeFormat] | None = None,
         token_cipher: TokenCipher | None = None,
         engine_options: Mapping[str, Any] | None = None,
         pooler: PoolerMode | None = None,
@@ -165,10 +166,12 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         """Create the table (and its index on ``shop``), and its lock table
         (:func:`session_lock_table`), unless they exist.
 
-        Meant for prototypes and tests, like ``drizzle-kit push``; manage production
-        schemas with migrations (Alembic) using :func:`session_table`.
+        The declared table, or for a table given by name the default layout of
+        :func:`session_table` under that name and schema. Meant for prototypes and tests,
+        like ``drizzle-kit push``; manage production schemas with migrations (Alembic)
+        using :func:`session_table`.
         """
-        tables = (self.table, self._lock_table)
+        tables = (self._table_to_create(), self._lock_table)
         await self._run("create_table", _create, None, tables, write=True, single=False)
         self._ready = False
 
@@ -258,7 +261,12 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         return True
 
     async def delete_sessions(self, ids: Sequence[str]) -> bool:
-        """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
+        """Delete the sessions with these ids (any number; ``[]`` does nothing). ``True``.
+
+        The ids go 500 to a statement. On the engine the storage builds from a URL
+        (autocommit) each statement commits by itself; on an ``AsyncEngine`` you pass
+        they share one transaction. Calling it again after an error is safe.
+        """
         core = await self._ready_core()
         deletes = core.ids_deletes(ids)
         if deletes:

@@ -15,6 +15,7 @@ from .._errors import (
     ConnectionPoolerError,
     MissingSessionTableError,
     SessionStorageError,
+    StorageAccessDeniedError,
     StorageConflictError,
     StorageUnavailableError,
 )
@@ -89,6 +90,7 @@ class StorageBase:
         "_cipher",
         "_core",
         "_datetime_formats",
+        "_default_layout",
         "_dialect",
         "_execution_options",
         "_lease",
@@ -125,6 +127,7 @@ class StorageBase:
         self._cipher = token_cipher
         self._datetime_formats = _datetime_formats(datetime_format)
         self._table: Table | None = _declared_table(table, schema)
+        self._default_layout = table is None
         if self._table is not None:
             self._name, self._schema = self._table.name, self._table.schema
             self._core: SessionTableCore | None = SessionTableCore(
@@ -217,9 +220,35 @@ class StorageBase:
         """
         if self._core is None:
             raise MissingSessionTableError(
-                f'the table "{self._name}" has not been reflected yet: call check_table() first'
+                f"the columns of the sessions table {self._table_name} are read from the "
+                "database at the first operation or check_table(); if the table does not "
+                "exist yet, create_table() creates it with the default layout"
             )
         return self._core.table
+
+    def _table_to_create(self) -> Table:
+        """What ``create_table`` creates: the declared table, or the default layout under
+        the name (and schema) the storage was given."""
+        if self._table is not None:
+            return self._table
+        return session_table(MetaData(), self._name, schema=self._schema)
+
+    def _missing_table(self) -> MissingSessionTableError:
+        """The error for a table that does not exist, naming the ways to create it."""
+        if self._table is not None and not self._default_layout:
+            ways = "create_table(), or your own migrations"
+        else:
+            table = self._table_to_create()
+            arguments = "" if table.name == DEFAULT_TABLE_NAME else f", {table.name!r}"
+            if table.schema is not None:
+                arguments += f", schema={table.schema!r}"
+            ways = (
+                "create_table() (the default layout), or in a migration from "
+                f"session_table(metadata{arguments})"
+            )
+        return MissingSessionTableError(
+            f"the sessions table {self._table_name} does not exist: create it with {ways}"
+        )
 
     def _plan(self, write: bool, single: bool) -> tuple[Mapping[str, Any] | None, bool]:
         """How to run an operation: (execution options for its connection, or ``None``;
@@ -235,12 +264,10 @@ class StorageBase:
 
     def _adopt(self, real: Table | None) -> SessionTableCore:
         """Check the reflected table and return the core to run statements with."""
+        if real is None:
+            raise self._missing_table()
         core = self._core
         if core is None:
-            if real is None:
-                raise MissingSessionTableError(
-                    f'the sessions table "{self._name}" does not exist; create it first'
-                )
             core = SessionTableCore(real, self._dialect, self._datetime_formats, self._cipher)
         core.adopt_database_table(real)
         self._core = core
@@ -262,8 +289,11 @@ def retry_delay(error: SessionStorageError, attempt: int) -> float | None:
 
     Every operation is idempotent, so repeating one is safe: once, at once, after a
     lost connection (the pool hands out a fresh one); a few times, with a growing
-    jittered pause, after a deadlock or lock timeout.
+    jittered pause, after a deadlock or lock timeout. Never after the server refused the
+    connection: that lasts until the configuration is fixed.
     """
+    if isinstance(error, StorageAccessDeniedError):
+        return None
     if isinstance(error, StorageUnavailableError):
         return 0.0 if attempt == 0 else None
     if isinstance(error, StorageConflictError) and attempt < CONFLICT_RETRIES:

@@ -28,9 +28,13 @@ class Kind(enum.Enum):
     """What a column holds, whatever SQL type carries it."""
 
     TEXT = "text"
+    """Text: ids, the shop, tokens, scopes, the user's names."""
     BOOLEAN = "boolean"
+    """A boolean, or 0/1 in an integer column."""
     USER_ID = "user id"
+    """The online user's id: a 64-bit integer, or its digits in text or a blob."""
     DATETIME = "datetime"
+    """A date-time: a SQL date-time, ISO text or an epoch number (see ``DateTimeFormat``)."""
 
 
 COLUMNS: dict[str, Kind] = {

@@ -6,11 +6,14 @@ statement and its parameters, which would put tokens into logs.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import exc
 
 from .._errors import (
     ConnectionPoolerError,
     SessionStorageError,
+    StorageAccessDeniedError,
     StorageConflictError,
     StorageOperationError,
     StorageUnavailableError,
@@ -21,7 +24,12 @@ FAILURES = (exc.SQLAlchemyError, OSError)
 
 
 def connect_failure(table: str, error: BaseException) -> StorageUnavailableError:
-    """Any failure to get a connection means the database is unavailable."""
+    """Any failure to get a connection means the database is unavailable; one the server
+    refused (credentials, no such database) says so."""
+    if is_refusal(error):
+        return StorageAccessDeniedError(
+            f"the database server refused the connection for {table}: {_reason(error)}"
+        )
     return StorageUnavailableError(f"cannot connect to the database of {table}: {_reason(error)}")
 
 
@@ -34,6 +42,30 @@ POOLER_HINT = (
     "URL (or pass pooler='transaction'); build an engine of your own with "
     "create_engine(url, **shopify_sessions.sqlalchemy.pooler_engine_options(url))"
 )
+
+
+#: A server that refuses a connection: PostgreSQL SQLSTATEs (invalid authorization, wrong
+#: password, unknown database, no privilege) and MySQL/MariaDB error numbers (access
+#: denied to a database, access denied, unknown database, access denied by the plugin).
+_POSTGRESQL_REFUSALS = frozenset({"28000", "28P01", "3D000", "42501"})
+_MYSQL_REFUSALS = frozenset({1044, 1045, 1049, 1698})
+#: The same from libpq's text, as psycopg gives no SQLSTATE for a failed connection.
+_LIBPQ_REFUSAL = re.compile(
+    r"FATAL:\s+(password authentication failed|role \".*\" does not exist"
+    r"|database \".*\" does not exist|no pg_hba\.conf entry|permission denied for database)"
+)
+
+
+def is_refusal(error: BaseException) -> bool:
+    """Whether a failed connection is the server refusing it, not failing to answer."""
+    cause = error.orig if isinstance(error, exc.DBAPIError) and error.orig else error
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    if sqlstate in _POSTGRESQL_REFUSALS:
+        return True
+    arguments = getattr(cause, "args", ())
+    if arguments and isinstance(arguments[0], int) and arguments[0] in _MYSQL_REFUSALS:
+        return True
+    return _LIBPQ_REFUSAL.search(str(cause)) is not None
 
 
 def statement_failure(operation: str, table: str, error: BaseException) -> SessionStorageError:
