@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     exc,
     func,
@@ -867,9 +868,15 @@ def test_session_from_row_builds_what_the_constructor_builds(
     assert restored == session
 
 
-def ids_of(deletes: list[tuple[Any, dict[str, Any]]]) -> list[list[str]]:
+def ids_of(deletes: list[tuple[Any, Any]]) -> list[list[str]]:
     """The ids each DELETE of ``ids_deletes`` removes, padding taken out."""
-    return [list(dict.fromkeys(parameters.values())) for _, parameters in deletes]
+    out = []
+    for _, parameters in deletes:
+        values = parameters.values() if isinstance(parameters, dict) else parameters
+        if isinstance(parameters, dict) and list(parameters) == ["ids"]:  # PostgreSQL's array
+            values = parameters["ids"]
+        out.append(list(dict.fromkeys(values)))
+    return out
 
 
 def test_ids_deletes_empty_gives_no_statements() -> None:
@@ -889,19 +896,49 @@ def test_ids_deletes_removes_duplicates_keeping_first_order() -> None:
     ]
 
 
+@pytest.mark.parametrize("dialect", ["mysql", "sqlite"])
 @pytest.mark.parametrize("count", [1, 9, 100, 101, 499, 500])
-def test_ids_deletes_pad_to_a_few_fixed_statements(count: int) -> None:
+def test_ids_deletes_pad_to_a_few_fixed_statements(dialect: str, count: int) -> None:
+    core = default_core(dialect)
+    ids = [f"id-{n}" for n in range(count)]
+    [(sql, parameters)] = core.ids_deletes(ids)
+    arity = len(parameters)
+    assert arity in IDS_COUNTS and arity >= count
+    assert arity <= max(count * 1.3, 8)
+    # Compiled once to the driver's SQL (run with exec_driver_sql), from the fixed statement.
+    assert sql == str(core.delete_by_ids(arity).compile(dialect=core.dialect))
+    assert sql.count("%s" if dialect == "mysql" else "?") == arity  # both take positions
+    assert list(parameters) == ids + [ids[-1]] * (arity - count)
+    assert core.ids_deletes(ids)[0][0] is sql  # not compiled again
+
+
+@pytest.mark.parametrize("count", [1, 9, 100, 500])
+def test_ids_deletes_take_an_array_on_postgresql(count: int) -> None:
+    """One statement text for any number of ids: prepared once per connection."""
     core = default_core("postgresql")
     ids = [f"id-{n}" for n in range(count)]
-    [(statement, parameters)] = core.ids_deletes(ids)
-    assert len(parameters) in IDS_COUNTS and len(parameters) >= count
-    assert len(parameters) <= max(count * 1.3, 8)
-    assert statement is core.delete_by_ids(len(parameters))  # built once
-    sql = str(statement.compile(dialect=core.dialect))
-    assert sql.count("%(i") == len(parameters)
-    assert [parameters[f"i{n}"] for n in range(len(parameters))] == ids + [ids[-1]] * (
-        len(parameters) - count
-    )
+    [(sql, parameters)] = core.ids_deletes(ids)
+    assert sql == "DELETE FROM session WHERE session.id = ANY (%(ids)s::TEXT[])"
+    assert parameters == {"ids": ids}
+
+
+def test_ids_deletes_leave_a_processed_id_type_to_sqlalchemy() -> None:
+    """An id column whose type changes values on their way (an app's TypeDecorator) is
+    run by SQLAlchemy's execute, which applies it, never as driver SQL."""
+
+    class Lowered(TypeDecorator[str]):
+        impl = String(255)
+        cache_ok = True
+
+        def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+            return None if value is None else value.lower()
+
+    table = session_table(MetaData(), "custom")
+    table.c.id.type = Lowered()
+    for dialect in ("postgresql", "sqlite"):
+        core = SessionTableCore(table, DIALECTS[dialect])
+        [(statement, _)] = core.ids_deletes(["A", "B"])
+        assert not isinstance(statement, str)
 
 
 def test_ids_deletes_refuses_a_single_string() -> None:

@@ -38,16 +38,18 @@ from ._base import (
     FIRST_USE_TIMEOUT,
     REPLACE_ATTEMPTS,
     StorageBase,
+    Transaction,
     check_retries,
     default_engine_options,
     retry_delay,
 )
 from ._codecs import DateTimeFormat
-from ._core import SessionTableCore
+from ._core import IdsDelete, SessionTableCore
 from ._locks import DEFAULT_LOCK_LEASE, Lease, LeaseStatements, file_lock, lock_pauses
 from ._pooler import PoolerMode, merge_engine_options, take_pooler
 from ._schema import reflect_table
 from ._server import ServerFacts, probe_server
+from ._sqlite import watch_sqlite_connections
 from ._translate import (
     FAILURES,
     connect_failure,
@@ -263,9 +265,8 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
     async def delete_sessions(self, ids: Sequence[str]) -> bool:
         """Delete the sessions with these ids (any number; ``[]`` does nothing). ``True``.
 
-        The ids go 500 to a statement. On the engine the storage builds from a URL
-        (autocommit) each statement commits by itself; on an ``AsyncEngine`` you pass
-        they share one transaction. Calling it again after an error is safe.
+        The ids go 500 to a statement; the statements of one call share one transaction
+        (one commit), on every engine. Calling it again after an error is safe.
         """
         core = await self._ready_core()
         deletes = core.ids_deletes(ids)
@@ -277,6 +278,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
                 deletes,
                 write=True,
                 single=len(deletes) == 1,
+                together=True,
             )
         return True
 
@@ -319,6 +321,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
                     deletes,
                     write=True,
                     single=len(deletes) == 1,
+                    together=True,
                 )
             deleted += len(doomed)
             if progress is not None:
@@ -487,11 +490,13 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         *,
         write: bool = False,
         single: bool = True,
+        together: bool = False,
         retry_conflicts: bool = True,
     ) -> T:
         """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
 
-        ``single`` says that ``work`` sends one statement; see :meth:`_plan`.
+        ``single`` says that ``work`` sends one statement, ``together`` that its statements
+        must commit together on every engine; see :meth:`_plan`.
 
         Every operation is idempotent, so repeating one whose connection died (a
         server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
@@ -501,7 +506,9 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         attempt = 0
         while True:
             try:
-                return await self._attempt(operation, work, statement, parameters, write, single)
+                return await self._attempt(
+                    operation, work, statement, parameters, write, single, together
+                )
             except (StorageUnavailableError, StorageConflictError) as error:
                 delay = retry_delay(error, attempt)
                 if delay is None or (
@@ -520,8 +527,9 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         parameters: Any,
         write: bool,
         single: bool,
+        together: bool,
     ) -> T:
-        options, transaction = self._plan(write, single)
+        options, transaction = self._plan(write, single, together)
         try:
             connection = await self._engine.connect()
         except FAILURES as error:
@@ -530,8 +538,10 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             try:
                 if options is not None:
                     await connection.execution_options(**options)
-                if not transaction:
+                if transaction is Transaction.NONE:
                     return await work(connection, statement, parameters)
+                if transaction is Transaction.STATEMENTS:
+                    return await _in_statements(connection, work, statement, parameters)
                 async with connection.begin():
                     return await work(connection, statement, parameters)
             finally:
@@ -642,9 +652,32 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
 
 
 def _build_engine(url: URL, options: Mapping[str, Any], *, pooled: bool) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url, **merge_engine_options(default_engine_options(url, pooled=pooled), options)
     )
+    watch_sqlite_connections(engine)
+    return engine
+
+
+async def _in_statements(
+    connection: AsyncConnection, work: Work[T], statement: Any, parameters: Any
+) -> T:
+    """``work`` between ``BEGIN`` and ``COMMIT`` on a connection in autocommit. A failed
+    one is rolled back; a connection that can't say so is never pooled again."""
+    await connection.exec_driver_sql("BEGIN")
+    try:
+        result = await work(connection, statement, parameters)
+        await connection.exec_driver_sql("COMMIT")
+    except Exception:
+        try:
+            await connection.exec_driver_sql("ROLLBACK")
+        except Exception:
+            await connection.invalidate()
+        raise
+    except BaseException:  # cancelled mid-statement: the connection's state is unknown
+        await connection.invalidate()
+        raise
+    return result
 
 
 async def _execute(connection: AsyncConnection, statement: Executable, parameters: Any) -> None:
@@ -657,10 +690,13 @@ async def _count(connection: AsyncConnection, statement: Executable, parameters:
 
 
 async def _execute_all(
-    connection: AsyncConnection, statement: None, statements: Iterable[tuple[Executable, Any]]
+    connection: AsyncConnection, statement: None, statements: Iterable[IdsDelete]
 ) -> None:
     for each, parameters in statements:
-        await connection.execute(each, parameters)
+        if isinstance(each, str):  # compiled to the driver's SQL already
+            await connection.exec_driver_sql(each, parameters)
+        else:
+            await connection.execute(each, parameters)
 
 
 async def _first(

@@ -3,6 +3,7 @@ engine's options, and what follows from the server found at first use."""
 
 from __future__ import annotations
 
+import enum
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -250,17 +251,25 @@ class StorageBase:
             f"the sessions table {self._table_name} does not exist: create it with {ways}"
         )
 
-    def _plan(self, write: bool, single: bool) -> tuple[Mapping[str, Any] | None, bool]:
+    def _plan(
+        self, write: bool, single: bool, together: bool = False
+    ) -> tuple[Mapping[str, Any] | None, Transaction]:
         """How to run an operation: (execution options for its connection, or ``None``;
-        whether to wrap it in a transaction of its own).
+        the transaction to wrap it in).
 
         A single statement needs no transaction: a read sees one snapshot, a write commits
-        by itself in autocommit. Several statements (a chunked delete) keep a transaction,
-        so that they apply together, except on an autocommit engine.
+        by itself in autocommit. Several statements (a chunked delete) keep a transaction
+        of their own, so that they apply together; on an autocommit engine only where the
+        operation asks for it (``together``), as ``BEGIN`` ... ``COMMIT`` statements: one
+        commit (one flush to disk) for the call instead of one per statement.
         """
         if single and self._single_options is not None:
-            return self._single_options, False
-        return None, write and not self._autocommit
+            return self._single_options, Transaction.NONE
+        if not write:
+            return None, Transaction.NONE
+        if not self._autocommit:
+            return None, Transaction.OWN
+        return None, Transaction.STATEMENTS if together and not single else Transaction.NONE
 
     def _adopt(self, real: Table | None) -> SessionTableCore:
         """Check the reflected table and return the core to run statements with."""
@@ -273,6 +282,18 @@ class StorageBase:
         self._core = core
         self._ready = True
         return core
+
+
+class Transaction(enum.Enum):
+    """The transaction an operation runs in."""
+
+    #: None of its own: each statement commits by itself (autocommit), or it only reads.
+    NONE = "none"
+    #: SQLAlchemy's ``connection.begin()`` on a transactional connection.
+    OWN = "own"
+    #: ``BEGIN`` and ``COMMIT`` (or ``ROLLBACK``) sent as statements on a connection in
+    #: autocommit, where switching it out of autocommit costs more (MySQL drivers).
+    STATEMENTS = "statements"
 
 
 #: How often an operation is tried again after a conflict with concurrent work.

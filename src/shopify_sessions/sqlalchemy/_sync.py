@@ -33,16 +33,18 @@ from ._base import (
     FIRST_USE_TIMEOUT,
     REPLACE_ATTEMPTS,
     StorageBase,
+    Transaction,
     check_retries,
     default_engine_options,
     retry_delay,
 )
 from ._codecs import DateTimeFormat
-from ._core import SessionTableCore
+from ._core import IdsDelete, SessionTableCore
 from ._locks import DEFAULT_LOCK_LEASE, Lease, LeaseStatements, file_lock, lock_pauses
 from ._pooler import PoolerMode, merge_engine_options, take_pooler
 from ._schema import reflect_table
 from ._server import ServerFacts, probe_server
+from ._sqlite import watch_sqlite_connections
 from ._translate import (
     FAILURES,
     connect_failure,
@@ -256,9 +258,8 @@ class SQLAlchemySessionStorage(StorageBase):
     def delete_sessions(self, ids: Sequence[str]) -> bool:
         """Delete the sessions with these ids (any number; ``[]`` does nothing). ``True``.
 
-        The ids go 500 to a statement. On the engine the storage builds from a URL
-        (autocommit) each statement commits by itself; on an ``Engine`` you pass
-        they share one transaction. Calling it again after an error is safe.
+        The ids go 500 to a statement; the statements of one call share one transaction
+        (one commit), on every engine. Calling it again after an error is safe.
         """
         core = self._ready_core()
         deletes = core.ids_deletes(ids)
@@ -270,6 +271,7 @@ class SQLAlchemySessionStorage(StorageBase):
                 deletes,
                 write=True,
                 single=len(deletes) == 1,
+                together=True,
             )
         return True
 
@@ -312,6 +314,7 @@ class SQLAlchemySessionStorage(StorageBase):
                     deletes,
                     write=True,
                     single=len(deletes) == 1,
+                    together=True,
                 )
             deleted += len(doomed)
             if progress is not None:
@@ -478,11 +481,13 @@ class SQLAlchemySessionStorage(StorageBase):
         *,
         write: bool = False,
         single: bool = True,
+        together: bool = False,
         retry_conflicts: bool = True,
     ) -> T:
         """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
 
-        ``single`` says that ``work`` sends one statement; see :meth:`_plan`.
+        ``single`` says that ``work`` sends one statement, ``together`` that its statements
+        must commit together on every engine; see :meth:`_plan`.
 
         Every operation is idempotent, so repeating one whose connection died (a
         server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
@@ -492,7 +497,9 @@ class SQLAlchemySessionStorage(StorageBase):
         attempt = 0
         while True:
             try:
-                return self._attempt(operation, work, statement, parameters, write, single)
+                return self._attempt(
+                    operation, work, statement, parameters, write, single, together
+                )
             except (StorageUnavailableError, StorageConflictError) as error:
                 delay = retry_delay(error, attempt)
                 if delay is None or (
@@ -511,8 +518,9 @@ class SQLAlchemySessionStorage(StorageBase):
         parameters: Any,
         write: bool,
         single: bool,
+        together: bool,
     ) -> T:
-        options, transaction = self._plan(write, single)
+        options, transaction = self._plan(write, single, together)
         try:
             connection = self._engine.connect()
         except FAILURES as error:
@@ -521,8 +529,10 @@ class SQLAlchemySessionStorage(StorageBase):
             try:
                 if options is not None:
                     connection.execution_options(**options)
-                if not transaction:
+                if transaction is Transaction.NONE:
                     return work(connection, statement, parameters)
+                if transaction is Transaction.STATEMENTS:
+                    return _in_statements(connection, work, statement, parameters)
                 with connection.begin():
                     return work(connection, statement, parameters)
             finally:
@@ -631,9 +641,30 @@ class SQLAlchemySessionStorage(StorageBase):
 
 
 def _build_engine(url: URL, options: Mapping[str, Any], *, pooled: bool) -> Engine:
-    return create_engine(
+    engine = create_engine(
         url, **merge_engine_options(default_engine_options(url, pooled=pooled), options)
     )
+    watch_sqlite_connections(engine)
+    return engine
+
+
+def _in_statements(connection: Connection, work: Work[T], statement: Any, parameters: Any) -> T:
+    """``work`` between ``BEGIN`` and ``COMMIT`` on a connection in autocommit. A failed
+    one is rolled back; a connection that can't say so is never pooled again."""
+    connection.exec_driver_sql("BEGIN")
+    try:
+        result = work(connection, statement, parameters)
+        connection.exec_driver_sql("COMMIT")
+    except Exception:
+        try:
+            connection.exec_driver_sql("ROLLBACK")
+        except Exception:
+            connection.invalidate()
+        raise
+    except BaseException:  # cancelled mid-statement: the connection's state is unknown
+        connection.invalidate()
+        raise
+    return result
 
 
 def _execute(connection: Connection, statement: Executable, parameters: Any) -> None:
@@ -645,11 +676,12 @@ def _count(connection: Connection, statement: Executable, parameters: Any) -> in
     return result.rowcount
 
 
-def _execute_all(
-    connection: Connection, statement: None, statements: Iterable[tuple[Executable, Any]]
-) -> None:
+def _execute_all(connection: Connection, statement: None, statements: Iterable[IdsDelete]) -> None:
     for each, parameters in statements:
-        connection.execute(each, parameters)
+        if isinstance(each, str):  # compiled to the driver's SQL already
+            connection.exec_driver_sql(each, parameters)
+        else:
+            connection.execute(each, parameters)
 
 
 def _first(connection: Connection, statement: Executable, parameters: Any) -> Row[Any] | None:
