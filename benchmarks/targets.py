@@ -188,7 +188,10 @@ class SyncFloor(_Floor):
 
     def delete_sessions(self, ids: list[str]) -> bool:
         for statement, parameters in self.deletes[tuple(ids)]:
-            self.connection.execute(statement, parameters)
+            if isinstance(statement, str):  # the library's driver SQL
+                self.connection.exec_driver_sql(statement, parameters)
+            else:
+                self.connection.execute(statement, parameters)
         return True
 
     def close(self) -> None:
@@ -214,7 +217,10 @@ class AsyncFloor(_Floor):
 
     async def delete_sessions(self, ids: list[str]) -> bool:
         for statement, parameters in self.deletes[tuple(ids)]:
-            await self.connection.execute(statement, parameters)
+            if isinstance(statement, str):  # the library's driver SQL
+                await self.connection.exec_driver_sql(statement, parameters)
+            else:
+                await self.connection.execute(statement, parameters)
         return True
 
     async def close(self) -> None:

@@ -30,6 +30,7 @@ REWRITES = [
     (r"\basyncio\.sleep\(", "time.sleep("),
     (r"\basynccontextmanager\b", "contextmanager"),
     (r"\bAsyncKeyedLocks\b", "KeyedLocks"),
+    (r"\bAsyncReadBatcher\b", "ReadBatcher"),
     (r"\bAsyncHeartbeat\b", "Heartbeat"),
     (r"\bAsyncLockingSessionStorage\b", "LockingSessionStorage"),
     (r"\bAsyncOfflineTokens\b", "OfflineTokens"),

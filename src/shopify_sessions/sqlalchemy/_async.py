@@ -20,6 +20,7 @@ from sqlalchemy import URL, Executable, Row, Select, Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from .._batch import AsyncReadBatcher
 from .._encryption import TokenCipher
 from .._errors import (
     ConnectionPoolerError,
@@ -120,7 +121,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         SessionTableSchemaError: the declared table cannot hold sessions.
     """
 
-    __slots__ = ("_built_from", "_engine", "_heartbeat", "_locks")
+    __slots__ = ("_built_from", "_engine", "_heartbeat", "_loads", "_locks")
 
     def __init__(
         self,
@@ -158,6 +159,9 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         )
         self._locks = AsyncKeyedLocks()
         self._heartbeat = AsyncHeartbeat(self._lease / 3)
+        self._loads: AsyncReadBatcher[Row[Any] | None] = AsyncReadBatcher(
+            self._load_one, self._load_many
+        )
 
     @property
     def engine(self) -> AsyncEngine:
@@ -220,10 +224,24 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         return True
 
     async def load_session(self, id: str) -> Session | None:
-        """The session with this id, or ``None`` when there is no such row."""
+        """The session with this id, or ``None`` when there is no such row.
+
+        Loads made while another load of this storage is in flight wait for it, then
+        share one query (``WHERE id IN (...)``): many workers loading at once make a
+        query per batch, not a query each.
+        """
         core = await self._ready_core()
-        row = await self._run("load_session", _first, core.select_by_id, core.id_parameters(id))
+        row = await self._loads.read(core.id_parameters(id)["id"])
         return None if row is None else core.session_from_row(row)
+
+    async def _load_one(self, id: str) -> Row[Any] | None:
+        assert self._core is not None
+        return await self._run("load_session", _first, self._core.select_by_id, {"id": id})
+
+    async def _load_many(self, ids: Sequence[str]) -> Mapping[str, Row[Any]]:
+        assert self._core is not None
+        rows = await self._run("load_session", _all_of, None, self._core.ids_selects(ids))
+        return self._core.rows_by_id(rows)
 
     async def replace_session(self, session: Session, *, previous: Session) -> bool:
         """Store ``session`` only if the stored row still holds ``previous``'s tokens.
@@ -697,6 +715,15 @@ async def _execute_all(
             await connection.exec_driver_sql(each, parameters)
         else:
             await connection.execute(each, parameters)
+
+
+async def _all_of(
+    connection: AsyncConnection, statement: None, statements: Iterable[tuple[Executable, Any]]
+) -> list[Row[Any]]:
+    rows: list[Row[Any]] = []
+    for each, parameters in statements:
+        rows += (await connection.execute(each, parameters)).all()
+    return rows
 
 
 async def _first(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BindParameter,
@@ -58,6 +58,8 @@ from ._schema import compare_columns, plan_columns
 from ._table import COLUMNS
 from ._upsert import build_upsert
 
+RowT = TypeVar("RowT", bound=Sequence[Any])
+
 #: Ids per DELETE statement: well under every driver's limit on bound parameters
 #: (SQLite's oldest is 999), and large enough that 100,000 ids take 200 statements.
 IDS_PER_STATEMENT = 500
@@ -93,8 +95,11 @@ class SessionTableCore:
         "_expiry_codecs",
         "_expiry_page",
         "_false_when_absent",
+        "_id_position",
         "_keys",
         "_null_when_falsy",
+        "_select_by_id_array",
+        "_select_by_ids",
         "_session_page",
         "_token_codecs",
         "_token_keys",
@@ -167,6 +172,13 @@ class SessionTableCore:
         self.upsert: Insert = build_upsert(self.table, values, self.dialect.name)
         self.select_by_id: Select[Any] = select(*carried).where(id_column == bindparam("id"))
         self.select_by_shop: Select[Any] = select(*carried).where(shop_column == bindparam("shop"))
+        self._id_position = position["id"]
+        self._select_by_ids: dict[int, Select[Any]] = {}
+        self._select_by_id_array: Select[Any] | None = None
+        if self.dialect.name == "postgresql":
+            self._select_by_id_array = select(*carried).where(
+                id_column == any_(bindparam("ids", type_=ARRAY(id_column.type)))
+            )
         self.delete_by_id: Delete = delete(self.table).where(id_column == bindparam("id"))
         self._delete_by_ids: dict[int, tuple[Delete, DriverSQL | None]] = {}
         self._delete_by_id_array: tuple[Delete, DriverSQL | None] | None = None
@@ -357,6 +369,33 @@ class SessionTableCore:
             statement, driver = self._delete_of(count)
             deletes.append(_bound(statement, driver, dict(zip(ID_NAMES, padded, strict=False))))
         return deletes
+
+    def ids_selects(self, ids: Sequence[str]) -> list[tuple[Select[Any], dict[str, Any]]]:
+        """The ``select_by_id`` of several ids: a select and its parameters per chunk of
+        unique ``ids`` (``= ANY(:ids)`` on PostgreSQL, fixed-arity ``IN`` elsewhere, as
+        :meth:`ids_deletes`). Pair the rows with their ids with :meth:`rows_by_id`."""
+        unique = check_ids(ids)
+        selects: list[tuple[Select[Any], dict[str, Any]]] = []
+        for chunk in _chunks(unique, IDS_PER_STATEMENT):
+            if self._select_by_id_array is not None:
+                selects.append((self._select_by_id_array, {"ids": chunk}))
+                continue
+            count = IDS_COUNTS[bisect_left(IDS_COUNTS, len(chunk))]
+            statement = self._select_by_ids.get(count)
+            if statement is None:
+                id_column = next(c for c in self.table.columns if c.name == "id")
+                marks: list[BindParameter[Any]] = [bindparam(name) for name in ID_NAMES[:count]]
+                columns = self.select_by_id.selected_columns
+                statement = select(*columns).where(id_column.in_(marks))
+                self._select_by_ids[count] = statement
+            padded = chunk + [chunk[-1]] * (count - len(chunk))
+            selects.append((statement, dict(zip(ID_NAMES, padded, strict=False))))
+        return selects
+
+    def rows_by_id(self, rows: Sequence[RowT]) -> dict[str, RowT]:
+        """``ids_selects`` rows by the id each holds, exactly as stored."""
+        position = self._id_position
+        return {row[position]: row for row in rows}
 
     def delete_by_ids(self, count: int) -> Delete:
         """``DELETE ... WHERE id IN (:i0, ..., :i{count - 1})``, built once per count."""

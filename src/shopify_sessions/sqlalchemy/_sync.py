@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import URL, Connection, Engine, Executable, Row, Select, Table, create_engine
 from sqlalchemy.exc import IntegrityError
 
+from .._batch import ReadBatcher
 from .._encryption import TokenCipher
 from .._errors import (
     ConnectionPoolerError,
@@ -113,7 +114,7 @@ class SQLAlchemySessionStorage(StorageBase):
         SessionTableSchemaError: the declared table cannot hold sessions.
     """
 
-    __slots__ = ("_built_from", "_engine", "_heartbeat", "_locks")
+    __slots__ = ("_built_from", "_engine", "_heartbeat", "_loads", "_locks")
 
     def __init__(
         self,
@@ -151,6 +152,7 @@ class SQLAlchemySessionStorage(StorageBase):
         )
         self._locks = KeyedLocks()
         self._heartbeat = Heartbeat(self._lease / 3)
+        self._loads: ReadBatcher[Row[Any] | None] = ReadBatcher(self._load_one, self._load_many)
 
     @property
     def engine(self) -> Engine:
@@ -213,10 +215,24 @@ class SQLAlchemySessionStorage(StorageBase):
         return True
 
     def load_session(self, id: str) -> Session | None:
-        """The session with this id, or ``None`` when there is no such row."""
+        """The session with this id, or ``None`` when there is no such row.
+
+        Loads made while another load of this storage is in flight wait for it, then
+        share one query (``WHERE id IN (...)``): many workers loading at once make a
+        query per batch, not a query each.
+        """
         core = self._ready_core()
-        row = self._run("load_session", _first, core.select_by_id, core.id_parameters(id))
+        row = self._loads.read(core.id_parameters(id)["id"])
         return None if row is None else core.session_from_row(row)
+
+    def _load_one(self, id: str) -> Row[Any] | None:
+        assert self._core is not None
+        return self._run("load_session", _first, self._core.select_by_id, {"id": id})
+
+    def _load_many(self, ids: Sequence[str]) -> Mapping[str, Row[Any]]:
+        assert self._core is not None
+        rows = self._run("load_session", _all_of, None, self._core.ids_selects(ids))
+        return self._core.rows_by_id(rows)
 
     def replace_session(self, session: Session, *, previous: Session) -> bool:
         """Store ``session`` only if the stored row still holds ``previous``'s tokens.
@@ -682,6 +698,15 @@ def _execute_all(connection: Connection, statement: None, statements: Iterable[I
             connection.exec_driver_sql(each, parameters)
         else:
             connection.execute(each, parameters)
+
+
+def _all_of(
+    connection: Connection, statement: None, statements: Iterable[tuple[Executable, Any]]
+) -> list[Row[Any]]:
+    rows: list[Row[Any]] = []
+    for each, parameters in statements:
+        rows += connection.execute(each, parameters).all()
+    return rows
 
 
 def _first(connection: Connection, statement: Executable, parameters: Any) -> Row[Any] | None:
