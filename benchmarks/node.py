@@ -2,7 +2,9 @@
 
 ``tests/interop/node/bench.mjs`` runs the phases of ``phases.py`` against the real npm
 packages pinned in ``tests/interop/node`` (install them with ``npm ci`` there), on the
-same servers. Prisma's generated client maps its model to a table named ``Session``,
+same servers, one phase at a time when asked: :class:`NodePeer` keeps one Node process
+open per adapter for a round, so the benchmark interleaves it with the Python sides
+phase by phase. Prisma's generated client maps its model to a table named ``Session``,
 so the peers use a database of their own on each server (``NODE_DATABASE``, created if
 absent) and a SQLite file of their own, away from the tests' ``Session`` tables.
 Without Node.js or the packages, :func:`node_missing` says why and the report marks
@@ -11,11 +13,14 @@ the Node columns absent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +32,8 @@ NODE_DIR = Path(__file__).resolve().parent.parent / "tests" / "interop" / "node"
 sys.path.insert(0, str(NODE_DIR.parent))  # the session JSON the Node scripts take
 from node.session_spec import to_spec  # noqa: E402
 
-ADAPTERS = ("drizzle", "prisma")
 NODE_DATABASE = "shopify_sessions_bench"
+NODE_ENV = {**os.environ, "NODE_NO_WARNINGS": "1"}
 
 
 def node_missing() -> str | None:
@@ -43,11 +48,14 @@ def node_missing() -> str | None:
 
 
 class NodePeers:
-    """Runs bench.mjs for one adapter on one dialect, once per round."""
+    """Where the peers run, and what they are given: one per benchmark."""
 
-    def __init__(self, servers: Servers, data: Dataset, workdir: Path) -> None:
+    def __init__(
+        self, servers: Servers, data: Dataset, workdir: Path, *, sqlite_wal: bool = False
+    ) -> None:
         self.servers = servers
         self.workdir = workdir
+        self.sqlite_wal = sqlite_wal
         self.payload = {
             "sessions": [to_spec(s) for s in data.sessions],
             "updated": [to_spec(s) for s in data.updated],
@@ -62,12 +70,24 @@ class NodePeers:
     def url(self, dialect: str) -> str:
         """Where the peers of ``dialect`` run: a database of their own on the same server."""
         if dialect == "sqlite":
-            return str(self.workdir / "node-peers.sqlite3")
+            path = self.workdir / "node-peers.sqlite3"
+            if self.sqlite_wal and not path.exists():
+                with contextlib.closing(sqlite3.connect(path)) as connection:
+                    connection.execute("PRAGMA journal_mode = WAL")
+            return str(path)
         self._create_database(dialect)
         base = self.servers.postgresql if dialect == "postgresql" else self.servers.mysql
         scheme = "postgres" if dialect == "postgresql" else "mysql"
         url = base.set(drivername=scheme, database=NODE_DATABASE)
         return url.render_as_string(hide_password=False)
+
+    def sqlite_journal(self) -> str:
+        """The journal mode of the peers' SQLite file (better-sqlite3's own unless WAL)."""
+        path = self.workdir / "node-peers.sqlite3"
+        if not path.exists():
+            return "absent"
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            return str(connection.execute("PRAGMA journal_mode").fetchone()[0])
 
     def _create_database(self, dialect: str) -> None:
         if dialect in self._databases:
@@ -95,18 +115,15 @@ class NodePeers:
                 connection.close()
         self._databases.add(dialect)
 
-    def _cli(self, request: dict[str, Any]) -> None:
+    def cli(self, request: dict[str, Any]) -> None:
         """A table operation through cli.mjs (the tests' Node driver)."""
-        self._node("cli.mjs", request)
-
-    def _node(self, script: str, request: dict[str, Any]) -> dict[str, Any]:
         done = subprocess.run(
-            ["node", str(NODE_DIR / script)],
+            ["node", str(NODE_DIR / "cli.mjs")],
             input=json.dumps(request),
             capture_output=True,
             text=True,
-            timeout=1200,
-            env={**os.environ, "NODE_NO_WARNINGS": "1"},
+            timeout=300,
+            env=NODE_ENV,
             check=False,
         )
         try:
@@ -114,21 +131,68 @@ class NodePeers:
         except json.JSONDecodeError:
             reply = {"error": done.stdout}
         if done.returncode != 0 or "error" in reply:
-            raise RuntimeError(f"{script}: {reply.get('error')}\n{done.stderr[-2000:]}")
+            raise RuntimeError(f"cli.mjs: {reply.get('error')}\n{done.stderr[-2000:]}")
+
+    def open(self, adapter: str, dialect: str, table: str) -> NodePeer:
+        """``adapter`` on a fresh table, ready to run phases (its table dropped at close)."""
+        return NodePeer(self, adapter, dialect, table)
+
+
+class NodePeer:
+    """One adapter in one Node process for one round: phases run when asked."""
+
+    def __init__(self, peers: NodePeers, adapter: str, dialect: str, table: str) -> None:
+        self.peers = peers
+        url = peers.url(dialect)
+        table = "Session" if adapter == "prisma" else table
+        self.base = {"adapter": adapter, "dialect": dialect, "url": url, "table": table}
+        peers.cli({**self.base, "op": "create_table"})
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())
+        self._process = subprocess.Popen(
+            ["node", str(NODE_DIR / "bench.mjs")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=NODE_ENV,
+        )
+        try:
+            ready = self._ask({**self.base, **peers.payload})
+        except BaseException:
+            self.close()
+            raise
+        peers.versions.update(ready.get("versions", {}))
+
+    def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(json.dumps(request) + "\n")
+        self._process.stdin.flush()
+        line = self._process.stdout.readline()
+        try:
+            reply: dict[str, Any] = json.loads(line)
+        except json.JSONDecodeError:
+            reply = {"error": line or "no answer"}
+        if "error" in reply:
+            self._stderr.seek(0)
+            raise RuntimeError(f"bench.mjs: {reply['error']}\n{self._stderr.read()[-2000:]}")
         return reply
 
-    def run(self, adapter: str, dialect: str, table: str) -> dict[str, PhaseResult]:
-        """One round of every phase through ``adapter`` on a fresh table."""
-        url = self.url(dialect)
-        table = "Session" if adapter == "prisma" else table
-        base = {"adapter": adapter, "dialect": dialect, "url": url, "table": table}
-        self._cli({**base, "op": "create_table"})
+    def run_phase(self, phase: str) -> PhaseResult:
+        """Run ``phase`` in Node now; its timing as Node measured it."""
+        result = self._ask({"phase": phase})
+        return PhaseResult(phase, int(result["elapsed_ns"]), list(result["latencies_ns"]))
+
+    def close(self) -> None:
+        """End the process and drop the table."""
         try:
-            reply = self._node("bench.mjs", {**base, **self.payload})
+            if self._process.poll() is None:
+                with contextlib.suppress(RuntimeError, OSError, ValueError):
+                    self._ask({"close": True})
+                try:
+                    self._process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
         finally:
-            self._cli({**base, "op": "drop_table"})
-        self.versions.update(reply.get("versions", {}))
-        return {
-            phase: PhaseResult(phase, int(result["elapsed_ns"]), list(result["latencies_ns"]))
-            for phase, result in reply["phases"].items()
-        }
+            self._stderr.close()
+            self.peers.cli({**self.base, "op": "drop_table"})

@@ -49,10 +49,12 @@ class PhaseResult:
 
 
 class Checks(Protocol):
-    """What the checks need from the table: its row count and its rows."""
+    """What the checks need from the table: its row count and its rows; and a way to leave
+    the database as the next side should find it."""
 
     def count(self) -> int: ...
     def dump(self) -> list[tuple[Any, ...]]: ...
+    def settle(self) -> None: ...
 
 
 class SyncStorage(Protocol):
@@ -277,6 +279,7 @@ def run_phase(phase: str, storage: SyncStorage, verify: Verifier) -> PhaseResult
         verify.deleted(deleted)
     else:
         raise ValueError(f"unknown phase {phase!r}")
+    verify.table.settle()
     return result
 
 
@@ -303,4 +306,5 @@ async def run_phase_async(phase: str, storage: AsyncStorage, verify: Verifier) -
         verify.deleted(deleted)
     else:
         raise ValueError(f"unknown phase {phase!r}")
+    verify.table.settle()
     return result

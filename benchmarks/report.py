@@ -1,4 +1,8 @@
-"""Summaries over rounds, the Markdown report and the ratio chart."""
+"""Summaries over rounds (medians and spread), the Markdown report and the ratio chart.
+
+The report's tables sit between named snippet markers, so that docs/performance.md
+includes them from ``benchmarks/results/latest.md`` as they were measured.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ import os
 import platform
 import sqlite3
 import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -16,26 +20,53 @@ from pathlib import Path
 from .phases import REPORT_ORDER, PhaseResult
 
 DRIVER_PACKAGES = ("psycopg", "asyncpg", "PyMySQL", "aiomysql", "aiosqlite")
-#: The target ratio for every target, and the lower bar SQLite is held to.
+#: What each side or peer is called in the report.
+LABELS = {
+    "raw": "raw",
+    "floor": "floor",
+    "library": "URL",
+    "engine": "app engine",
+    "drizzle": "Drizzle",
+    "prisma": "Prisma",
+}
+#: Python sides compared with raw (their ratio) and with each Node peer.
+COMPARED = ("library", "engine")
+#: The Python sides; anything else in a run is a Node peer.
+SIDE_NAMES = ("raw", "floor", "library", "engine")
 RATIO_LINE = 0.8
-SQLITE_RATIO_LINE = 0.5
+
+
+def label(side: str) -> str:
+    return LABELS.get(side, side.capitalize())
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A median over rounds, and the lowest and highest round."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Spread:
+        values = list(values)
+        return cls(statistics.median(values), min(values), max(values))
 
 
 @dataclass(frozen=True)
 class Summary:
-    """One target x phase, medians over rounds; ``None`` where a side did not run."""
+    """One target x phase over rounds, for every side and Node peer that ran it."""
 
     target: str
     phase: str
-    #: ops/s per side: library (URL-built engine), engine (the app's), floor, raw,
-    #: drizzle and prisma (the Node peers, on the same server).
-    ops: dict[str, float | None]
-    #: library / raw and engine / raw: the median of per-round ratios.
-    ratio: float
-    engine_ratio: float
-    #: p50 and p99 latency per side, µs.
-    p50_us: dict[str, float | None]
-    p99_us: dict[str, float | None]
+    #: ops/s per side or peer.
+    ops: dict[str, Spread]
+    #: p50 and p99 latency per side or peer, µs (median over rounds).
+    p50_us: dict[str, float]
+    p99_us: dict[str, float]
+    #: (side, other) -> side ops/s / other ops/s, per round (the two ran seconds apart).
+    ratios: dict[tuple[str, str], Spread] = field(default_factory=dict)
 
     @property
     def own_us(self) -> float | None:
@@ -43,10 +74,8 @@ class Summary:
         library, floor = self.p50_us.get("library"), self.p50_us.get("floor")
         return None if library is None or floor is None else library - floor
 
-    def vs(self, side: str, peer: str) -> float | None:
-        """ops/s of ``side`` / ops/s of ``peer``, or None if either did not run."""
-        a, b = self.ops.get(side), self.ops.get(peer)
-        return None if a is None or b is None else a / b
+    def ratio(self, side: str, other: str = "raw") -> Spread | None:
+        return self.ratios.get((side, other))
 
 
 def percentile(values: Sequence[int], fraction: float) -> int:
@@ -55,41 +84,58 @@ def percentile(values: Sequence[int], fraction: float) -> int:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def summarise(
-    target: str,
-    phase: str,
-    sides: dict[str, list[PhaseResult]],
-    node: dict[str, list[PhaseResult]],
-) -> Summary:
-    """Medians over rounds. Ratios are medians of each round's side/raw ops/s."""
-    every = {**sides, **node}
-
-    def ops(side: str) -> float | None:
-        results = every.get(side)
-        return statistics.median(r.ops_per_s for r in results) if results else None
-
-    def latency(side: str, fraction: float) -> float | None:
-        results = every.get(side)
-        if not results:
-            return None
-        return statistics.median(percentile(r.latencies_ns, fraction) for r in results) / 1000
-
-    def ratio(side: str) -> float:
-        pairs = zip(sides[side], sides["raw"], strict=True)
-        return statistics.median(a.ops_per_s / b.ops_per_s for a, b in pairs)
-
+def summarise(target: str, phase: str, runs: dict[str, list[PhaseResult]]) -> Summary:
+    """Medians and spreads over rounds; ratios are taken round by round, then summarised."""
+    ran = {who: results for who, results in runs.items() if results}
+    wanted = [(who, "raw") for who in ran if who != "raw"]
+    wanted += [(side, peer) for side in COMPARED for peer in ran if peer not in SIDE_NAMES]
+    ratios = {
+        (a, b): Spread.of(x.ops_per_s / y.ops_per_s for x, y in zip(ran[a], ran[b], strict=True))
+        for a, b in wanted
+        if a in ran and b in ran
+    }
     return Summary(
         target=target,
         phase=phase,
-        ops={side: ops(side) for side in every},
-        ratio=ratio("library"),
-        engine_ratio=ratio("engine"),
-        p50_us={side: latency(side, 0.50) for side in every},
-        p99_us={side: latency(side, 0.99) for side in every},
+        ops={who: Spread.of(r.ops_per_s for r in results) for who, results in ran.items()},
+        p50_us={
+            who: statistics.median(percentile(r.latencies_ns, 0.50) for r in results) / 1000
+            for who, results in ran.items()
+        },
+        p99_us={
+            who: statistics.median(percentile(r.latencies_ns, 0.99) for r in results) / 1000
+            for who, results in ran.items()
+        },
+        ratios=ratios,
     )
 
 
 # ----------------------------------------------------------------------- header
+
+
+class LoadAverages:
+    """The 1-minute load average at the start, after each round, and at the end."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float, float]] = [os.getloadavg()]
+
+    def sample(self) -> None:
+        self.samples.append(os.getloadavg())
+
+    def last(self) -> str:
+        return _loads(self.samples[-1])
+
+    def describe(self) -> str:
+        ones = [one for one, _, _ in self.samples]
+        return (
+            f"before {_loads(self.samples[0])}, after {_loads(self.samples[-1])} (1, 5, 15 "
+            f"min); 1-minute load after each round: median {statistics.median(ones):.2f}, "
+            f"range {min(ones):.2f}-{max(ones):.2f}"
+        )
+
+
+def _loads(sample: tuple[float, float, float]) -> str:
+    return " ".join(f"{value:.2f}" for value in sample)
 
 
 def _package_version(name: str) -> str:
@@ -110,66 +156,144 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def header(settings: dict[str, object], servers: dict[str, str], elapsed_s: float) -> list[str]:
-    """The report's first lines: when, on what, with which versions and settings."""
+def header(
+    settings: dict[str, object],
+    servers: dict[str, str],
+    elapsed_s: float,
+    loads: LoadAverages,
+    sqlite_journals: str | None,
+) -> list[str]:
+    """The report's first lines: when, on what, with which versions, settings and load."""
     drivers = ", ".join(f"{name} {_package_version(name)}" for name in DRIVER_PACKAGES)
     server_text = ", ".join(f"{name} {v}" for name, v in servers.items()) or "none"
-    return [
+    lines = [
         "# shopify-sessions: library vs raw driver, SQLAlchemy's floor and Shopify's Node adapters",
         "",
+        "<!-- --8<-- [start:setup] -->",
         f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Python {platform.python_version()}, SQLAlchemy {_package_version('SQLAlchemy')}, "
         f"shopify-sessions {_package_version('shopify-sessions')}",
         f"- Drivers: {drivers}, sqlite3 (SQLite library {sqlite3.sqlite_version})",
         f"- Servers: {server_text}",
         f"- CPU: {cpu_model()}, {os.cpu_count()} cores",
+        f"- Load average: {loads.describe()}",
         "- Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
+    ]
+    if sqlite_journals is not None:
+        lines.append(f"- SQLite journal modes: {sqlite_journals}")
+    return [
+        *lines,
         f"- Wall time: {elapsed_s:.0f} s",
+        "<!-- --8<-- [end:setup] -->",
         "",
-        "ops/s = operations / phase wall time; p50 = per-call latency in µs; every value "
-        "is the median over rounds. **URL**: the storage built from a URL (its own "
-        "autocommit engine); **app engine**: the storage given `create_engine(url)` / "
-        "`create_async_engine(url)` with SQLAlchemy's defaults; **ratio** = that side's "
-        "ops/s / raw ops/s (median of per-round ratios; 1.0 = as fast as hand-written "
-        "driver code); **floor**: SQLAlchemy executing the library's statement on a held "
-        "connection with pre-encoded parameters; **own µs** = URL p50 - floor p50, what "
-        "the library adds per call (checkout, checks, encoding, building Sessions); "
-        "**Drizzle** / **Prisma**: Shopify's Node adapters, same phases, same server "
-        "(the drivers of the dialect, so the same figures on its sync and async rows). "
-        "`delete` ops are `delete_sessions` calls of 100 ids; `find` ops are shops.",
+        "Every side and Node peer of a target runs in the same rounds, phase by phase, in an "
+        "order that rotates from phase to phase and round to round, so a busy machine slows "
+        "them alike. Values are the median over rounds, with the lowest and highest round in "
+        "brackets. **raw**: hand-written driver code; **floor**: SQLAlchemy executing the "
+        "library's statements on a held connection, parameters encoded beforehand; **URL**: "
+        "the storage built from a URL (its own autocommit engine); **app engine**: the "
+        "storage given `create_engine(url)` / `create_async_engine(url)` with SQLAlchemy's "
+        "defaults; **Drizzle** / **Prisma**: Shopify's Node adapters on the same server "
+        "(absent through PgBouncer: they connect directly). A ratio is taken in each round "
+        "(the two ran seconds apart), then summarised. `delete` ops are `delete_sessions` "
+        "calls of 100 ids; `find` ops are shops; `concurrent_load` is 16 threads (sync) or "
+        "tasks (asyncio) sharing one storage.",
         "",
     ]
 
 
-# ------------------------------------------------------------------------ table
+# ------------------------------------------------------------------------ tables
 
 
-def _ops(value: float | None) -> str:
-    return "absent" if value is None else f"{value:,.0f}"
+def _spread(value: Spread | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    if digits:
+        return f"{value.median:.{digits}f} ({value.low:.{digits}f}-{value.high:.{digits}f})"
+    return f"{value.median:,.0f} ({value.low:,.0f}-{value.high:,.0f})"
 
 
 def _us(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
 
 
-def markdown_table(summaries: Sequence[Summary]) -> list[str]:
+def _columns(summaries: Sequence[Summary]) -> list[str]:
+    """Every side and peer that ran, in the report's order: raw, floor, URL, engine, peers."""
+    seen = list(dict.fromkeys(who for s in summaries for who in s.ops))
+    first = [who for who in SIDE_NAMES if who in seen]
+    return first + [who for who in seen if who not in first]
+
+
+def _peers(summaries: Sequence[Summary]) -> list[str]:
+    return [who for who in _columns(summaries) if who not in SIDE_NAMES]
+
+
+def _section(name: str, title: str, lines: list[str]) -> list[str]:
+    return [
+        f"## {title}",
+        "",
+        f"<!-- --8<-- [start:{name}] -->",
+        *lines,
+        f"<!-- --8<-- [end:{name}] -->",
+        "",
+    ]
+
+
+def ops_table(summaries: Sequence[Summary]) -> list[str]:
+    columns = _columns(summaries)
     lines = [
-        "| target | phase | raw ops/s | URL ops/s | URL ratio | app engine ops/s "
-        "| app engine ratio | Drizzle ops/s | Prisma ops/s | p50 raw µs | p50 floor µs "
-        "| p50 URL µs | p50 app engine µs | own µs |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | phase | " + " | ".join(f"{label(c)} ops/s" for c in columns) + " |",
+        "|---|---|" + "---:|" * len(columns),
     ]
     for s in summaries:
+        cells = " | ".join(_spread(s.ops.get(c)) for c in columns)
+        lines.append(f"| {s.target} | {s.phase} | {cells} |")
+    return lines
+
+
+def ratio_table(summaries: Sequence[Summary]) -> list[str]:
+    others = ["raw", *_peers(summaries)]
+    pairs = [(side, other) for side in COMPARED for other in others]
+    lines = [
+        "| target | phase | "
+        + " | ".join(f"{label(side)} ÷ {label(other)}" for side, other in pairs)
+        + " |",
+        "|---|---|" + "---:|" * len(pairs),
+    ]
+    for s in summaries:
+        cells = " | ".join(_spread(s.ratio(side, other), 2) for side, other in pairs)
+        lines.append(f"| {s.target} | {s.phase} | {cells} |")
+    return lines
+
+
+def latency_table(summaries: Sequence[Summary]) -> list[str]:
+    columns = _columns(summaries)
+    lines = [
+        "| target | phase | "
+        + " | ".join(f"{label(c)} p50 µs" for c in columns)
+        + " | own µs | URL p99 µs |",
+        "|---|---|" + "---:|" * (len(columns) + 2),
+    ]
+    for s in summaries:
+        cells = " | ".join(_us(s.p50_us.get(c)) for c in columns)
         lines.append(
-            f"| {s.target} | {s.phase} | {_ops(s.ops.get('raw'))} "
-            f"| {_ops(s.ops.get('library'))} | {s.ratio:.2f} "
-            f"| {_ops(s.ops.get('engine'))} | {s.engine_ratio:.2f} "
-            f"| {_ops(s.ops.get('drizzle'))} | {_ops(s.ops.get('prisma'))} "
-            f"| {_us(s.p50_us.get('raw'))} | {_us(s.p50_us.get('floor'))} "
-            f"| {_us(s.p50_us.get('library'))} | {_us(s.p50_us.get('engine'))} "
-            f"| {_us(s.own_us)} |"
+            f"| {s.target} | {s.phase} | {cells} | {_us(s.own_us)} "
+            f"| {_us(s.p99_us.get('library'))} |"
         )
     return lines
+
+
+def report_tables(summaries: Sequence[Summary]) -> list[str]:
+    """The report's three tables, each between snippet markers of its own."""
+    return [
+        *_section("ops", "Operations per second", ops_table(summaries)),
+        *_section("ratios", "Ratios, round by round", ratio_table(summaries)),
+        *_section(
+            "latency",
+            "Latency per call (p50, µs; own µs = URL p50 - floor p50)",
+            latency_table(summaries),
+        ),
+    ]
 
 
 def plans_section(plans: dict[str, dict[str, list[str]]]) -> list[str]:
@@ -185,7 +309,8 @@ def plans_section(plans: dict[str, dict[str, list[str]]]) -> list[str]:
 
 
 def ratio_chart(summaries: Sequence[Summary], path: Path) -> None:
-    """Ratios to raw per target x phase: one panel per engine path, Node peers as marks."""
+    """Ratios to raw per target x phase (bars, with each round's range), one panel per
+    engine path; the Node peers' ops/s ÷ raw as marks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,12 +318,14 @@ def ratio_chart(summaries: Sequence[Summary], path: Path) -> None:
 
     targets = list(dict.fromkeys(s.target for s in summaries))
     phases = [p for p in REPORT_ORDER if any(s.phase == p for s in summaries)]
+    peers = _peers(summaries)
     by_key = {(s.target, s.phase): s for s in summaries}
     width = 0.8 / len(phases)
-    figure, panels = plt.subplots(2, 1, figsize=(max(10.0, 2.1 * len(targets)), 9.5), sharey=True)
-    peers = [s.vs(peer, "raw") for s in summaries for peer in ("drizzle", "prisma")]
-    top = max([1.1, *(max(s.ratio, s.engine_ratio) * 1.1 for s in summaries)])
-    top = max([top, *(ratio * 1.05 for ratio in peers if ratio is not None)])
+    figure, panels = plt.subplots(2, 1, figsize=(max(10.0, 1.9 * len(targets)), 10), sharey=True)
+    marks = [s.ratio(p, "raw") for s in summaries for p in peers]
+    highs = [r.high for s in summaries for side in COMPARED if (r := s.ratio(side)) is not None]
+    top = max([1.1, *(h * 1.05 for h in highs), *(m.median * 1.05 for m in marks if m)])
+    top = min(top, 12.0)
     for axes, (side, title) in zip(
         panels,
         (
@@ -209,31 +336,35 @@ def ratio_chart(summaries: Sequence[Summary], path: Path) -> None:
     ):
         for index, phase in enumerate(phases):
             xs = [t + (index - (len(phases) - 1) / 2) * width for t in range(len(targets))]
-            summaries_here = [by_key.get((target, phase)) for target in targets]
-            heights = [
-                0.0 if s is None else (s.ratio if side == "library" else s.engine_ratio)
-                for s in summaries_here
+            here = [by_key.get((target, phase)) for target in targets]
+            ratios = [None if s is None else s.ratio(side) for s in here]
+            heights = [0.0 if r is None else r.median for r in ratios]
+            errors = [
+                [0.0 if r is None else r.median - r.low for r in ratios],
+                [0.0 if r is None else r.high - r.median for r in ratios],
             ]
             axes.bar(xs, heights, width, label=phase, color=f"C{index}")
-            for peer, marker in (("drizzle", "D"), ("prisma", "^")):
+            axes.errorbar(xs, heights, yerr=errors, fmt="none", ecolor="0.3", lw=0.8, capsize=1.5)
+            for peer, marker in zip(peers, ("D", "^", "s", "o"), strict=False):
                 points = [
-                    (x, s.vs(peer, "raw"))
-                    for x, s in zip(xs, summaries_here, strict=True)
-                    if s is not None and s.vs(peer, "raw") is not None
+                    (x, r.median)
+                    for x, s in zip(xs, here, strict=True)
+                    if s is not None and (r := s.ratio(peer)) is not None
                 ]
                 if points:
                     axes.scatter(
                         [x for x, _ in points],
-                        [y for _, y in points],
+                        [min(y, top) for _, y in points],
                         marker=marker,
                         s=22,
-                        facecolors="white" if peer == "prisma" else "black",
+                        facecolors="black" if marker == "D" else "white",
                         edgecolors="black",
                         zorder=3,
-                        label=f"Node {peer.capitalize()}" if index == 0 else "_nolegend_",
+                        label=f"Node {label(peer)}" if index == 0 else "_nolegend_",
                     )
+        axes.axhline(1.0, color="0.4", linestyle=":", linewidth=1.0)
         axes.axhline(RATIO_LINE, color="tab:red", linestyle="--", linewidth=1.2, label="0.8")
-        axes.set_xticks(range(len(targets)), targets, rotation=10)
+        axes.set_xticks(range(len(targets)), targets, rotation=12)
         axes.set_ylabel("ops/s ÷ raw driver ops/s")
         axes.set_ylim(0, top)
         axes.set_title(f"shopify-sessions, {title} (1.0 = hand-written driver code)")

@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: benchmarks/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.data import FILL_SHOP_PREFIX, Dataset, fill_sessions, generate, shop_name
-from benchmarks.node import ADAPTERS, NodePeers, node_missing
+from benchmarks.node import NodePeer, NodePeers, node_missing
 from benchmarks.phases import (
     REPORT_ORDER,
     RUN_ORDER,
@@ -37,11 +37,12 @@ from benchmarks.phases import (
     run_phase_async,
 )
 from benchmarks.report import (
+    LoadAverages,
     Summary,
     header,
-    markdown_table,
     plans_section,
     ratio_chart,
+    report_tables,
     summarise,
 )
 from benchmarks.targets import (
@@ -58,11 +59,13 @@ from benchmarks.targets import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-#: library: built from a URL; engine: on the app's own default Engine; floor: SQLAlchemy
-#: running the library's statements on a held connection; raw: hand-written driver code.
-SIDES = ("library", "engine", "floor", "raw")
 #: The floor holds one connection: it has no concurrent phase.
 FLOOR_PHASES = tuple(phase for phase in RUN_ORDER if phase != "concurrent_load")
+
+
+def runs(side: str, phase: str) -> bool:
+    """Whether ``side`` runs ``phase`` (the floor has no concurrent phase)."""
+    return side != "floor" or phase in FLOOR_PHASES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -91,6 +94,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-node", action="store_true", help="skip the Node peers (Drizzle and Prisma)"
     )
+    parser.add_argument(
+        "--node-sqlite-wal",
+        action="store_true",
+        help="put the Node peers' SQLite file in WAL mode (default: better-sqlite3's own)",
+    )
     args = parser.parse_args(argv)
     known = {t.name: t for t in TARGETS}
     names = [n.strip() for n in args.targets.split(",") if n.strip()]
@@ -118,6 +126,9 @@ class TableChecks:
     def dump(self) -> list[tuple[Any, ...]]:
         return self.admin.dump(self.table)
 
+    def settle(self) -> None:
+        self.admin.settle()
+
 
 def run_round(
     target: Target,
@@ -126,26 +137,31 @@ def run_round(
     verifiers: dict[str, Verifier],
     first: int,
     data: Dataset,
+    peers: dict[str, NodePeer],
 ) -> dict[str, dict[str, PhaseResult]]:
-    """One round: every side open at once, each phase run on one side after the other.
+    """One round: every side and Node peer open at once, each phase run on one after the
+    other.
 
-    ``first`` picks the side that goes first in the first phase; the order then rotates
-    from phase to phase, so no side always runs first.
+    ``first`` picks who goes first in the first phase; the order then rotates from phase to
+    phase, so no one always runs first, and the sides of a comparison run seconds apart.
     """
     if target.is_async:
-        return asyncio.run(_run_round_async(target, servers, tables, verifiers, first, data))
+        return asyncio.run(_run_round_async(target, servers, tables, verifiers, first, data, peers))
     storages: dict[str, Any] = {}
     try:
-        for side in SIDES:
+        for side in target.sides:
             storages[side] = _open_sync(side, target, servers, tables[side], data)
             # Untimed warm-up: the library checks its table, every side opens a connection.
             if storages[side].load_session(WARM_UP_ID) is not None:
                 raise CheckFailed(f"{side} warm-up: an absent id was found")
-        out: dict[str, dict[str, PhaseResult]] = {side: {} for side in SIDES}
+        everyone = (*target.sides, *peers)
+        out: dict[str, dict[str, PhaseResult]] = {who: {} for who in everyone}
         for index, phase in enumerate(RUN_ORDER):
-            for side in _order(first + index):
-                if side != "floor" or phase in FLOOR_PHASES:
-                    out[side][phase] = run_phase(phase, storages[side], verifiers[side])
+            for who in _order(everyone, first + index):
+                if who in peers:
+                    out[who][phase] = peers[who].run_phase(phase)
+                elif runs(who, phase):
+                    out[who][phase] = run_phase(phase, storages[who], verifiers[who])
         return out
     finally:
         for storage in storages.values():
@@ -177,33 +193,37 @@ async def _run_round_async(
     verifiers: dict[str, Verifier],
     first: int,
     data: Dataset,
+    peers: dict[str, NodePeer],
 ) -> dict[str, dict[str, PhaseResult]]:
     storages: dict[str, Any] = {}
     try:
-        for side in SIDES:
+        for side in target.sides:
             storages[side] = await _open_async(side, target, servers, tables[side], data)
             if await storages[side].load_session(WARM_UP_ID) is not None:
                 raise CheckFailed(f"{side} warm-up: an absent id was found")
-        out: dict[str, dict[str, PhaseResult]] = {side: {} for side in SIDES}
+        everyone = (*target.sides, *peers)
+        out: dict[str, dict[str, PhaseResult]] = {who: {} for who in everyone}
         for index, phase in enumerate(RUN_ORDER):
-            for side in _order(first + index):
-                if side != "floor" or phase in FLOOR_PHASES:
-                    out[side][phase] = await run_phase_async(phase, storages[side], verifiers[side])
+            for who in _order(everyone, first + index):
+                if who in peers:  # Node runs the phase while this loop waits for it
+                    out[who][phase] = peers[who].run_phase(phase)
+                elif runs(who, phase):
+                    out[who][phase] = await run_phase_async(phase, storages[who], verifiers[who])
         return out
     finally:
         for storage in storages.values():
             await storage.close()
 
 
-def _order(turn: int) -> tuple[str, ...]:
-    shift = turn % len(SIDES)
-    return SIDES[shift:] + SIDES[:shift]
+def _order(everyone: tuple[str, ...], turn: int) -> tuple[str, ...]:
+    shift = turn % len(everyone)
+    return everyone[shift:] + everyone[:shift]
 
 
 def compare_dumps(target: Target, verifiers: dict[str, Verifier]) -> None:
     """Every other side must have written exactly the library's rows."""
-    for side in SIDES[1:]:
-        _compare_dumps(target, verifiers["library"].dumps, verifiers[side].dumps)
+    for side in target.sides[1:]:
+        _compare_dumps(target, verifiers[target.sides[0]].dumps, verifiers[side].dumps)
 
 
 def _compare_dumps(
@@ -228,7 +248,7 @@ def _compare_dumps(
 
 
 class Benchmark:
-    """All targets, rounds and sides of one run."""
+    """All targets, rounds, sides and Node peers of one run."""
 
     def __init__(self, args: argparse.Namespace, data: Dataset, servers: Servers) -> None:
         self.args = args
@@ -238,114 +258,115 @@ class Benchmark:
         self.admins: dict[str, Admin] = {}
         self.scale_tables: dict[str, dict[str, str]] = {}
         self.plans: dict[str, dict[str, list[str]]] = {}
+        #: (target, side or peer) -> one {phase: result} per round.
         self.results: dict[tuple[str, str], list[dict[str, PhaseResult]]] = {}
-        self.node_results: dict[tuple[str, str], list[dict[str, PhaseResult]]] = {}
         self.node_absent: str | None = None
         self.node: NodePeers | None = None
+        self.loads = LoadAverages()
 
     def admin(self, dialect: str) -> Admin:
         if dialect not in self.admins:
             self.admins[dialect] = Admin(dialect, self.servers)
         return self.admins[dialect]
 
-    def scale_tables_of(self, dialect: str) -> dict[str, str]:
-        """The dialect's two pre-filled tables of scale mode (one per side), made once."""
+    def open_node(self, workdir: Path) -> None:
+        """Find out whether the Node peers can run (not in scale mode)."""
+        if self.args.rows:
+            self.node_absent = "scale mode"
+        elif self.args.no_node:
+            self.node_absent = "skipped (--no-node)"
+        else:
+            self.node_absent = node_missing()
+        if self.node_absent is not None:
+            progress(f"Node peers absent: {self.node_absent}")
+            return
+        self.node = NodePeers(
+            self.servers, self.data, workdir, sqlite_wal=self.args.node_sqlite_wal
+        )
+
+    def scale_tables_of(self, target: Target) -> dict[str, str]:
+        """The dialect's pre-filled tables of scale mode (one per side), made once."""
+        dialect = target.dialect
         if dialect not in self.scale_tables:
             admin = self.admin(dialect)
-            tables = {side: f"{self.run_id}_{dialect}_scale_{side}" for side in SIDES}
+            tables = {side: f"{self.run_id}_{dialect}_scale_{side}" for side in target.sides}
             self.scale_tables[dialect] = tables
             started = time.perf_counter()
             for table in tables.values():
                 admin.create_table(table)
-            admin.prefill(tables["library"], fill_sessions(self.args.rows, self.args.seed))
-            for side in SIDES[1:]:
-                admin.copy_rows(tables["library"], tables[side])
+            first, *others = target.sides
+            admin.prefill(tables[first], fill_sessions(self.args.rows, self.args.seed))
+            for side in others:
+                admin.copy_rows(tables[first], tables[side])
             progress(
-                f"{dialect}: {self.args.rows:,} rows pre-filled ({len(SIDES)} tables) in "
+                f"{dialect}: {self.args.rows:,} rows pre-filled ({len(tables)} tables) in "
                 f"{time.perf_counter() - started:.1f} s"
             )
             shop = shop_name(0, FILL_SHOP_PREFIX)
-            self.plans[dialect] = admin.explain(tables["library"], shop, f"offline_{shop}")
+            self.plans[dialect] = admin.explain(tables[first], shop, f"offline_{shop}")
             for query, plan in self.plans[dialect].items():
                 print(f"EXPLAIN {dialect} {query}:\n  " + "\n  ".join(plan), flush=True)
         return self.scale_tables[dialect]
 
     def run_target(self, index: int, target: Target) -> None:
         admin = self.admin(target.dialect)
-        scale = self.scale_tables_of(target.dialect) if self.args.rows else None
+        scale = self.scale_tables_of(target) if self.args.rows else None
         for round_ in range(self.args.rounds):
-            tables = scale or {side: f"{self.run_id}_{index}_{round_}_{side}" for side in SIDES}
+            tables = scale or {
+                side: f"{self.run_id}_{index}_{round_}_{side}" for side in target.sides
+            }
             verifiers = {
                 side: (FloorVerifier if side == "floor" else Verifier)(
                     self.data, TableChecks(admin, tables[side]), self.args.rows
                 )
-                for side in SIDES
+                for side in target.sides
             }
             started = time.perf_counter()
+            peers: dict[str, NodePeer] = {}
             try:
                 if scale is None:
                     for table in tables.values():
                         admin.create_table(table)
+                if self.node is not None:
+                    for peer in target.peers:
+                        table = f"{self.run_id}_node_{peer}_{index}_{round_}"
+                        peers[peer] = self.node.open(peer, target.dialect, table)
+                first = round_ % (len(target.sides) + len(peers))
                 results = run_round(
-                    target, self.servers, tables, verifiers, round_ % len(SIDES), self.data
+                    target, self.servers, tables, verifiers, first, self.data, peers
                 )
             finally:
+                for peer_side in peers.values():
+                    peer_side.close()
                 if scale is None:
                     for table in tables.values():
                         admin.drop_table(table)
-            for side in SIDES:
-                self.results.setdefault((target.name, side), []).append(results[side])
+            for who, phases in results.items():
+                self.results.setdefault((target.name, who), []).append(phases)
             compare_dumps(target, verifiers)
+            self.loads.sample()
             progress(
                 f"{target.name} round {round_ + 1}/{self.args.rounds}: "
-                f"{time.perf_counter() - started:.1f} s"
+                f"{time.perf_counter() - started:.1f} s, load {self.loads.last()}"
             )
-
-    def run_node(self, workdir: Path) -> None:
-        """The Node peers, on every dialect of the targets, each round."""
-        self.node_absent = "skipped (--no-node)" if self.args.no_node else node_missing()
-        if self.node_absent is not None:
-            progress(f"Node peers absent: {self.node_absent}")
-            return
-        self.node = NodePeers(self.servers, self.data, workdir)
-        dialects = list(dict.fromkeys(t.dialect for t in self.args.target_list))
-        for round_ in range(self.args.rounds):
-            for dialect in dialects:
-                for adapter in ADAPTERS:
-                    started = time.perf_counter()
-                    table = f"{self.run_id}_node_{adapter}_{round_}"
-                    phases = self.node.run(adapter, dialect, table)
-                    self.node_results.setdefault((dialect, adapter), []).append(phases)
-                    progress(
-                        f"node {adapter} {dialect} round {round_ + 1}/{self.args.rounds}: "
-                        f"{time.perf_counter() - started:.1f} s"
-                    )
 
     def summaries(self) -> list[Summary]:
         out = []
         for target in self.args.target_list:
-            rounds = {side: self.results.get((target.name, side)) for side in SIDES}
+            everyone = (*target.sides, *(p for p in target.peers if self.node is not None))
+            rounds = {who: self.results.get((target.name, who)) for who in everyone}
             if not all(rounds.values()):
                 continue
             for phase in REPORT_ORDER:
-                # The Node peers run on direct connections: no column of theirs beside a
-                # target through PgBouncer.
-                node = {
-                    adapter: [r[phase] for r in self.node_results.get((target.dialect, a), [])]
-                    if not target.pooler
-                    else []
-                    for adapter, a in (("drizzle", "drizzle"), ("prisma", "prisma"))
-                }
                 out.append(
                     summarise(
                         target.name,
                         phase,
                         {
-                            side: [r[phase] for r in results if phase in r]
-                            for side, results in rounds.items()
+                            who: [r[phase] for r in results if phase in r]
+                            for who, results in rounds.items()
                             if results
                         },
-                        node,
                     )
                 )
         return out
@@ -353,6 +374,14 @@ class Benchmark:
     def server_versions(self) -> dict[str, str]:
         names = {"postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL", "sqlite": "SQLite"}
         return {names[d]: admin.server_version() for d, admin in self.admins.items()}
+
+    def sqlite_journals(self) -> str | None:
+        """The journal modes of the SQLite files, Python's and the Node peers'."""
+        if "sqlite" not in self.admins:
+            return None
+        python = self.admins["sqlite"].journal_mode()
+        node = self.node.sqlite_journal() if self.node is not None else "no Node peers"
+        return f"Python sides' file {python} (made by the storage), Node peers' file {node}"
 
     def close(self) -> None:
         for dialect, tables in self.scale_tables.items():
@@ -371,20 +400,21 @@ def main(argv: list[str] | None = None) -> int:
     servers = Servers(str(Path(workdir) / "bench.sqlite3"), options)
     bench = Benchmark(args, data, servers)
     try:
+        bench.open_node(Path(workdir))
         with pgbouncer(servers, args.target_list) as absent:
             if absent is not None:
                 progress(f"PgBouncer targets skipped: {absent}")
                 args.target_list = [t for t in args.target_list if not t.pooler]
             for index, target in enumerate(args.target_list):
                 bench.run_target(index, target)
-        if not args.rows:
-            bench.run_node(Path(workdir))
         versions = bench.server_versions()
+        journals = bench.sqlite_journals()
     finally:
         bench.close()
         shutil.rmtree(workdir, ignore_errors=True)
+    bench.loads.sample()
     summaries = bench.summaries()
-    settings = {
+    settings: dict[str, object] = {
         "sessions": args.sessions,
         "find shops": args.shops,
         "rounds": args.rounds,
@@ -396,10 +426,10 @@ def main(argv: list[str] | None = None) -> int:
     if bench.node is not None:
         settings["Node peers"] = ", ".join(f"{k} {v}" for k, v in bench.node.versions.items())
     else:
-        settings["Node peers"] = f"absent ({bench.node_absent or 'scale mode'})"
+        settings["Node peers"] = f"absent ({bench.node_absent})"
     lines = [
-        *header(settings, versions, time.perf_counter() - started),
-        *markdown_table(summaries),
+        *header(settings, versions, time.perf_counter() - started, bench.loads, journals),
+        *report_tables(summaries),
         *plans_section(bench.plans),
     ]
     text = "\n".join(lines) + "\n"

@@ -37,9 +37,18 @@ POSTGRESQL_URL = os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@12
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 
 
+#: The Python sides of a SQL target: the library's storage built from a URL, the storage
+#: on an app's own engine, SQLAlchemy's floor, and hand-written driver code (raw, the
+#: baseline every ratio divides by).
+SQL_SIDES = ("library", "engine", "floor", "raw")
+#: Shopify's Node adapters for SQL databases (``node.py``, ``bench.mjs``).
+SQL_PEERS = ("drizzle", "prisma")
+
+
 @dataclass(frozen=True)
 class Target:
-    """One database and driver."""
+    """One database and driver: the Python sides measured on it, and the Node peers run
+    beside them on the same server (each side and peer a column of the report)."""
 
     name: str
     dialect: str  # "postgresql", "mysql" or "sqlite"
@@ -49,6 +58,10 @@ class Target:
     #: ``?pooler=transaction``, the app engine with ``pooler_engine_options``, the raw
     #: driver without server-side prepared statements).
     pooler: bool = False
+    sides: tuple[str, ...] = SQL_SIDES
+    #: Node adapters run in the same rounds, phase by phase (none through PgBouncer: they
+    #: connect directly).
+    peers: tuple[str, ...] = SQL_PEERS
 
 
 TARGETS = (
@@ -58,8 +71,8 @@ TARGETS = (
     Target("mariadb-aiomysql", "mysql", "aiomysql", True),
     Target("sqlite-sqlite3", "sqlite", "pysqlite", False),
     Target("sqlite-aiosqlite", "sqlite", "aiosqlite", True),
-    Target("pgbouncer-psycopg", "postgresql", "psycopg", False, pooler=True),
-    Target("pgbouncer-asyncpg", "postgresql", "asyncpg", True, pooler=True),
+    Target("pgbouncer-psycopg", "postgresql", "psycopg", False, pooler=True, peers=()),
+    Target("pgbouncer-asyncpg", "postgresql", "asyncpg", True, pooler=True, peers=()),
 )
 SYNC_DRIVER = {"postgresql": "psycopg", "mysql": "pymysql", "sqlite": "pysqlite"}
 
@@ -321,6 +334,37 @@ class Admin:
             (f"{BENCH_SHOP_PREFIX}%",),
         )
         return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
+
+    @property
+    def paramstyle(self) -> str:
+        """The admin driver's parameter style, for :func:`raw.statements`."""
+        return "qmark" if self.dialect == "sqlite" else "format"
+
+    def store_rows(self, table: str, sessions: Iterable[Session]) -> None:
+        """Upsert ``sessions`` (the library's values) in one transaction."""
+        encode = raw.sqlite_params if self.dialect == "sqlite" else raw.server_params
+        upsert = raw.statements(self.dialect, table, self.paramstyle).upsert
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute("BEGIN")
+            cursor.executemany(upsert, [encode(session) for session in sessions])
+            cursor.execute("COMMIT")
+        finally:
+            cursor.close()
+
+    def empty(self, table: str) -> None:
+        self._execute(f"DELETE FROM {self._q(table)}")
+
+    def settle(self) -> None:
+        """After a side's phase: on SQLite, empty the WAL (a checkpoint), so that the next
+        side's writes pay for their own checkpoints, not for the WAL another side left (the
+        Python sides share one database file)."""
+        if self.dialect == "sqlite":
+            self._rows("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def journal_mode(self) -> str:
+        """SQLite: the journal mode of the benchmark's database file."""
+        return str(self._rows("PRAGMA journal_mode")[0][0])
 
     def server_version(self) -> str:
         if self.dialect == "postgresql":

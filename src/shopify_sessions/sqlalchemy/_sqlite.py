@@ -25,9 +25,12 @@ In-memory databases have no journal to speak of and are left alone.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import URL, event
+
+logger = logging.getLogger("shopify_sessions")
 
 WAL = "wal"
 
@@ -54,7 +57,10 @@ def set_journal(dbapi_connection: Any, connection_record: Any) -> None:
     try:
         mode = _one(cursor, "PRAGMA journal_mode")
         if mode != WAL and _one(cursor, "PRAGMA page_count") == 0:
-            mode = _one(cursor, "PRAGMA journal_mode = WAL")
+            try:
+                mode = _one(cursor, "PRAGMA journal_mode = WAL")
+            except Exception as error:  # read-only, or busy: it stays as it is, and works
+                logger.warning("SQLite database left in %s journal mode: %s", mode, error)
         if mode == WAL:
             cursor.execute("PRAGMA synchronous = NORMAL")
     finally:

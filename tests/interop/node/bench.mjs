@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 // The benchmark's Node peers: Shopify's Drizzle and Prisma session-storage adapters running
-// the phases of benchmarks/phases.py on one table. Used by `python -m benchmarks.run`.
-// One JSON request on stdin -> one JSON line on stdout (logs go to stderr):
+// the phases of benchmarks/phases.py on one table, one phase at a time, when asked, so that
+// `python -m benchmarks.run` interleaves them with the Python sides phase by phase.
+// JSON lines: the first request on stdin sets up,
 //   {"adapter": "drizzle"|"prisma", "dialect": "postgresql"|"mysql"|"sqlite", "url": ...,
 //    "table": ..., "sessions": [spec], "updated": [spec], "shops": [shop],
 //    "expected_by_shop": {shop: [id]}, "workers": 16, "delete_batch": 100}
-// Sessions are specs as in cli.mjs (dates in epoch ms). The reply is
-//   {"phases": {name: {"elapsed_ns": n, "latencies_ns": [n]}}, "versions": {...}}
-// Only the adapter calls are timed; each phase is checked after it (a failed check exits 1).
+// and is answered {"ready": true, "versions": {...}} after an untimed warm-up load; then
+// each {"phase": name} is answered {"elapsed_ns": n, "latencies_ns": [n]}, and
+// {"close": true} with {"closed": true}. Sessions are specs as in cli.mjs (dates in epoch
+// ms). Only the adapter calls are timed; each phase is checked after it (a failed check
+// answers {"error": ...} and exits 1). Logs go to stderr.
 import Module from 'node:module';
 import {readFileSync} from 'node:fs';
+import {createInterface} from 'node:readline';
 import {dirname, join} from 'node:path';
 import {fileURLToPath, pathToFileURL} from 'node:url';
 
@@ -125,7 +129,7 @@ function check(condition, message) {
 
 // ---------------------------------------------------------------- main
 
-async function main(req) {
+async function open(req) {
   const {storage, close} = req.adapter === 'drizzle'
     ? await makeDrizzle(req.dialect, req.url, req.table)
     : await makePrisma(req.dialect, req.url);
@@ -135,44 +139,75 @@ async function main(req) {
   const ids = sessions.map((s) => s.id);
   const batches = [];
   for (let i = 0; i < ids.length; i += req.delete_batch) batches.push(ids.slice(i, i + req.delete_batch));
-  const phases = {};
-  try {
-    check((await storage.loadSession('warm-up-absent-id')) === undefined, 'warm-up found an absent id');
-    let run = await timeEach((s) => storage.storeSession(s), sessions);
-    check(run.results.every((r) => r === true), 'store_insert returned false');
-    phases.store_insert = run.phase;
-    run = await timeEach((s) => storage.storeSession(s), updated);
-    check(run.results.every((r) => r === true), 'store_update returned false');
-    phases.store_update = run.phase;
-    run = await timeEach((id) => storage.loadSession(id), ids);
-    check(run.results.every((s, i) => s && s.accessToken === byId.get(ids[i]).accessToken), 'load differs');
-    phases.load = run.phase;
-    run = await timeEach((shop) => storage.findSessionsByShop(shop), req.shops);
-    check(run.results.every((found, i) =>
-      found.length === req.expected_by_shop[req.shops[i]].length), 'find: wrong number of sessions');
-    phases.find = run.phase;
-    const concurrent = await timeConcurrent((id) => storage.loadSession(id), ids, req.workers, 'warm-up-absent-id');
-    check(concurrent.results.every(([id, s]) => s && s.accessToken === byId.get(id).accessToken),
-      'concurrent_load differs');
-    phases.concurrent_load = concurrent.phase;
-    run = await timeEach((batch) => storage.deleteSessions(batch), batches);
-    check(run.results.every((r) => r === true), 'delete returned false');
-    check((await storage.loadSession(ids[0])) === undefined, 'delete left a session');
-    phases.delete = run.phase;
-  } finally {
-    await close();
-  }
+  check((await storage.loadSession('warm-up-absent-id')) === undefined, 'warm-up found an absent id');
+  const loaded = (results) => results.every((s, i) => s && s.accessToken === byId.get(ids[i]).accessToken);
+  const phases = {
+    async store_insert() {
+      const run = await timeEach((s) => storage.storeSession(s), sessions);
+      check(run.results.every((r) => r === true), 'store_insert returned false');
+      return run.phase;
+    },
+    async store_update() {
+      const run = await timeEach((s) => storage.storeSession(s), updated);
+      check(run.results.every((r) => r === true), 'store_update returned false');
+      return run.phase;
+    },
+    async load() {
+      const run = await timeEach((id) => storage.loadSession(id), ids);
+      check(loaded(run.results), 'load differs');
+      return run.phase;
+    },
+    async find() {
+      const run = await timeEach((shop) => storage.findSessionsByShop(shop), req.shops);
+      check(run.results.every((found, i) =>
+        found.length === req.expected_by_shop[req.shops[i]].length), 'find: wrong number of sessions');
+      return run.phase;
+    },
+    async concurrent_load() {
+      const run = await timeConcurrent((id) => storage.loadSession(id), ids, req.workers, 'warm-up-absent-id');
+      check(run.results.every(([id, s]) => s && s.accessToken === byId.get(id).accessToken),
+        'concurrent_load differs');
+      return run.phase;
+    },
+    async delete() {
+      const run = await timeEach((batch) => storage.deleteSessions(batch), batches);
+      check(run.results.every((r) => r === true), 'delete returned false');
+      check((await storage.loadSession(ids[0])) === undefined, 'delete left a session');
+      return run.phase;
+    },
+  };
   const adapterPackage = `@shopify/shopify-app-session-storage-${req.adapter}`;
-  return {phases, versions: {node: process.versions.node, [adapterPackage]: version(adapterPackage)}};
+  const versions = {node: process.versions.node, [adapterPackage]: version(adapterPackage)};
+  return {phases, close, versions};
 }
 
-let text = '';
-process.stdin.setEncoding('utf8');
-for await (const chunk of process.stdin) text += chunk;
+function reply(message) {
+  return new Promise((resolve) => process.stdout.write(`${JSON.stringify(message)}\n`, resolve));
+}
+
+let peer;
 try {
-  const reply = await main(JSON.parse(text));
-  process.stdout.write(`${JSON.stringify(reply)}\n`, () => process.exit(0));
+  for await (const line of createInterface({input: process.stdin, crlfDelay: Infinity})) {
+    if (!line.trim()) continue;
+    const req = JSON.parse(line);
+    if (peer === undefined) {
+      peer = await open(req);
+      await reply({ready: true, versions: peer.versions});
+    } else if (req.close) {
+      await peer.close();
+      peer = null;
+      await reply({closed: true});
+      break;
+    } else {
+      const run = peer.phases[req.phase];
+      check(run !== undefined, `unknown phase ${req.phase}`);
+      await reply(await run());
+    }
+  }
+  if (peer) await peer.close();
+  process.exit(0);
 } catch (error) {
   console.error(error);
-  process.stdout.write(`${JSON.stringify({error: String(error?.stack ?? error)})}\n`, () => process.exit(1));
+  await reply({error: String(error?.stack ?? error)});
+  process.exit(1);
 }
