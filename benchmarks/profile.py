@@ -66,24 +66,32 @@ PGBOUNCER_URL = "SHOPIFY_SESSIONS_BENCH_PGBOUNCER"
 OUTPUT = ROOT / "benchmarks" / "results" / "profiles.md"
 PHASES = ("store_insert", "store_update", "load", "find", "delete", "concurrent_load")
 LAYERS = (
-    "waiting",
+    "waiting: I/O",
+    "waiting: other threads",
+    "waiting: the GIL",
     "SQLite (C)",
     "driver",
     "SQLAlchemy",
     "library",
     "asyncio and threads",
+    "hand-written code",
     "Python",
     "harness",
 )
 DRIVERS = ("psycopg", "psycopg_c", "psycopg_binary", "asyncpg", "pymysql", "aiomysql", "aiosqlite")
 DRIVERS += ("_sqlite3", "sqlite3")
-#: Native frames that block in the kernel, and Python frames that stand for a blocked wait.
-WAITS = re.compile(
+#: Native frames that block in the kernel on I/O (a socket, the event loop's poll, a file).
+IO_WAITS = re.compile(
     r"^(?:__)?(?:poll|ppoll|epoll_wait|select|pselect6?|recv\w*|read|__libc_read|send\w*|write|"
-    r"fdatasync|fsync|futex\w*|pthread_cond_\w*wait\w*|sem_\w*wait\w*|do_futex_wait\w*|"
-    r"__GI___\w+|nanosleep|clock_nanosleep|fcntl64|accept4?|connect)\b"
+    r"fdatasync|fsync|fcntl64|accept4?|connect|__GI___\w+)\b"
 )
-PYTHON_WAITS = ("wait (threading.py", "wait (psycopg/", "select (selectors.py", "_read_bytes (")
+#: Native frames of a thread blocked on a lock, an event or a condition.
+LOCK_WAITS = re.compile(
+    r"^(?:PyThread_acquire_lock_timed|pthread_cond_\w*wait\w*|sem_\w*wait\w*|futex\w*|"
+    r"do_futex_wait\w*|nanosleep|clock_nanosleep)\b"
+)
+#: Python frames that stand for a blocked wait when no native frame says so.
+PYTHON_WAITS = ("wait (psycopg/", "select (selectors.py", "_read_bytes (")
 FRAME = re.compile(r"^(?P<name>.+?) \((?P<where>[^()]*)\)$")
 
 
@@ -234,23 +242,36 @@ def child_main(target_name: str, side: str, phase: str, seconds: float, sessions
 # ----------------------------------------------------------------------- parent
 
 
+def _function(frame: str) -> str:
+    """``Class.method (file:line)`` -> ``method``."""
+    return frame.split(" (", 1)[0].rsplit(".", 1)[-1]
+
+
 def layer_of(stack: list[str]) -> str | None:
     """The layer of one sampled stack (root first), or None for samples outside the timed part."""
-    if any(frame.startswith(("wait_for_go ", "untimed_", "report ")) for frame in stack):
+    functions = [_function(frame) for frame in stack]
+    if any(f in ("wait_for_go", "report") or f.startswith("untimed_") for f in functions):
         return None
-    if not any(frame.startswith(("timed_", "Child.run_")) for frame in stack):
+    if not any(f.startswith(("timed_", "run_sync", "run_async")) for f in functions):
         return None
+    native: list[tuple[str, str]] = []  # the native frames under the innermost Python one
     for frame in reversed(stack):
         match = FRAME.match(frame)
         name, where = (match["name"], match["where"]) if match else (frame, "")
-        if "libsqlite3" in where:
-            return "SQLite (C)"
-        if where.startswith(("libc", "ld-linux", "linux-vdso", "[kernel")) or not where:
-            if WAITS.match(name):
-                return "waiting"
+        if ".py:" not in where:
+            native.append((name, where))
             continue
+        if any(n == "take_gil" for n, _ in native):
+            return "waiting: the GIL"
+        if any("libsqlite3" in w for _, w in native):
+            return "SQLite (C)"
+        if any(IO_WAITS.match(n) for n, _ in native):
+            return "waiting: I/O"
+        if any(LOCK_WAITS.match(n) for n, _ in native):
+            return "waiting: other threads"
+        native = []
         if any(frame.startswith(w) for w in PYTHON_WAITS):
-            return "waiting"
+            return "waiting: I/O"
         package = where.split("/", 1)[0].split(".", 1)[0]
         if package in DRIVERS or where.startswith(("psycopg", "asyncpg", "_sqlite3")):
             return "driver"
@@ -260,6 +281,8 @@ def layer_of(stack: list[str]) -> str | None:
             return "library"
         if package in ("asyncio", "selectors", "threading", "queue", "concurrent", "uvloop"):
             return "asyncio and threads"
+        if where.startswith("benchmarks/raw.py"):
+            return "hand-written code"
         if package in ("benchmarks", "profile"):
             return "harness"
         if where.endswith(".py") or ".py:" in where:
@@ -318,7 +341,6 @@ def profile_one(
                 "--output",
                 str(samples),
                 "--native",
-                "--nonblocking",
                 "--duration",
                 str(int(args.seconds) + 30),
                 "--threads",
@@ -333,9 +355,15 @@ def profile_one(
         child.stdin.flush()
         counts = json.loads(child.stdout.readline())
         child.wait()
-        spy.wait(timeout=120)
+        _, errors = spy.communicate(timeout=120)
+        if not samples.exists():
+            raise RuntimeError(f"py-spy recorded nothing: {errors[-2000:]}")
         layers: Counter[str] = Counter()
         leaves: Counter[str] = Counter()
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            kind = "gil" if gil else "idle"
+            shutil.copy(samples, args.keep / f"{target.name}-{phase}-{side}-{kind}.txt")
         for line in samples.read_text(encoding="utf-8").splitlines():
             stack_text, _, count = line.rpartition(" ")
             stack = stack_text.split(";")[1:]  # the first item names the thread
@@ -395,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--top", type=int, default=6)
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--keep", type=Path, help="keep py-spy's raw samples in this folder")
     parser.add_argument(
         "--py-spy", default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     )
