@@ -5,21 +5,25 @@
 
 For each target, phase and side, a child process sets up a table (untimed), then runs
 the phase over and over for ``--seconds`` while ``py-spy record --native --idle``
-samples it, every thread, waiting included; ``concurrent_load`` is also sampled with
-``--gil``, which keeps only the samples of the thread that holds the GIL. Each sample
+samples every thread, waiting included (py-spy pauses the process for each sample: the
+rate is kept low, 250 a second, and the phase runs slower than unprofiled). Each sample
 is put in the layer of the innermost frame that says where the time went:
 
+- **waiting: I/O**: blocked in the kernel on a socket, the event loop's poll or a file
+  (the server's time, the network's, the disk's); **waiting: other threads**: on a lock,
+  an event or a condition; **waiting: the GIL**: for the interpreter lock;
 - **SQLite (C)**: inside the SQLite library (the database's own work, in-process);
-- **waiting**: blocked in the kernel (a socket, a lock, the event loop's poll, a disk
-  sync): the server's time, the network's, or another thread's;
 - **driver**, **SQLAlchemy**, **library** (shopify_sessions), **asyncio and threads**,
-  **Python** (the interpreter and the standard library), **harness**: Python code
-  (or a C extension) of that package.
+  **hand-written code** (the raw side, ``raw.py``), **Python** (the interpreter and
+  the standard library), **harness**: Python code, or a C extension it calls, of that
+  package.
 
-µs per operation = the layer's share of the samples x the phase's wall time per
-operation (for threads: x the number of threads, as every thread is sampled). Needs
-py-spy (``pip install py-spy``) and permission to attach to a child (root, or
-``ptrace_scope`` 0).
+µs per op = the layer's share x the phase's wall time per op (x the number of threads
+for ``concurrent_load`` on threads, as every thread is sampled). On threads the
+concurrent phase also gets a table of ops/s and CPU use as threads are added (no
+profiler), and a profile of the thread holding the GIL only (``--gil``, sampled without
+pausing). Needs py-spy (``pip install py-spy``, in the ``bench`` extra) and permission to
+attach to a child (root, or ``kernel.yama.ptrace_scope`` 0).
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ from benchmarks.targets import (
 ROOT = Path(__file__).resolve().parent.parent
 PGBOUNCER_URL = "SHOPIFY_SESSIONS_BENCH_PGBOUNCER"
 OUTPUT = ROOT / "benchmarks" / "results" / "profiles.md"
+#: The thread counts of the scaling table (sync concurrent_load).
+SCALING = (1, 2, 4, 8, 16)
 PHASES = ("store_insert", "store_update", "load", "find", "delete", "concurrent_load")
 LAYERS = (
     "waiting: I/O",
@@ -102,6 +108,8 @@ class Child:
     """The phase under the profiler: set up untimed, then run for ``seconds`` after "go"."""
 
     def __init__(self, target: Target, side: str, phase: str, data: Dataset) -> None:
+        self.scaling = phase == "scaling"
+        phase = "concurrent_load" if self.scaling else phase
         self.target, self.side, self.phase, self.data = target, side, phase, data
         self.servers = Servers(str(Path(tempfile.mkdtemp()) / "profile.sqlite3"))
         if PGBOUNCER_URL in os.environ:  # the parent's PgBouncer
@@ -156,6 +164,9 @@ class Child:
             self.untimed_fill()
         method, args = self.calls()
         call = getattr(storage, method)
+        if self.scaling:
+            print(json.dumps(scaling(call, args, seconds)), flush=True)
+            os._exit(0)
         self.wait_for_go()
         if self.phase == "concurrent_load":
             ops, elapsed = timed_threads(call, args, seconds)
@@ -210,24 +221,42 @@ async def timed_tasks(call: Callable[[Any], Any], args: list[Any]) -> int:
     return len(args)
 
 
-def timed_threads(call: Callable[[Any], Any], args: list[Any], seconds: float) -> tuple[int, float]:
-    done = [0] * WORKERS
+def timed_threads(
+    call: Callable[[Any], Any], args: list[Any], seconds: float, workers: int = WORKERS
+) -> tuple[int, float]:
+    done = [0] * workers
     started = time.perf_counter()
 
     def timed_worker(k: int) -> None:
         call(WARM_UP_ID)
-        part = args[k::WORKERS]
+        part = args[k::workers]
         while time.perf_counter() - started < seconds:
             for arg in part:
                 call(arg)
             done[k] += len(part)
 
-    threads = [threading.Thread(target=timed_worker, args=(k,)) for k in range(WORKERS)]
+    threads = [threading.Thread(target=timed_worker, args=(k,)) for k in range(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     return sum(done), time.perf_counter() - started
+
+
+def scaling(call: Callable[[Any], Any], args: list[Any], seconds: float) -> list[dict[str, float]]:
+    """ops/s and the process's CPU use (cores) with more and more threads, no profiler."""
+    rows = []
+    for workers in SCALING:
+        cpu = time.process_time()
+        ops, elapsed = timed_threads(call, args, seconds, workers)
+        rows.append(
+            {
+                "threads": workers,
+                "ops": ops / elapsed,
+                "cores": (time.process_time() - cpu) / elapsed,
+            }
+        )
+    return rows
 
 
 def child_main(target_name: str, side: str, phase: str, seconds: float, sessions: int) -> None:
@@ -340,7 +369,7 @@ def profile_one(
                 "raw",
                 "--output",
                 str(samples),
-                "--native",
+                *(["--nonblocking"] if gil else ["--native"]),
                 "--duration",
                 str(int(args.seconds) + 30),
                 "--threads",
@@ -376,17 +405,51 @@ def profile_one(
     return {"layers": layers, "leaves": leaves, **counts}
 
 
+def scaling_table(
+    target: Target, side: str, args: argparse.Namespace, servers: Servers
+) -> list[str]:
+    """The scaling child's answer as a table."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.profile",
+            "--child",
+            target.name,
+            side,
+            "scaling",
+            str(args.seconds / 2),
+            str(args.sessions),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **pgbouncer_env(servers)},
+    )
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = [
+        "Without the profiler: ops/s and the process's CPU time per second of wall time "
+        "(cores busy) as threads are added.",
+        "",
+        "| threads | ops/s | cores busy | CPU µs per op |",
+        "|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['threads']} | {row['ops']:,.0f} | {row['cores']:.2f} "
+            f"| {row['cores'] / row['ops'] * 1e6:,.0f} |"
+        )
+    return [*lines, ""]
+
+
 def describe(result: dict[str, Any], top: int, rate: int, gil: bool) -> list[str]:
     """A profile as Markdown: the layers' shares and µs per op, and the top frames."""
     total = sum(result["layers"].values()) or 1
     per_op_us = result["seconds"] / result["ops"] * 1e6
-    if gil:  # one sample per tick at most: the thread holding the GIL
-        held = total / rate / result["seconds"]
-        budget = total / rate / result["ops"] * 1e6
-        summary = (
-            f"the GIL was held {held:.0%} of the wall time, {budget:,.0f} µs per op "
-            "(py-spy's samples per second may fall short of the rate, so these are floors)"
-        )
+    if gil:  # sampled without pausing the process: shares only
+        budget = None
+        summary = "only the thread holding the GIL sampled (shares of the GIL's busy time)"
     else:  # every thread sampled, waiting included
         budget = per_op_us * result["workers"]
         summary = f"{result['workers']} thread(s) sampled, waiting included"
@@ -401,7 +464,8 @@ def describe(result: dict[str, Any], top: int, rate: int, gil: bool) -> list[str
     for layer in LAYERS:
         share = result["layers"].get(layer, 0) / total
         if share:
-            lines.append(f"| {layer} | {share:.0%} | {share * budget:,.1f} |")
+            per_op = "—" if budget is None else f"{share * budget:,.1f}"
+            lines.append(f"| {layer} | {share:.0%} | {per_op} |")
     lines += ["", f"Top {top} innermost Python frames:", ""]
     for leaf, count in result["leaves"].most_common(top):
         lines.append(f"- {count / total:.0%} `{leaf}`")
@@ -420,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sides", default="library,raw")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--sessions", type=int, default=2000)
-    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--rate", type=int, default=250)
     parser.add_argument("--top", type=int, default=6)
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--keep", type=Path, help="keep py-spy's raw samples in this folder")
@@ -451,6 +515,11 @@ def main(argv: list[str] | None = None) -> int:
                     result = profile_one(target, side, phase, args, servers, gil=False)
                     lines += [f"### {side}", "", *describe(result, args.top, args.rate, gil=False)]
                     if phase == "concurrent_load" and not target.is_async:
+                        lines += [
+                            f"### {side}, threads",
+                            "",
+                            *scaling_table(target, side, args, servers),
+                        ]
                         held = profile_one(target, side, phase, args, servers, gil=True)
                         lines += [
                             f"### {side}, GIL holder only",
