@@ -215,7 +215,7 @@ class Verifier:
         _require(all(r is True for r in results), f"{phase}: a store did not return True")
         count = self.table.count()
         expected = self.base_rows + len(self.data.sessions)
-        _require(count == expected, f"{phase}: {count} rows, expected {expected}")
+        _require(count == expected, f"{phase}: {count} rows in {self.table}, expected {expected}")
         self.dumps[phase] = self.table.dump()
 
     def loaded(self, phase: str, pairs: list[tuple[str, Session | None]]) -> None:

@@ -129,6 +129,9 @@ class TableChecks:
     def settle(self) -> None:
         self.admin.settle()
 
+    def __str__(self) -> str:
+        return self.table
+
 
 def run_round(
     target: Target,

@@ -178,6 +178,9 @@ class _Floor:
 
     def prepare(self, core: Any) -> None:
         self.core = core
+        #: An engine that isn't in autocommit (asyncpg through PgBouncer): each operation
+        #: ends its transaction, as the library's do (writes commit, reads roll back).
+        self.transactional = not self.library._autocommit
         for session in (*self.data.sessions, *self.data.updated):
             self.parameters[id(session)] = core.store_parameters(session)
         for batch in delete_batches(self.data.ids):
@@ -185,19 +188,28 @@ class _Floor:
 
 
 class SyncFloor(_Floor):
+    def _end(self, commit: bool) -> None:
+        if self.transactional:
+            (self.connection.commit if commit else self.connection.rollback)()
+
     def load_session(self, id: str) -> Any:
         if not hasattr(self, "connection"):
             self.library.check_table()
             self.prepare(self.library._core)
             self.connection = self.library.engine.connect()
-        return self.connection.execute(self.core.select_by_id, {"id": id}).first()
+        row = self.connection.execute(self.core.select_by_id, {"id": id}).first()
+        self._end(commit=False)
+        return row
 
     def store_session(self, session: Session) -> bool:
         self.connection.execute(self.core.upsert, self.parameters[id(session)])
+        self._end(commit=True)
         return True
 
     def find_sessions_by_shop(self, shop: str) -> Any:
-        return self.connection.execute(self.core.select_by_shop, {"shop": shop}).all()
+        rows = self.connection.execute(self.core.select_by_shop, {"shop": shop}).all()
+        self._end(commit=False)
+        return rows
 
     def delete_sessions(self, ids: list[str]) -> bool:
         for statement, parameters in self.deletes[tuple(ids)]:
@@ -205,6 +217,7 @@ class SyncFloor(_Floor):
                 self.connection.exec_driver_sql(statement, parameters)
             else:
                 self.connection.execute(statement, parameters)
+        self._end(commit=True)
         return True
 
     def close(self) -> None:
@@ -214,19 +227,28 @@ class SyncFloor(_Floor):
 
 
 class AsyncFloor(_Floor):
+    async def _end(self, commit: bool) -> None:
+        if self.transactional:
+            await (self.connection.commit if commit else self.connection.rollback)()
+
     async def load_session(self, id: str) -> Any:
         if not hasattr(self, "connection"):
             await self.library.check_table()
             self.prepare(self.library._core)
             self.connection = await self.library.engine.connect()
-        return (await self.connection.execute(self.core.select_by_id, {"id": id})).first()
+        row = (await self.connection.execute(self.core.select_by_id, {"id": id})).first()
+        await self._end(commit=False)
+        return row
 
     async def store_session(self, session: Session) -> bool:
         await self.connection.execute(self.core.upsert, self.parameters[id(session)])
+        await self._end(commit=True)
         return True
 
     async def find_sessions_by_shop(self, shop: str) -> Any:
-        return (await self.connection.execute(self.core.select_by_shop, {"shop": shop})).all()
+        rows = (await self.connection.execute(self.core.select_by_shop, {"shop": shop})).all()
+        await self._end(commit=False)
+        return rows
 
     async def delete_sessions(self, ids: list[str]) -> bool:
         for statement, parameters in self.deletes[tuple(ids)]:
@@ -234,6 +256,7 @@ class AsyncFloor(_Floor):
                 await self.connection.exec_driver_sql(statement, parameters)
             else:
                 await self.connection.execute(statement, parameters)
+        await self._end(commit=True)
         return True
 
     async def close(self) -> None:
