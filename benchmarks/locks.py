@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -193,6 +194,7 @@ def _us(times: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    load_before = " ".join(f"{value:.2f}" for value in os.getloadavg())
     servers = Servers(str(Path(tempfile.mkdtemp(prefix="locks-")) / "locks.sqlite3"))
     rows = []
     with pgbouncer(servers, args.target_list) as absent:
@@ -213,12 +215,12 @@ def main(argv: list[str] | None = None) -> int:
             lease, trips = _us(result["lease"]), result["trips"]
             rows.append(f"| {target.name} | {lease} | {before} | {ratio} | {trips} |")
             print(rows[-1], file=sys.stderr)
-    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    load_after = " ".join(f"{value:.2f}" for value in os.getloadavg())
     lines = [
         "# Session lock: acquire + release",
         "",
         f"`python -m benchmarks.locks --locks {args.locks} --rounds {args.rounds}`, "
-        f"{time.strftime('%Y-%m-%d')}; load average at the end {' '.join(load)}. "
+        f"{time.strftime('%Y-%m-%d')}; load average before {load_before}, after {load_after}. "
         "Median µs per acquire + release (90th percentile), the lease beside the lock this "
         "package took before, on the same engine; round trips of one acquire + release, "
         "counted at the wire.",
