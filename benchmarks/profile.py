@@ -129,8 +129,9 @@ class Child:
         print(json.dumps({"ready": os.getpid()}), flush=True)
         sys.stdin.readline()
 
-    def report(self, ops: int, seconds: float, workers: int) -> None:
-        print(json.dumps({"ops": ops, "seconds": seconds, "workers": workers}), flush=True)
+    def report(self, ops: int, seconds: float, threads: int) -> None:
+        """The timed part's counts (``threads``: how many threads ran it) and the end."""
+        print(json.dumps({"ops": ops, "seconds": seconds, "workers": threads}), flush=True)
         os._exit(0)  # nothing after the timed part: no teardown in the samples
 
     def storage(self) -> Any:
@@ -195,9 +196,7 @@ class Child:
                 ops += await timed_tasks(call, args)
             else:
                 ops += await timed_phase_async(call, args)
-        self.report(
-            ops, time.perf_counter() - started, WORKERS if self.phase == "concurrent_load" else 1
-        )
+        self.report(ops, time.perf_counter() - started, 1)  # tasks: one thread
 
 
 def timed_phase(call: Callable[[Any], Any], args: list[Any]) -> int:
@@ -276,12 +275,17 @@ def _function(frame: str) -> str:
     return frame.split(" (", 1)[0].rsplit(".", 1)[-1]
 
 
-def layer_of(stack: list[str]) -> str | None:
-    """The layer of one sampled stack (root first), or None for samples outside the timed part."""
+def layer_of(thread: str, stack: list[str]) -> str | None:
+    """The layer of one sampled stack (root first) of ``thread``, or None for a sample
+    outside the timed part: before "go", an untimed refill, another thread than the
+    workers, or the main thread while it waits for the worker threads."""
     functions = [_function(frame) for frame in stack]
-    if any(f in ("wait_for_go", "report") or f.startswith("untimed_") for f in functions):
+    if not stack or any(
+        f in ("wait_for_go", "report") or f.startswith("untimed_") for f in functions
+    ):
         return None
-    if not any(f.startswith(("timed_", "run_sync", "run_async")) for f in functions):
+    joining = "timed_threads" in functions or not thread.endswith("MainThread")
+    if "timed_worker" not in functions and joining:
         return None
     native: list[tuple[str, str]] = []  # the native frames under the innermost Python one
     for frame in reversed(stack):
@@ -395,8 +399,8 @@ def profile_one(
             shutil.copy(samples, args.keep / f"{target.name}-{phase}-{side}-{kind}.txt")
         for line in samples.read_text(encoding="utf-8").splitlines():
             stack_text, _, count = line.rpartition(" ")
-            stack = stack_text.split(";")[1:]  # the first item names the thread
-            layer = layer_of(stack)
+            thread, *stack = stack_text.split(";")  # the first item names the thread
+            layer = layer_of(thread, stack)
             if layer is None:
                 continue
             layers[layer] += int(count)
