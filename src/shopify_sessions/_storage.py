@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import datetime, timedelta
@@ -117,6 +118,15 @@ class AsyncLockingSessionStorage(AsyncSessionStorage, Protocol):
     ) -> AsyncIterator[list[Session]]:
         """Offline sessions whose refresh token expires before ``before``, in batches."""
         ...
+
+
+def is_asyncio_storage(storage: object) -> bool:
+    """Whether ``storage`` is an asyncio storage: its methods are coroutine functions.
+
+    The protocols alone cannot tell (they check that the methods exist); this can, so that
+    a sync storage is never awaited, and an asyncio one never called from sync code.
+    """
+    return inspect.iscoroutinefunction(getattr(storage, "load_session", None))
 
 
 def session_order(session: Session) -> tuple[bool, float, str]:
