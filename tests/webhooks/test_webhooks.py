@@ -15,6 +15,7 @@ import pytest
 from shopify_app import ShopifyApp
 
 from conftest import Awaited
+from races import in_flight, locked
 from shopify_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -24,7 +25,6 @@ from shopify_requests import (
     seeded,
     shop_redact,
     uninstalled,
-    wait_for_token_request,
     webhook_input,
 )
 from shopify_sessions import (
@@ -252,7 +252,7 @@ async def test_a_webhook_that_waited_too_long_is_answered_503_for_shopify_to_ret
     storage: Any, sessions: dict[str, Session], shop: str
 ) -> None:
     request = webhook_input("app/scopes_update", shop, scopes_update(*NEW_SCOPES))
-    async with _locked(storage, sessions["offline"].id):  # a refresh in flight, for too long
+    async with locked(storage, sessions["offline"].id):  # a refresh in flight, for too long
         received = await receive(storage, request, lock_timeout=0.2)
     assert (received.ok, received.response.status) == (False, 503)
     assert received.response.headers["Retry-After"]
@@ -275,7 +275,7 @@ async def test_an_uninstall_during_a_refresh_never_brings_the_session_back(
     request = webhook_input("app/uninstalled", shop, uninstalled(shop))
 
     with caplog.at_level(logging.WARNING, logger="shopify_sessions"):
-        async with _in_flight(tokens_for(), shop, standin) as refresh:
+        async with in_flight(tokens_for(), shop, standin) as refresh:
             received = await receive(storage, request)
             assert received.ok and received.result is not None
             assert sorted(received.result.session_ids) == sorted([old.id, f"{shop}_7"])
@@ -307,7 +307,7 @@ async def test_without_the_fence_the_uninstalled_session_comes_back(
             client_secret=CLIENT_SECRET,
             http_client=http,
         )
-        async with _in_flight(tokens, shop, standin) as refresh:
+        async with in_flight(tokens, shop, standin) as refresh:
             request = webhook_input("app/uninstalled", shop, uninstalled(shop))
             assert (await receive(storage, request)).ok
         resurrected = refresh.result()
@@ -324,7 +324,7 @@ async def test_a_scope_update_during_a_refresh_keeps_the_new_pair_and_the_new_sc
     await storage.store_session(old)
     payload = scopes_update(*NEW_SCOPES)
 
-    async with _in_flight(tokens_for(), shop, standin) as refresh:
+    async with in_flight(tokens_for(), shop, standin) as refresh:
         update = await _start(apply, storage, "app/scopes_update", shop, payload)
         renewed = await refresh
         result = await update
@@ -357,7 +357,7 @@ async def test_without_the_lock_the_scope_update_is_lost_to_the_refresh(
         tokens = AsyncOfflineTokens(
             storage, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, http_client=http
         )
-        async with _in_flight(tokens, shop, standin) as refresh:
+        async with in_flight(tokens, shop, standin) as refresh:
             result = await apply_webhook_async(
                 _Unlocked(storage),  # type: ignore[arg-type]
                 topic="app/scopes_update",
@@ -420,57 +420,6 @@ async def _start(function: Any, *args: Any) -> asyncio.Task[Any]:
     task = asyncio.ensure_future(function(*args))
     await asyncio.sleep(0.05)
     return task
-
-
-@asynccontextmanager
-async def _in_flight(tokens: Any, shop: str, standin: StandIn) -> AsyncIterator[Any]:
-    """``tokens.get(shop)`` started, and held at Shopify (the stand-in's latency) while the
-    block runs; a sync OfflineTokens runs in a thread. Yields its future."""
-    if isinstance(tokens, Awaited):
-        pending = asyncio.ensure_future(asyncio.to_thread(tokens.target.get, shop))
-    else:
-        pending = asyncio.ensure_future(tokens.get(shop))
-    waiting = asyncio.ensure_future(asyncio.to_thread(wait_for_token_request, standin, shop))
-    await asyncio.wait([pending, waiting], return_when=asyncio.FIRST_COMPLETED)
-    if pending.done():
-        waiting.cancel()
-        pending.result()  # raises what failed
-        pytest.fail("the refresh ended before the stand-in held it")
-    await waiting
-    try:
-        yield pending
-    finally:
-        await asyncio.wait([pending])
-
-
-def _locked(storage: Any, id: str) -> Any:
-    """The storage's lock on ``id`` held by another worker (a thread for a sync storage,
-    whose in-process lock is per thread)."""
-    import threading
-
-    @asynccontextmanager
-    async def held() -> AsyncIterator[None]:
-        if not isinstance(storage, Awaited):
-            async with storage.lock_session(id):
-                yield
-            return
-        taken, done = threading.Event(), threading.Event()
-
-        def hold() -> None:
-            with storage.target.lock_session(id):
-                taken.set()
-                done.wait(30)
-
-        thread = threading.Thread(target=hold)
-        thread.start()
-        await asyncio.to_thread(taken.wait, 10)
-        try:
-            yield
-        finally:
-            done.set()
-            await asyncio.to_thread(thread.join)
-
-    return held()
 
 
 class _Delegate:
