@@ -1,0 +1,312 @@
+"""shopify_sessions.fastapi, for real: the example app under uvicorn against the strict
+stand-in, with signed App Home requests and HMAC-signed webhooks; and the traps it avoids
+(a storage per request, a sync storage in async code, a lock wait that stops the loop).
+
+No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations,
+which name objects local to the tests."""
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import Depends, FastAPI
+
+from shopify_requests import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    counts,
+    scopes_update,
+    seeded,
+    session_token,
+    uninstalled,
+    wait_for_token_request,
+    webhook,
+)
+from shopify_sessions import (
+    AsyncMemorySessionStorage,
+    MemorySessionStorage,
+    Session,
+    offline_session_id,
+)
+from shopify_sessions.fastapi import ShopifySessions
+from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
+from standin_client import StandIn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+
+import fastapi_app
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` under a real uvicorn server in a thread; its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture
+def example(standin: StandIn, tmp_path: Path) -> Iterator[tuple[httpx.Client, Any]]:
+    """The example app on SQLite (aiosqlite), served; a client and a sync storage on its
+    database for looking at the rows."""
+    standin.reset()
+    database = tmp_path / "app.sqlite3"
+    app = fastapi_app.create_app(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        http_client=standin.async_client(),
+    )
+    storage = SQLAlchemySessionStorage(f"sqlite:///{database}")
+    with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client, storage
+    storage.close()
+
+
+def test_the_example_serves_app_home_and_applies_signed_webhooks(
+    example: tuple[httpx.Client, Any], standin: StandIn, shop: str, caplog: Any
+) -> None:
+    client, storage = example
+    bearer = {"Authorization": f"Bearer {session_token(shop)}"}
+
+    # A page of App Home, signed: the first visit exchanges the session token.
+    page = client.get("/", params={"shop": shop, "embedded": "1", "id_token": session_token(shop)})
+    assert (page.status_code, page.text) == (200, f"{shop} has 42 products")
+    assert f"frame-ancestors https://{shop}" in page.headers["content-security-policy"]
+    session = storage.load_session(offline_session_id(shop))
+    assert session is not None and session.refresh_token
+    assert counts(standin, shop)["id_token_exchanges"] == 1
+
+    # The patch ID token page is served for App Bridge.
+    patch = client.get("/auth/patch-id-token", params={"shop": shop, "shopify-reload": "/"})
+    assert patch.status_code == 200 and "app-bridge" in patch.text
+
+    # app/scopes_update, signed: the offline session's scope follows.
+    with caplog.at_level(logging.INFO, logger="app"):
+        body, headers = webhook(
+            "app/scopes_update", shop, scopes_update("read_products", "write_discounts")
+        )
+        assert client.post("/webhooks", content=body, headers=headers).status_code == 200
+    stored = storage.load_session(session.id)
+    assert stored is not None and stored.scope == "read_products,write_discounts"
+    assert stored.access_token == session.access_token
+    assert any("app/scopes_update" in r.getMessage() for r in caplog.records)  # on_webhook
+
+    # Forged, unsigned, malformed: refused, and nothing changes.
+    body, headers = webhook("app/uninstalled", shop, uninstalled(shop), secret="not-the-secret")
+    assert client.post("/webhooks", content=body, headers=headers).status_code == 401
+    body, headers = webhook("app/uninstalled", shop, uninstalled(shop))
+    unsigned = {k: v for k, v in headers.items() if k != "X-Shopify-Hmac-Sha256"}
+    assert client.post("/webhooks", content=body, headers=unsigned).status_code == 400
+    body, headers = webhook("app/uninstalled", shop, b"{not json")
+    assert client.post("/webhooks", content=body, headers=headers).status_code == 400
+    assert storage.load_session(session.id) == stored
+
+    # app/uninstalled, signed, twice (Shopify delivers at least once): the session is gone.
+    body, headers = webhook("app/uninstalled", shop, uninstalled(shop))
+    for _ in range(2):
+        assert client.post("/webhooks", content=body, headers=headers).status_code == 200
+    assert storage.find_sessions_by_shop(shop) == []
+
+    # The merchant installs the app again: the next fetch exchanges a new session token.
+    assert client.post("/api/products/count", headers=bearer).status_code == 200
+    assert counts(standin, shop)["id_token_exchanges"] == 2
+    assert storage.load_session(session.id) is not None
+
+
+def test_a_merchant_who_must_reauthorise_gets_a_new_session_from_the_request(
+    example: tuple[httpx.Client, Any], standin: StandIn, shop: str
+) -> None:
+    """The stored refresh token is dead (invalid_grant): App Home's request carries a session
+    token, exchanged for a new pair; the merchant sees nothing."""
+    client, storage = example
+    dead = seeded(standin, shop, access_expires_in=-10)
+    storage.store_session(dead)
+    standin.fault(shop, "invalid_grant")
+    bearer = {"Authorization": f"Bearer {session_token(shop)}"}
+    assert client.post("/api/products/count", headers=bearer).status_code == 200
+    renewed = storage.load_session(dead.id)
+    assert renewed is not None and renewed.refresh_token != dead.refresh_token
+    assert counts(standin, shop)["id_token_exchanges"] == 1
+
+
+async def test_the_storage_is_made_once_at_startup_and_closed_at_shutdown(
+    standin: StandIn, shop: str
+) -> None:
+    standin.reset()
+    made: list[AsyncMemorySessionStorage] = []
+
+    def storage() -> AsyncMemorySessionStorage:
+        made.append(AsyncMemorySessionStorage())
+        return made[-1]
+
+    shopify = ShopifySessions(
+        storage,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        http_client=standin.async_client(),
+    )
+    app = FastAPI(lifespan=shopify.lifespan)
+
+    @app.get("/shop")
+    async def which(
+        session: Annotated[Session, Depends(shopify.app_home_session)],
+    ) -> dict[str, Any]:
+        return {"shop": session.shop, "storage": id(shopify.storage)}
+
+    bearer = {"Authorization": f"Bearer {session_token(shop)}"}
+    async with shopify.lifespan(app), _client(app) as client:
+        answers = [(await client.get("/shop", headers=bearer)).json() for _ in range(5)]
+    assert len(made) == 1  # not one per request
+    assert {answer["storage"] for answer in answers} == {id(made[0])}
+    assert counts(standin, shop)["id_token_exchanges"] == 1
+    with pytest.raises(RuntimeError, match="lifespan"):
+        shopify.storage  # noqa: B018 - stopped with the app
+
+
+async def test_a_synchronous_storage_is_refused_at_startup() -> None:
+    shopify = ShopifySessions(
+        MemorySessionStorage, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    )
+    with pytest.raises(TypeError, match="asyncio twin"):
+        async with shopify.lifespan(FastAPI()):
+            pass
+    with pytest.raises(TypeError, match="function that makes the storage"):
+        ShopifySessions(AsyncMemorySessionStorage(), client_id="a", client_secret="b")  # type: ignore[arg-type]
+
+
+async def test_a_dependency_used_without_the_lifespan_says_so(shop: str) -> None:
+    shopify = ShopifySessions(
+        AsyncMemorySessionStorage, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    )
+    app = FastAPI()  # lifespan forgotten
+
+    @app.get("/")
+    async def home(session: Annotated[Session, Depends(shopify.app_home_session)]) -> str:
+        return session.id
+
+    async with _client(app) as client:
+        with pytest.raises(RuntimeError, match="not started"):
+            await client.get("/", headers={"Authorization": f"Bearer {session_token(shop)}"})
+
+
+@pytest.mark.parametrize("storage_kind", ["asyncio", "sync-disguised-as-asyncio"])
+async def test_a_refresh_and_a_lock_wait_never_stop_the_event_loop(
+    standin: StandIn, shop: str, tmp_path: Path, storage_kind: str
+) -> None:
+    """A's refresh is held at Shopify for 2 s; B, for the same shop, waits for its lock;
+    meanwhile /health answers, and when A stores its pair, B uses it.
+
+    The counter-proof: a sync storage given async methods (the trap) blocks the loop in
+    B's lock wait, so A cannot finish, and B gives up at its lock timeout: 503."""
+    standin.reset(latency=2.0)
+    url = f"sqlite:///{tmp_path}/loop.sqlite3"
+    sync_storage = SQLAlchemySessionStorage(url)
+    sync_storage.create_table()
+    sync_storage.store_session(seeded(standin, shop, access_expires_in=-10))
+
+    def storage() -> Any:
+        if storage_kind == "asyncio":
+            from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage
+
+            return AsyncSQLAlchemySessionStorage(url.replace("sqlite:", "sqlite+aiosqlite:"))
+        return _Disguised(SQLAlchemySessionStorage(url))
+
+    shopify = ShopifySessions(
+        storage,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        http_client=standin.async_client(),
+        lock_timeout=3.0,
+    )
+    app = FastAPI(lifespan=shopify.lifespan)
+
+    @app.get("/products")
+    async def products(
+        session: Annotated[Session, Depends(shopify.admin_extension_session)],
+    ) -> str:
+        return session.id
+
+    @app.get("/health")
+    async def health() -> str:
+        return "ok"
+
+    bearer = {"Authorization": f"Bearer {session_token(shop)}"}
+    with serving(app) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            a = asyncio.ensure_future(client.get("/products", headers=bearer))
+            await asyncio.to_thread(wait_for_token_request, standin, shop)
+            b = asyncio.ensure_future(client.get("/products", headers=bearer))
+            await asyncio.sleep(0.3)  # B is waiting for the lock now
+            health = await client.get("/health")
+            answered_during_the_refresh = not a.done()
+            statuses = [(await a).status_code, (await b).status_code]
+    sync_storage.close()
+
+    assert health.status_code == 200
+    if storage_kind == "asyncio":
+        assert answered_during_the_refresh
+        assert statuses == [200, 200]
+        assert counts(standin, shop)["refreshes"] == 1
+    else:
+        assert statuses == [200, 503]
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    """A client that calls ``app`` in this event loop (no server, no lifespan)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://app.test")
+
+
+class _Disguised:
+    """The trap: a sync storage with ``async def`` methods that call it on the loop."""
+
+    def __init__(self, storage: SQLAlchemySessionStorage) -> None:
+        self._storage = storage
+
+    async def load_session(self, id: str) -> Session | None:
+        return self._storage.load_session(id)
+
+    async def store_session(self, session: Session) -> bool:
+        return self._storage.store_session(session)
+
+    async def replace_session(self, session: Session, *, previous: Session) -> bool:
+        return self._storage.replace_session(session, previous=previous)
+
+    async def delete_session(self, id: str) -> bool:
+        return self._storage.delete_session(id)
+
+    async def delete_sessions(self, ids: Any) -> bool:
+        return self._storage.delete_sessions(ids)
+
+    async def find_sessions_by_shop(self, shop: str) -> list[Session]:
+        return self._storage.find_sessions_by_shop(shop)
+
+    @asynccontextmanager
+    async def lock_session(self, id: str, *, timeout: float = 15.0) -> AsyncIterator[None]:
+        with self._storage.lock_session(id, timeout=timeout):
+            yield
+
+    async def sessions_due_for_refresh(self, before: Any, *, batch_size: int = 100) -> Any:
+        for batch in self._storage.sessions_due_for_refresh(before, batch_size=batch_size):
+            yield batch
+
+    async def close(self) -> None:
+        self._storage.close()
