@@ -20,22 +20,19 @@ import pytest
 import uvicorn
 from fastapi import Depends, FastAPI
 
+import scenario
 from shopify_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
     counts,
-    scopes_update,
     seeded,
     session_token,
-    uninstalled,
     wait_for_token_request,
-    webhook,
 )
 from shopify_sessions import (
     AsyncMemorySessionStorage,
     MemorySessionStorage,
     Session,
-    offline_session_id,
 )
 from shopify_sessions.fastapi import ShopifySessions
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
@@ -85,67 +82,15 @@ def test_the_example_serves_app_home_and_applies_signed_webhooks(
     example: tuple[httpx.Client, Any], standin: StandIn, shop: str, caplog: Any
 ) -> None:
     client, storage = example
-    bearer = {"Authorization": f"Bearer {session_token(shop)}"}
-
-    # A page of App Home, signed: the first visit exchanges the session token.
-    page = client.get("/", params={"shop": shop, "embedded": "1", "id_token": session_token(shop)})
-    assert (page.status_code, page.text) == (200, f"{shop} has 42 products")
-    assert f"frame-ancestors https://{shop}" in page.headers["content-security-policy"]
-    session = storage.load_session(offline_session_id(shop))
-    assert session is not None and session.refresh_token
-    assert counts(standin, shop)["id_token_exchanges"] == 1
-
-    # The patch ID token page is served for App Bridge.
-    patch = client.get("/auth/patch-id-token", params={"shop": shop, "shopify-reload": "/"})
-    assert patch.status_code == 200 and "app-bridge" in patch.text
-
-    # app/scopes_update, signed: the offline session's scope follows.
     with caplog.at_level(logging.INFO, logger="app"):
-        body, headers = webhook(
-            "app/scopes_update", shop, scopes_update("read_products", "write_discounts")
-        )
-        assert client.post("/webhooks", content=body, headers=headers).status_code == 200
-    stored = storage.load_session(session.id)
-    assert stored is not None and stored.scope == "read_products,write_discounts"
-    assert stored.access_token == session.access_token
-    assert any("app/scopes_update" in r.getMessage() for r in caplog.records)  # on_webhook
-
-    # Forged, unsigned, malformed: refused, and nothing changes.
-    body, headers = webhook("app/uninstalled", shop, uninstalled(shop), secret="not-the-secret")
-    assert client.post("/webhooks", content=body, headers=headers).status_code == 401
-    body, headers = webhook("app/uninstalled", shop, uninstalled(shop))
-    unsigned = {k: v for k, v in headers.items() if k != "X-Shopify-Hmac-Sha256"}
-    assert client.post("/webhooks", content=body, headers=unsigned).status_code == 400
-    body, headers = webhook("app/uninstalled", shop, b"{not json")
-    assert client.post("/webhooks", content=body, headers=headers).status_code == 400
-    assert storage.load_session(session.id) == stored
-
-    # app/uninstalled, signed, twice (Shopify delivers at least once): the session is gone.
-    body, headers = webhook("app/uninstalled", shop, uninstalled(shop))
-    for _ in range(2):
-        assert client.post("/webhooks", content=body, headers=headers).status_code == 200
-    assert storage.find_sessions_by_shop(shop) == []
-
-    # The merchant installs the app again: the next fetch exchanges a new session token.
-    assert client.post("/api/products/count", headers=bearer).status_code == 200
-    assert counts(standin, shop)["id_token_exchanges"] == 2
-    assert storage.load_session(session.id) is not None
+        scenario.app_home_and_webhooks(client, storage, standin, shop)
+    assert any("app/scopes_update for" in r.getMessage() for r in caplog.records)  # on_webhook
 
 
-def test_a_merchant_who_must_reauthorise_gets_a_new_session_from_the_request(
+def test_the_example_refreshes_once_and_replaces_a_dead_refresh_token(
     example: tuple[httpx.Client, Any], standin: StandIn, shop: str
 ) -> None:
-    """The stored refresh token is dead (invalid_grant): App Home's request carries a session
-    token, exchanged for a new pair; the merchant sees nothing."""
-    client, storage = example
-    dead = seeded(standin, shop, access_expires_in=-10)
-    storage.store_session(dead)
-    standin.fault(shop, "invalid_grant")
-    bearer = {"Authorization": f"Bearer {session_token(shop)}"}
-    assert client.post("/api/products/count", headers=bearer).status_code == 200
-    renewed = storage.load_session(dead.id)
-    assert renewed is not None and renewed.refresh_token != dead.refresh_token
-    assert counts(standin, shop)["id_token_exchanges"] == 1
+    scenario.expiring_and_dead_tokens(*example, standin, shop)
 
 
 async def test_the_storage_is_made_once_at_startup_and_closed_at_shutdown(
