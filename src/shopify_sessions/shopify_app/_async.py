@@ -94,6 +94,12 @@ class AsyncOfflineTokens(TokensBase):
         self._storage = storage
         self._http_client = http_client
 
+    @property
+    def http_client(self) -> httpx.AsyncClient | None:
+        """The ``httpx`` client that calls Shopify (``None``: ``shopifyapp`` makes its own);
+        the app's own Admin API calls can share it."""
+        return self._http_client
+
     async def get(self, shop: str) -> Session | None:
         """The shop's offline session, with an access token valid for at least ``skew``.
 

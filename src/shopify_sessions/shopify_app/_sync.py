@@ -89,6 +89,12 @@ class OfflineTokens(TokensBase):
         self._storage = storage
         self._http_client = http_client
 
+    @property
+    def http_client(self) -> httpx.Client | None:
+        """The ``httpx`` client that calls Shopify (``None``: ``shopifyapp`` makes its own);
+        the app's own Admin API calls can share it."""
+        return self._http_client
+
     def get(self, shop: str) -> Session | None:
         """The shop's offline session, with an access token valid for at least ``skew``.
 
