@@ -1,6 +1,6 @@
 """MkDocs hooks (mkdocs.yml ``hooks:``).
 
-After the build, every name in the ``__all__`` of the three public modules must have its own
+After the build, every name in the ``__all__`` of the public modules must have its own
 entry in the API reference. ``__all__`` is read from the source with ``ast``, not through
 griffe, so a name that griffe could not resolve (a re-export it cannot follow, a renamed
 object) fails the build instead of silently missing from the reference.
@@ -25,6 +25,14 @@ PUBLIC_MODULES = {
         "src/shopify_sessions/shopify_app/__init__.py",
         "reference/shopify_app/",
     ),
+    "shopify_sessions.webhooks": (
+        "src/shopify_sessions/webhooks/__init__.py",
+        "reference/webhooks/",
+    ),
+    "shopify_sessions.telemetry": ("src/shopify_sessions/telemetry.py", "reference/telemetry/"),
+    "shopify_sessions.fastapi": ("src/shopify_sessions/fastapi.py", "reference/fastapi/"),
+    "shopify_sessions.flask": ("src/shopify_sessions/flask.py", "reference/flask/"),
+    "shopify_sessions.django": ("src/shopify_sessions/django/__init__.py", "reference/django/"),
 }
 
 

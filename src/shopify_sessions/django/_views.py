@@ -19,10 +19,11 @@ from ._settings import made
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
 
-#: Sent with each webhook verified and applied to the sessions (``received``: its
-#: :class:`~shopify_sessions.webhooks.ReceivedWebhook`), for the app's own work. A
-#: receiver that raises makes the view answer 500, and Shopify delivers the webhook again.
 webhook_received = Signal()
+"""The signal sent with each webhook verified and applied to the sessions, for the app's own
+work: its receivers get ``received``, the
+:class:`~shopify_sessions.webhooks.ReceivedWebhook`. A receiver that raises makes the view
+answer 500, and Shopify delivers the webhook again (the sessions' effects are idempotent)."""
 
 
 def app_home(view: View) -> View:
