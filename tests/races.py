@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import Awaited
-from shopify_requests import wait_for_token_request
-from standin_client import StandIn
+from shopify_requests import StandIn, wait_for_token_request
 
 
 @asynccontextmanager

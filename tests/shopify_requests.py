@@ -1,6 +1,6 @@
-"""Requests as Shopify sends them to an app, signed with the stand-in's app secret, and the
-few operations of the stand-in that the webhook, framework and telemetry tests use (one
-place to adapt when the stand-in changes)."""
+"""Requests as Shopify sends them to an app, signed with the stand-in's app secret, and
+every operation of the stand-in that the webhook, framework and telemetry tests use: the one
+place to adapt when the stand-in changes (``reset`` is the same on both, the rest is here)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import jwt
 
 from shopify_sessions import AssociatedUser, OnlineAccessInfo, Session, online_session_id
@@ -19,7 +20,7 @@ from shopify_sessions._time import utc_now
 from standin import CLIENT_ID, CLIENT_SECRET
 from standin_client import StandIn
 
-__all__ = ["CLIENT_ID", "CLIENT_SECRET"]
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "StandIn"]
 
 
 def session_token(shop: str, secret: str = CLIENT_SECRET) -> str:
@@ -115,3 +116,24 @@ def wait_for_token_request(standin: StandIn, shop: str, number: int = 1) -> None
     while standin.counts(shop).get("arrived", 0) < number:
         assert time.monotonic() < deadline, "the token request never reached the stand-in"
         time.sleep(0.02)
+
+
+def fail(standin: StandIn, shop: str, *failures: str) -> None:
+    """The next token requests of ``shop`` fail: ``"503"``, or an OAuth error such as
+    ``"invalid_grant"``."""
+    standin.fault(shop, *failures)
+
+
+def http_client(standin: StandIn) -> httpx.Client:
+    """An ``httpx.Client`` whose calls to ``https://<shop>.myshopify.com`` reach the stand-in."""
+    return standin.client()
+
+
+def async_http_client(standin: StandIn) -> httpx.AsyncClient:
+    return standin.async_client()
+
+
+def routing_environment(standin: StandIn) -> dict[str, str]:
+    """What a subprocess needs in its environment for its httpx clients to reach the stand-in
+    (with ``tests/cli/routing`` on its ``PYTHONPATH``)."""
+    return {"SHOPIFY_STANDIN_PORT": str(standin.port)}

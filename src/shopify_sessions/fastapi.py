@@ -235,11 +235,14 @@ class ShopifySessions:
             lock_timeout=self._webhook_lock_timeout,
             telemetry=self._telemetry,
         )
-        if received.ok and self._on_webhook is not None:
-            if inspect.iscoroutinefunction(self._on_webhook):
-                await self._on_webhook(received)
+        handler = self._on_webhook
+        if received.ok and handler is not None:
+            if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+                type(handler).__call__  # an object with an async __call__
+            ):
+                await handler(received)  # type: ignore[misc]
             else:
-                await run_in_threadpool(self._on_webhook, received)
+                await run_in_threadpool(handler, received)
         return _response(Answer.of(received.response))
 
     async def patch_id_token(self, request: Request) -> Response:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from shopify_requests import (
+    StandIn,
     counts,
+    fail,
     scopes_update,
     seeded,
     session_token,
@@ -18,7 +20,6 @@ from shopify_requests import (
     webhook,
 )
 from shopify_sessions import offline_session_id
-from standin_client import StandIn
 
 
 def app_home_and_webhooks(client: Any, storage: Any, standin: StandIn, shop: str) -> None:
@@ -93,7 +94,7 @@ def expiring_and_dead_tokens(client: Any, storage: Any, standin: StandIn, shop: 
 
     dead = seeded(standin, shop, access_expires_in=-10)
     storage.store_session(dead)
-    standin.fault(shop, "invalid_grant")
+    fail(standin, shop, "invalid_grant")
     assert client.post("/api/products/count", headers=bearer).status_code == 200
     exchanged = storage.load_session(dead.id)
     assert exchanged is not None and exchanged.refresh_token != dead.refresh_token

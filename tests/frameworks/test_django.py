@@ -31,11 +31,19 @@ django.setup()
 
 import scenario  # noqa: E402
 from conftest import require_server, unique_table_name  # noqa: E402
-from shopify_requests import CLIENT_ID, CLIENT_SECRET, counts, seeded  # noqa: E402
+from shopify_requests import (  # noqa: E402
+    CLIENT_ID,
+    CLIENT_SECRET,
+    StandIn,
+    counts,
+    fail,
+    http_client,
+    routing_environment,
+    seeded,
+)
 from shopify_sessions import django as shopify  # noqa: E402
 from shopify_sessions import offline_session_id  # noqa: E402
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage, session_table  # noqa: E402
-from standin_client import StandIn  # noqa: E402
 
 ROUTING = ROOT / "tests" / "cli" / "routing"
 SERVERS = {"sqlite": "default", "postgresql": "postgresql", "mysql": "mysql"}
@@ -87,7 +95,7 @@ def project(request: pytest.FixtureRequest, standin: StandIn) -> Iterator[Projec
     require_server(server)
     standin.reset()
     alias, table = SERVERS[server], unique_table_name("dj")
-    http = standin.client()
+    http = http_client(standin)
     config = {"DATABASE": alias, "TABLE": table, "HTTP_CLIENT": http}
     with override_settings(
         SHOPIFY_API_KEY=CLIENT_ID, SHOPIFY_API_SECRET=CLIENT_SECRET, SHOPIFY_SESSIONS=config
@@ -142,7 +150,7 @@ def test_manage_py_runs_the_subcommands_on_the_table_of_the_settings(
     due, gone = f"{name}-due.myshopify.com", f"{name}-gone.myshopify.com"
     project.storage.store_session(seeded(standin, due, refresh_expires_in=86400))
     project.storage.store_session(seeded(standin, gone, refresh_expires_in=86400))
-    standin.fault(gone, "invalid_grant")
+    fail(standin, gone, "invalid_grant")
     done = _manage_py(project, standin, "refresh-expiring", "--within", "7d", "--json")
     assert done.returncode == 1, done.stderr  # a shop needs its merchant
     report = json.loads(done.stdout)
@@ -157,7 +165,7 @@ def _manage_py(project: Project, standin: StandIn, *arguments: str) -> Any:
         **os.environ,
         "SHOPIFY_API_KEY": CLIENT_ID,
         "SHOPIFY_API_SECRET": CLIENT_SECRET,
-        "SHOPIFY_STANDIN_PORT": str(standin.port),
+        **routing_environment(standin),
         "SHOPIFY_SESSIONS_TEST_DATABASE": project.alias,
         "SHOPIFY_SESSIONS_TEST_TABLE": project.table,
         "PYTHONPATH": os.pathsep.join(map(str, [ROUTING, Path(__file__).parent, ROOT / "tests"])),

@@ -24,6 +24,8 @@ import scenario
 from shopify_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
+    StandIn,
+    async_http_client,
     counts,
     seeded,
     session_token,
@@ -36,7 +38,6 @@ from shopify_sessions import (
 )
 from shopify_sessions.fastapi import ShopifySessions
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
-from standin_client import StandIn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
@@ -70,7 +71,7 @@ def example(standin: StandIn, tmp_path: Path) -> Iterator[tuple[httpx.Client, An
         database_url=f"sqlite+aiosqlite:///{database}",
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
-        http_client=standin.async_client(),
+        http_client=async_http_client(standin),
     )
     storage = SQLAlchemySessionStorage(f"sqlite:///{database}")
     with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
@@ -107,7 +108,7 @@ async def test_the_storage_is_made_once_at_startup_and_closed_at_shutdown(
         storage,
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
-        http_client=standin.async_client(),
+        http_client=async_http_client(standin),
     )
     app = FastAPI(lifespan=shopify.lifespan)
 
@@ -179,7 +180,7 @@ async def test_a_refresh_and_a_lock_wait_never_stop_the_event_loop(
         storage,
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
-        http_client=standin.async_client(),
+        http_client=async_http_client(standin),
         lock_timeout=3.0,
     )
     app = FastAPI(lifespan=shopify.lifespan)

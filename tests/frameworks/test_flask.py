@@ -19,11 +19,18 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 import scenario
-from shopify_requests import CLIENT_ID, CLIENT_SECRET, counts, seeded, session_token
+from shopify_requests import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    StandIn,
+    counts,
+    http_client,
+    seeded,
+    session_token,
+)
 from shopify_sessions import AsyncMemorySessionStorage, MemorySessionStorage
 from shopify_sessions.flask import ShopifySessions
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
-from standin_client import StandIn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
@@ -48,7 +55,7 @@ def serving(app: Flask) -> Iterator[httpx.Client]:
 def example(standin: StandIn, tmp_path: Path) -> Iterator[tuple[httpx.Client, Any]]:
     standin.reset()
     url = f"sqlite:///{tmp_path}/app.sqlite3"
-    http = standin.client()
+    http = http_client(standin)
     app = flask_app.create_app(
         database_url=url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, http_client=http
     )

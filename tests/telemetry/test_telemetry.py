@@ -27,6 +27,8 @@ from races import locked
 from shopify_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
+    StandIn,
+    fail,
     scopes_update,
     seeded,
     session_token,
@@ -43,7 +45,6 @@ from shopify_sessions import (
 from shopify_sessions import _telemetry as names
 from shopify_sessions.telemetry import Telemetry
 from shopify_sessions.webhooks import apply_webhook, apply_webhook_async
-from standin_client import StandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMORY = [backend for backend in BACKENDS if backend.server == "memory"]
@@ -189,10 +190,10 @@ async def test_reauthorization_required_and_failures_carry_their_code(
 ) -> None:
     session = seeded(standin, shop, access_expires_in=-10)
     await storage.store_session(session)
-    standin.fault(shop, "invalid_grant")
+    fail(standin, shop, "invalid_grant")
     with pytest.raises(ReauthorizationRequiredError):
         await tokens.get(shop)
-    standin.fault(shop, "503", "503", "503")
+    fail(standin, shop, "503", "503", "503")
     with pytest.raises(TokenRefreshError):
         await tokens.get(shop)
     async with locked(storage, session.id):
@@ -226,11 +227,12 @@ async def test_reauthorization_required_and_failures_carry_their_code(
 async def test_a_pair_discarded_after_an_uninstall_is_counted_with_the_webhook(
     tokens: Any, storage: Any, standin: StandIn, shop: str, recorded: Recorded
 ) -> None:
-    standin.reset(latency=1.0)
+    standin.reset(latency=1.5)
     await storage.store_session(seeded(standin, shop, access_expires_in=-10))
     pending = asyncio.ensure_future(_get(tokens, shop))
     await asyncio.to_thread(wait_for_token_request, standin, shop)
     await _apply(storage, "app/uninstalled", shop, uninstalled(shop), recorded.telemetry)
+    assert not pending.done(), "the refresh landed before the uninstall (a slow machine?)"
     assert await pending is None
 
     assert recorded.count(names.REFRESHES, outcome="discarded") == 1

@@ -19,6 +19,8 @@ from races import in_flight, locked
 from shopify_requests import (
     CLIENT_ID,
     CLIENT_SECRET,
+    StandIn,
+    async_http_client,
     counts,
     online_session,
     scopes_update,
@@ -43,7 +45,6 @@ from shopify_sessions.webhooks import (
     receive_webhook,
     receive_webhook_async,
 )
-from standin_client import StandIn
 
 APP = ShopifyApp(CLIENT_ID, CLIENT_SECRET)
 NEW_SCOPES = ("read_products", "write_orders", "write_discounts")
@@ -268,7 +269,7 @@ async def test_an_uninstall_during_a_refresh_never_brings_the_session_back(
 ) -> None:
     """The refresh is at Shopify (the stand-in holds its answer) when the signed
     app/uninstalled arrives; it lands after the delete, and finds the row gone."""
-    standin.reset(latency=1.0)
+    standin.reset(latency=1.5)
     old = seeded(standin, shop, access_expires_in=-10)
     await storage.store_session(old)
     await storage.store_session(online_session(shop))
@@ -279,7 +280,7 @@ async def test_an_uninstall_during_a_refresh_never_brings_the_session_back(
             received = await receive(storage, request)
             assert received.ok and received.result is not None
             assert sorted(received.result.session_ids) == sorted([old.id, f"{shop}_7"])
-            assert not refresh.done()  # the uninstall did not wait for the refresh
+            assert not refresh.done(), "the refresh landed before the uninstall (a slow machine?)"
         assert refresh.result() is None
 
     assert await storage.load_session(old.id) is None
@@ -296,11 +297,11 @@ async def test_without_the_fence_the_uninstalled_session_comes_back(
     instead of replace_session: the session is back, with tokens Shopify revoked."""
     from shopify_sessions.shopify_app import AsyncOfflineTokens
 
-    standin.reset(latency=1.0)
+    standin.reset(latency=1.5)
     storage = _Unfenced(AsyncMemorySessionStorage())
     old = seeded(standin, shop, access_expires_in=-10)
     await storage.store_session(old)
-    async with standin.async_client() as http:
+    async with async_http_client(standin) as http:
         tokens = AsyncOfflineTokens(
             storage,  # type: ignore[arg-type]
             client_id=CLIENT_ID,
@@ -310,6 +311,7 @@ async def test_without_the_fence_the_uninstalled_session_comes_back(
         async with in_flight(tokens, shop, standin) as refresh:
             request = webhook_input("app/uninstalled", shop, uninstalled(shop))
             assert (await receive(storage, request)).ok
+            assert not refresh.done(), "the refresh landed before the uninstall (a slow machine?)"
         resurrected = refresh.result()
     assert resurrected is not None and await storage.load_session(old.id) == resurrected
 
@@ -319,12 +321,13 @@ async def test_a_scope_update_during_a_refresh_keeps_the_new_pair_and_the_new_sc
 ) -> None:
     """The refresh stores the scope Shopify answered it; the scope update waits for it
     (the session's lock), then writes over the renewed pair, which it keeps."""
-    standin.reset(latency=1.0)
+    standin.reset(latency=1.5)
     old = seeded(standin, shop, access_expires_in=-10)
     await storage.store_session(old)
     payload = scopes_update(*NEW_SCOPES)
 
     async with in_flight(tokens_for(), shop, standin) as refresh:
+        assert not refresh.done()
         update = await _start(apply, storage, "app/scopes_update", shop, payload)
         renewed = await refresh
         result = await update
@@ -349,11 +352,11 @@ async def test_without_the_lock_the_scope_update_is_lost_to_the_refresh(
     answered it over the new one."""
     from shopify_sessions.shopify_app import AsyncOfflineTokens
 
-    standin.reset(latency=1.0)
+    standin.reset(latency=1.5)
     storage = AsyncMemorySessionStorage()
     old = seeded(standin, shop, access_expires_in=-10)
     await storage.store_session(old)
-    async with standin.async_client() as http:
+    async with async_http_client(standin) as http:
         tokens = AsyncOfflineTokens(
             storage, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, http_client=http
         )
@@ -365,6 +368,7 @@ async def test_without_the_lock_the_scope_update_is_lost_to_the_refresh(
                 payload=scopes_update(*NEW_SCOPES),
             )
             assert result.effect == "scope_updated"
+            assert not refresh.done(), "the refresh landed before the update (a slow machine?)"
         await refresh
     stored = await storage.load_session(old.id)
     assert stored is not None and stored.scope != ",".join(NEW_SCOPES)
