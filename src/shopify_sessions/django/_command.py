@@ -1,7 +1,7 @@
 """How ``manage.py shopify_sessions`` runs the ``shopify-sessions`` command: as a process of
-its own (as a user runs it, with its output, exit codes and cleanup), given the database
-and the app's credentials of the settings in its environment, never on its command line,
-and the table and schema of the settings where the command line does not name them."""
+its own (as a user runs it: its output, exit codes and cleanup), given the database, the
+table and the app's credentials of the settings in its environment, never on its command
+line. Options on the command line win over them, as they do for the command."""
 
 from __future__ import annotations
 
@@ -15,22 +15,15 @@ from ._settings import credentials, database_url, options
 
 def command_line(subcommand: str, arguments: list[str]) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of ``shopify-sessions SUBCOMMAND ARGUMENTS``."""
-    import typer.main
-
-    from ..cli._app import app
-
-    command = getattr(typer.main.get_command(app), "commands", {}).get(subcommand)
-    taken = {
-        name for param in getattr(command, "params", ()) for name in getattr(param, "opts", ())
-    }
     argv = [sys.executable, "-m", "shopify_sessions.cli", subcommand, *arguments]
-    environment = dict(os.environ)
     config = options()
-    for option, value in (("--table", config["TABLE"]), ("--schema", config["SCHEMA"])):
-        if option in taken and value is not None and not _given(option, arguments):
-            argv += [option, str(value)]
-    if "--url" in taken and not _given("--url", arguments):
-        environment["DATABASE_URL"] = database_url()
+    environment = {**os.environ, "DATABASE_URL": database_url()}
+    for variable, value in (
+        ("SHOPIFY_SESSIONS_TABLE", config["TABLE"]),
+        ("SHOPIFY_SESSIONS_SCHEMA", config["SCHEMA"]),
+    ):
+        if value is not None:
+            environment[variable] = str(value)
     try:
         client_id, client_secret = credentials()
     except ImproperlyConfigured:
@@ -38,7 +31,3 @@ def command_line(subcommand: str, arguments: list[str]) -> tuple[list[str], dict
     else:
         environment.update(SHOPIFY_API_KEY=client_id, SHOPIFY_API_SECRET=client_secret)
     return argv, environment
-
-
-def _given(option: str, arguments: list[str]) -> bool:
-    return any(a == option or a.startswith(option + "=") for a in arguments)
