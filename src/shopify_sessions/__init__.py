@@ -4,6 +4,7 @@ an in-memory storage, and SQL storage on SQLAlchemy in ``shopify_sessions.sqlalc
 
 from ._encryption import FernetTokenCipher, TokenCipher, TokenDecryptionError
 from ._errors import (
+    ConnectionPoolerError,
     DatabaseURLError,
     InvalidSessionError,
     InvalidShopError,
@@ -13,6 +14,7 @@ from ._errors import (
     SessionStorageError,
     SessionTableSchemaError,
     ShopTokenError,
+    StorageAccessDeniedError,
     StorageConflictError,
     StorageOperationError,
     StorageUnavailableError,
@@ -21,9 +23,10 @@ from ._errors import (
     TokenRefreshError,
     UnsupportedDialectError,
 )
+from ._locks import DEFAULT_LOCK_TIMEOUT
 from ._memory import AsyncMemorySessionStorage, MemorySessionStorage
-from ._scopes import AuthScopes
-from ._session import AssociatedUser, OnlineAccessInfo, Session
+from ._scopes import AuthScopes, ScopesLike
+from ._session import AssociatedUser, OnlineAccessInfo, PropertyValue, Session
 from ._shop import is_valid_shop, offline_session_id, online_session_id, sanitize_shop
 from ._storage import (
     AsyncLockingSessionStorage,
@@ -36,11 +39,13 @@ from ._storage import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
     "AssociatedUser",
     "AsyncLockingSessionStorage",
     "AsyncMemorySessionStorage",
     "AsyncSessionStorage",
     "AuthScopes",
+    "ConnectionPoolerError",
     "DatabaseURLError",
     "FernetTokenCipher",
     "InvalidSessionError",
@@ -50,12 +55,15 @@ __all__ = [
     "MemorySessionStorage",
     "MissingSessionTableError",
     "OnlineAccessInfo",
+    "PropertyValue",
     "ReauthorizationRequiredError",
+    "ScopesLike",
     "Session",
     "SessionStorage",
     "SessionStorageError",
     "SessionTableSchemaError",
     "ShopTokenError",
+    "StorageAccessDeniedError",
     "StorageConflictError",
     "StorageOperationError",
     "StorageUnavailableError",
@@ -73,4 +81,5 @@ __all__ = [
 ]
 
 for _name in __all__:
-    globals()[_name].__module__ = __name__
+    if callable(globals()[_name]):  # not the constant, nor the type aliases
+        globals()[_name].__module__ = __name__

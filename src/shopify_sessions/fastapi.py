@@ -31,7 +31,6 @@ from ._session import Session
 from ._storage import AsyncLockingSessionStorage, is_asyncio_storage
 from ._telemetry import Telemetry
 from ._web import (
-    DEFAULT_PATCH_ID_TOKEN_PATH,
     Answer,
     RequestKind,
     failure_answer,
@@ -39,15 +38,9 @@ from ._web import (
     verify,
 )
 from .shopify_app import AsyncOfflineTokens
-from .webhooks import ReceivedWebhook, receive_webhook_async
-from .webhooks._base import DEFAULT_WEBHOOK_LOCK_TIMEOUT
+from .webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT, ReceivedWebhook, receive_webhook_async
 
 __all__ = ["ShopifySessions"]
-
-#: Makes the app's storage, once, at startup.
-StorageFactory = Callable[[], AsyncLockingSessionStorage]
-#: Called with each webhook verified and applied: the app's own work for it.
-WebhookHandler = Callable[[ReceivedWebhook], "Awaitable[None] | None"]
 
 
 class ShopifySessions:
@@ -107,15 +100,15 @@ class ShopifySessions:
 
     def __init__(
         self,
-        storage: str | StorageFactory,
+        storage: str | Callable[[], AsyncLockingSessionStorage],
         *,
         client_id: str,
         client_secret: str,
         old_client_secret: str | None = None,
         http_client: httpx.AsyncClient | None = None,
-        patch_id_token_path: str = DEFAULT_PATCH_ID_TOKEN_PATH,
+        patch_id_token_path: str = "/auth/patch-id-token",
         create_table: bool = False,
-        on_webhook: WebhookHandler | None = None,
+        on_webhook: Callable[[ReceivedWebhook], Awaitable[None] | None] | None = None,
         skew: timedelta = timedelta(minutes=5),
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         webhook_lock_timeout: float = DEFAULT_WEBHOOK_LOCK_TIMEOUT,

@@ -36,15 +36,10 @@ from ._web import (
     verify,
 )
 from .shopify_app import OfflineTokens
-from .webhooks import ReceivedWebhook, receive_webhook
-from .webhooks._base import DEFAULT_WEBHOOK_LOCK_TIMEOUT
+from .webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT, ReceivedWebhook, receive_webhook
 
 __all__ = ["ShopifySessions"]
 
-#: Makes the app's storage, once, in ``init_app``.
-StorageFactory = Callable[[], LockingSessionStorage]
-#: Called with each webhook verified and applied: the app's own work for it.
-WebhookHandler = Callable[[ReceivedWebhook], object]
 _EXTENSION = "shopify_sessions"
 
 
@@ -94,15 +89,15 @@ class ShopifySessions:
         self,
         app: Flask | None = None,
         *,
-        storage: str | StorageFactory | None = None,
+        storage: str | Callable[[], LockingSessionStorage] | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
         old_client_secret: str | None = None,
         http_client: httpx.Client | None = None,
-        patch_id_token_path: str | None = DEFAULT_PATCH_ID_TOKEN_PATH,
+        patch_id_token_path: str | None = "/auth/patch-id-token",
         webhooks_path: str | None = "/webhooks",
         create_table: bool = False,
-        on_webhook: WebhookHandler | None = None,
+        on_webhook: Callable[[ReceivedWebhook], object] | None = None,
         skew: timedelta = timedelta(minutes=5),
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         webhook_lock_timeout: float = DEFAULT_WEBHOOK_LOCK_TIMEOUT,
@@ -269,7 +264,9 @@ def _state() -> _State:
     return state
 
 
-def _make_storage(storage: str | StorageFactory | None) -> LockingSessionStorage:
+def _make_storage(
+    storage: str | Callable[[], LockingSessionStorage] | None,
+) -> LockingSessionStorage:
     if storage is None:
         raise RuntimeError(
             "ShopifySessions needs a storage: storage=, or SHOPIFY_SESSIONS_DATABASE_URL in "

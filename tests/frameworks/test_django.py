@@ -32,8 +32,6 @@ django.setup()
 import scenario  # noqa: E402
 from conftest import require_server, unique_table_name  # noqa: E402
 from shopify_requests import (  # noqa: E402
-    CLIENT_ID,
-    CLIENT_SECRET,
     StandIn,
     counts,
     fail,
@@ -98,7 +96,9 @@ def project(request: pytest.FixtureRequest, standin: StandIn) -> Iterator[Projec
     http = http_client(standin)
     config = {"DATABASE": alias, "TABLE": table, "HTTP_CLIENT": http}
     with override_settings(
-        SHOPIFY_API_KEY=CLIENT_ID, SHOPIFY_API_SECRET=CLIENT_SECRET, SHOPIFY_SESSIONS=config
+        SHOPIFY_API_KEY=standin.client_id,
+        SHOPIFY_API_SECRET=standin.client_secret,
+        SHOPIFY_SESSIONS=config,
     ):
         url = shopify.database_url()
         with SQLAlchemySessionStorage(url, table=session_table(MetaData(), table)) as creator:
@@ -163,8 +163,8 @@ def test_manage_py_runs_the_subcommands_on_the_table_of_the_settings(
 def _manage_py(project: Project, standin: StandIn, *arguments: str) -> Any:
     environment = {
         **os.environ,
-        "SHOPIFY_API_KEY": CLIENT_ID,
-        "SHOPIFY_API_SECRET": CLIENT_SECRET,
+        "SHOPIFY_API_KEY": standin.client_id,
+        "SHOPIFY_API_SECRET": standin.client_secret,
         **routing_environment(standin),
         "SHOPIFY_SESSIONS_TEST_DATABASE": project.alias,
         "SHOPIFY_SESSIONS_TEST_TABLE": project.table,
@@ -207,9 +207,14 @@ def test_the_url_is_made_from_a_databases_entry() -> None:
         shopify.get_storage()
 
 
-def test_the_storage_is_made_once_and_anew_when_the_settings_change(tmp_path: Path) -> None:
+def test_the_storage_is_made_once_and_anew_when_the_settings_change(
+    tmp_path: Path, standin: StandIn
+) -> None:
     first = {"URL": f"sqlite:///{tmp_path}/a.db", "CREATE_TABLE": True}
-    credentials = {"SHOPIFY_API_KEY": CLIENT_ID, "SHOPIFY_API_SECRET": CLIENT_SECRET}
+    credentials = {
+        "SHOPIFY_API_KEY": standin.client_id,
+        "SHOPIFY_API_SECRET": standin.client_secret,
+    }
     with override_settings(SHOPIFY_SESSIONS=first, **credentials):
         storage = shopify.get_storage()
         assert shopify.get_storage() is storage and shopify.get_tokens().get("a-shop") is None

@@ -22,8 +22,6 @@ from fastapi import Depends, FastAPI
 
 import scenario
 from shopify_requests import (
-    CLIENT_ID,
-    CLIENT_SECRET,
     StandIn,
     async_http_client,
     counts,
@@ -69,8 +67,8 @@ def example(standin: StandIn, tmp_path: Path) -> Iterator[tuple[httpx.Client, An
     database = tmp_path / "app.sqlite3"
     app = fastapi_app.create_app(
         database_url=f"sqlite+aiosqlite:///{database}",
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
+        client_id=standin.client_id,
+        client_secret=standin.client_secret,
         http_client=async_http_client(standin),
     )
     storage = SQLAlchemySessionStorage(f"sqlite:///{database}")
@@ -106,8 +104,8 @@ async def test_the_storage_is_made_once_at_startup_and_closed_at_shutdown(
 
     shopify = ShopifySessions(
         storage,
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
+        client_id=standin.client_id,
+        client_secret=standin.client_secret,
         http_client=async_http_client(standin),
     )
     app = FastAPI(lifespan=shopify.lifespan)
@@ -118,7 +116,7 @@ async def test_the_storage_is_made_once_at_startup_and_closed_at_shutdown(
     ) -> dict[str, Any]:
         return {"shop": session.shop, "storage": id(shopify.storage)}
 
-    bearer = {"Authorization": f"Bearer {session_token(shop)}"}
+    bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
     async with shopify.lifespan(app), _client(app) as client:
         answers = [(await client.get("/shop", headers=bearer)).json() for _ in range(5)]
     assert len(made) == 1  # not one per request
@@ -128,9 +126,9 @@ async def test_the_storage_is_made_once_at_startup_and_closed_at_shutdown(
         shopify.storage  # noqa: B018 - stopped with the app
 
 
-async def test_a_synchronous_storage_is_refused_at_startup() -> None:
+async def test_a_synchronous_storage_is_refused_at_startup(standin: StandIn) -> None:
     shopify = ShopifySessions(
-        MemorySessionStorage, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+        MemorySessionStorage, client_id=standin.client_id, client_secret=standin.client_secret
     )
     with pytest.raises(TypeError, match="asyncio twin"):
         async with shopify.lifespan(FastAPI()):
@@ -139,9 +137,9 @@ async def test_a_synchronous_storage_is_refused_at_startup() -> None:
         ShopifySessions(AsyncMemorySessionStorage(), client_id="a", client_secret="b")  # type: ignore[arg-type]
 
 
-async def test_a_dependency_used_without_the_lifespan_says_so(shop: str) -> None:
+async def test_a_dependency_used_without_the_lifespan_says_so(shop: str, standin: StandIn) -> None:
     shopify = ShopifySessions(
-        AsyncMemorySessionStorage, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+        AsyncMemorySessionStorage, client_id=standin.client_id, client_secret=standin.client_secret
     )
     app = FastAPI()  # lifespan forgotten
 
@@ -151,7 +149,9 @@ async def test_a_dependency_used_without_the_lifespan_says_so(shop: str) -> None
 
     async with _client(app) as client:
         with pytest.raises(RuntimeError, match="not started"):
-            await client.get("/", headers={"Authorization": f"Bearer {session_token(shop)}"})
+            await client.get(
+                "/", headers={"Authorization": f"Bearer {session_token(standin, shop)}"}
+            )
 
 
 @pytest.mark.parametrize("storage_kind", ["asyncio", "sync-disguised-as-asyncio"])
@@ -178,8 +178,8 @@ async def test_a_refresh_and_a_lock_wait_never_stop_the_event_loop(
 
     shopify = ShopifySessions(
         storage,
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
+        client_id=standin.client_id,
+        client_secret=standin.client_secret,
         http_client=async_http_client(standin),
         lock_timeout=3.0,
     )
@@ -195,7 +195,7 @@ async def test_a_refresh_and_a_lock_wait_never_stop_the_event_loop(
     async def health() -> str:
         return "ok"
 
-    bearer = {"Authorization": f"Bearer {session_token(shop)}"}
+    bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
     with serving(app) as base:
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             a = asyncio.ensure_future(client.get("/products", headers=bearer))

@@ -20,8 +20,6 @@ from werkzeug.serving import make_server
 
 import scenario
 from shopify_requests import (
-    CLIENT_ID,
-    CLIENT_SECRET,
     StandIn,
     counts,
     http_client,
@@ -57,7 +55,10 @@ def example(standin: StandIn, tmp_path: Path) -> Iterator[tuple[httpx.Client, An
     url = f"sqlite:///{tmp_path}/app.sqlite3"
     http = http_client(standin)
     app = flask_app.create_app(
-        database_url=url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, http_client=http
+        database_url=url,
+        client_id=standin.client_id,
+        client_secret=standin.client_secret,
+        http_client=http,
     )
     storage = SQLAlchemySessionStorage(url)
     with serving(app) as client:
@@ -89,7 +90,7 @@ def test_concurrent_requests_of_a_shop_refresh_once(
     client, storage = example
     standin.reset(latency=0.5)
     storage.store_session(seeded(standin, shop, access_expires_in=-10))
-    bearer = {"Authorization": f"Bearer {session_token(shop)}"}
+    bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
     with ThreadPoolExecutor(4) as pool:
         answers = list(
             pool.map(lambda _: client.post("/api/products/count", headers=bearer), range(4))
@@ -99,14 +100,16 @@ def test_concurrent_requests_of_a_shop_refresh_once(
     assert counts(standin, shop).get("reuses", 0) == 0
 
 
-def test_the_storage_is_made_once_per_app() -> None:
+def test_the_storage_is_made_once_per_app(standin: StandIn) -> None:
     made: list[MemorySessionStorage] = []
 
     def storage() -> MemorySessionStorage:
         made.append(MemorySessionStorage())
         return made[-1]
 
-    shopify = ShopifySessions(storage=storage, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    shopify = ShopifySessions(
+        storage=storage, client_id=standin.client_id, client_secret=standin.client_secret
+    )
     first, second = Flask("first"), Flask("second")
     shopify.init_app(first)
     shopify.init_app(second)
@@ -118,18 +121,20 @@ def test_the_storage_is_made_once_per_app() -> None:
     assert len(made) == 2
 
 
-def test_an_asyncio_storage_and_missing_settings_are_refused() -> None:
+def test_an_asyncio_storage_and_missing_settings_are_refused(standin: StandIn) -> None:
     with pytest.raises(TypeError, match="sync twin"):
         ShopifySessions(
             Flask("a"),
             storage=AsyncMemorySessionStorage,  # type: ignore[arg-type]
-            client_id=CLIENT_ID,
-            client_secret=CLIENT_SECRET,
+            client_id=standin.client_id,
+            client_secret=standin.client_secret,
         )
     with pytest.raises(RuntimeError, match="SHOPIFY_API_KEY"):
         ShopifySessions(Flask("b"), storage=MemorySessionStorage)
     with pytest.raises(RuntimeError, match="SHOPIFY_SESSIONS_DATABASE_URL"):
-        ShopifySessions(Flask("c"), client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+        ShopifySessions(
+            Flask("c"), client_id=standin.client_id, client_secret=standin.client_secret
+        )
     shopify = ShopifySessions()
     with Flask("d").app_context(), pytest.raises(RuntimeError, match="init_app"):
         shopify.storage  # noqa: B018

@@ -1,5 +1,6 @@
 """Worker processes of the hammer: threads or tasks call ``get`` for a few shops, over and
-over, and use each token against the stand-in's Admin API at once."""
+over, and use each token against FakeShopify's Admin API at once. Each gets the test's
+FakeShopify pickled: a handle on the same server."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import Any
 
 from shopify_sessions.shopify_app import AsyncOfflineTokens, OfflineTokens
 from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage, SQLAlchemySessionStorage
-from standin import CLIENT_ID, CLIENT_SECRET
-from standin_client import API_VERSION, StandIn  # noqa: F401  (StandIn: for the test)
+from shopify_sessions.testing import FakeShopify
+
+API_VERSION = "2026-10"
 
 
 class WithoutLock:
@@ -65,7 +67,7 @@ def _admin(shop: str) -> str:
 def run_sync(
     url: str,
     table: str,
-    port: int,
+    shopify: FakeShopify,
     shops: list[str],
     process: int,
     workers: int,
@@ -74,10 +76,6 @@ def run_sync(
     locked: bool,
     options: dict[str, Any],
 ) -> dict[str, Any]:
-    import httpx
-
-    from standin_client import RoutingTransport
-
     storage: Any = SQLAlchemySessionStorage(url, table=table, engine_options=options)
     if not locked:
         storage = WithoutLock(storage)
@@ -86,11 +84,11 @@ def run_sync(
 
     def work(worker: int) -> None:
         rng = random.Random(process * 100 + worker)
-        with httpx.Client(transport=RoutingTransport(port), timeout=30) as client:
+        with shopify.http_client(timeout=30) as client:
             tokens = OfflineTokens(
                 storage,
-                client_id=CLIENT_ID,
-                client_secret=CLIENT_SECRET,
+                client_id=shopify.client_id,
+                client_secret=shopify.client_secret,
                 http_client=client,
                 skew=timedelta(seconds=skew),
                 lock_timeout=30,
@@ -122,7 +120,7 @@ def run_sync(
 def run_async(
     url: str,
     table: str,
-    port: int,
+    shopify: FakeShopify,
     shops: list[str],
     process: int,
     workers: int,
@@ -131,21 +129,17 @@ def run_async(
     locked: bool,
     options: dict[str, Any],
 ) -> dict[str, Any]:
-    import httpx
-
-    from standin_client import AsyncRoutingTransport
-
     async def main() -> dict[str, Any]:
         storage: Any = AsyncSQLAlchemySessionStorage(url, table=table, engine_options=options)
         if not locked:
             storage = AsyncWithoutLock(storage)
         tally = Tally()
         deadline = time.monotonic() + seconds
-        async with httpx.AsyncClient(transport=AsyncRoutingTransport(port), timeout=30) as client:
+        async with shopify.async_http_client(timeout=30) as client:
             tokens = AsyncOfflineTokens(
                 storage,
-                client_id=CLIENT_ID,
-                client_secret=CLIENT_SECRET,
+                client_id=shopify.client_id,
+                client_secret=shopify.client_secret,
                 http_client=client,
                 skew=timedelta(seconds=skew),
                 lock_timeout=30,
@@ -178,7 +172,7 @@ def run_async(
 def migrate_everywhere(
     url: str,
     table: str,
-    port: int,
+    shopify: FakeShopify,
     shops: list[str],
     process: int,
     workers: int,
@@ -186,10 +180,6 @@ def migrate_everywhere(
     options: dict[str, Any],
 ) -> dict[str, Any]:
     """Every worker calls ``migrate_legacy`` for every shop at once; the tokens it got."""
-    import httpx
-
-    from standin_client import AsyncRoutingTransport, RoutingTransport
-
     tokens_seen: dict[str, list[str]] = {shop: [] for shop in shops}
     errors: list[str] = []
     start = threading.Barrier(workers) if not is_async else None
@@ -201,11 +191,11 @@ def migrate_everywhere(
         storage = SQLAlchemySessionStorage(url, table=table, engine_options=options)
 
         def work() -> None:
-            with httpx.Client(transport=RoutingTransport(port), timeout=30) as client:
+            with shopify.http_client(timeout=30) as client:
                 tokens = OfflineTokens(
                     storage,
-                    client_id=CLIENT_ID,
-                    client_secret=CLIENT_SECRET,
+                    client_id=shopify.client_id,
+                    client_secret=shopify.client_secret,
                     http_client=client,
                     lock_timeout=30,
                 )
@@ -227,11 +217,11 @@ def migrate_everywhere(
 
         async def main() -> None:
             storage = AsyncSQLAlchemySessionStorage(url, table=table, engine_options=options)
-            async with httpx.AsyncClient(transport=AsyncRoutingTransport(port), timeout=30) as c:
+            async with shopify.async_http_client(timeout=30) as c:
                 tokens = AsyncOfflineTokens(
                     storage,
-                    client_id=CLIENT_ID,
-                    client_secret=CLIENT_SECRET,
+                    client_id=shopify.client_id,
+                    client_secret=shopify.client_secret,
                     http_client=c,
                     lock_timeout=30,
                 )

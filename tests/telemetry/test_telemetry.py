@@ -20,19 +20,17 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
-from shopify_app import ShopifyApp
 
 from conftest import BACKENDS, Awaited
 from races import locked
 from shopify_requests import (
-    CLIENT_ID,
-    CLIENT_SECRET,
     StandIn,
     fail,
     scopes_update,
     seeded,
     session_token,
     uninstalled,
+    verifying_app,
     wait_for_token_request,
 )
 from shopify_sessions import (
@@ -193,7 +191,7 @@ async def test_reauthorization_required_and_failures_carry_their_code(
     fail(standin, shop, "invalid_grant")
     with pytest.raises(ReauthorizationRequiredError):
         await tokens.get(shop)
-    fail(standin, shop, "503", "503", "503")
+    fail(standin, shop, 503, 503, 503)
     with pytest.raises(TokenRefreshError):
         await tokens.get(shop)
     async with locked(storage, session.id):
@@ -271,14 +269,14 @@ async def test_legacy_exchanges_keep_warm_and_token_exchanges_have_their_own_cou
 ) -> None:
     name = shop.removesuffix(".myshopify.com")
     legacy, warm, new = (f"{name}-{n}.myshopify.com" for n in range(3))
-    await storage.store_session(seeded(standin, legacy, kind="legacy"))
+    await storage.store_session(seeded(standin, legacy, legacy=True))
     await storage.store_session(seeded(standin, warm, refresh_expires_in=86400))
     assert await tokens.migrate_legacy(legacy) is not None
     assert (await tokens.refresh_expiring(within=timedelta(days=7))).refreshed == [warm]
-    verified = ShopifyApp(CLIENT_ID, CLIENT_SECRET).verify_app_home_req(
+    verified = verifying_app(standin).verify_app_home_req(
         {
             "method": "GET",
-            "headers": {"Authorization": f"Bearer {session_token(new)}"},
+            "headers": {"Authorization": f"Bearer {session_token(standin, new)}"},
             "url": "https://app.example/api",
             "body": "",
         },

@@ -12,13 +12,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from shopify_app import ShopifyApp
 
 from conftest import Awaited
 from races import in_flight, locked
 from shopify_requests import (
-    CLIENT_ID,
-    CLIENT_SECRET,
     StandIn,
     async_http_client,
     counts,
@@ -27,6 +24,7 @@ from shopify_requests import (
     seeded,
     shop_redact,
     uninstalled,
+    verifying_app,
     webhook_input,
 )
 from shopify_sessions import (
@@ -46,7 +44,6 @@ from shopify_sessions.webhooks import (
     receive_webhook_async,
 )
 
-APP = ShopifyApp(CLIENT_ID, CLIENT_SECRET)
 NEW_SCOPES = ("read_products", "write_orders", "write_discounts")
 
 
@@ -57,11 +54,14 @@ async def apply(storage: Any, topic: str, shop: str, payload: Any, **options: An
     return await apply_webhook_async(storage, topic=topic, shop=shop, payload=payload, **options)
 
 
-async def receive(storage: Any, request: dict[str, Any], **options: Any) -> ReceivedWebhook:
+async def receive(
+    storage: Any, standin: StandIn, request: dict[str, Any], **options: Any
+) -> ReceivedWebhook:
     """A signed request through ``shopifyapp``'s verification, then applied."""
+    app = verifying_app(standin)
     if isinstance(storage, Awaited):
-        return receive_webhook(storage.target, APP, request, **options)  # type: ignore[arg-type]
-    return await receive_webhook_async(storage, APP, request, **options)  # type: ignore[arg-type]
+        return receive_webhook(storage.target, app, request, **options)  # type: ignore[arg-type]
+    return await receive_webhook_async(storage, app, request, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -221,10 +221,10 @@ async def test_a_storage_of_the_wrong_kind_is_refused() -> None:
 
 
 async def test_a_signed_webhook_is_verified_then_applied(
-    storage: Any, sessions: dict[str, Session], shop: str
+    storage: Any, sessions: dict[str, Session], shop: str, standin: StandIn
 ) -> None:
-    request = webhook_input("app/uninstalled", shop, uninstalled(shop), webhook_id="w-1")
-    received = await receive(storage, request)
+    request = webhook_input(standin, "app/uninstalled", shop, uninstalled(shop), webhook_id="w-1")
+    received = await receive(storage, standin, request)
     assert received.ok and received.response.status == 200
     assert (received.topic, received.shop, received.webhook_id) == ("app/uninstalled", shop, "w-1")
     assert received.payload == uninstalled(shop)
@@ -233,32 +233,32 @@ async def test_a_signed_webhook_is_verified_then_applied(
 
 
 async def test_an_unsigned_or_forged_webhook_changes_nothing(
-    storage: Any, sessions: dict[str, Session], shop: str
+    storage: Any, sessions: dict[str, Session], shop: str, standin: StandIn
 ) -> None:
-    forged = webhook_input("app/uninstalled", shop, uninstalled(shop), secret="not-the-secret")
-    unsigned = webhook_input("app/uninstalled", shop, uninstalled(shop))
+    forged = webhook_input(standin, "app/uninstalled", shop, uninstalled(shop), forged=True)
+    unsigned = webhook_input(standin, "app/uninstalled", shop, uninstalled(shop))
     del unsigned["headers"]["X-Shopify-Hmac-Sha256"]
-    tampered = webhook_input("app/uninstalled", shop, uninstalled(shop))
+    tampered = webhook_input(standin, "app/uninstalled", shop, uninstalled(shop))
     tampered["body"] = tampered["body"].replace("A shop", "B shop")
     for request, status in ((forged, 401), (unsigned, 400), (tampered, 401)):
-        received = await receive(storage, request)
+        received = await receive(storage, standin, request)
         assert (received.ok, received.response.status, received.shop) == (False, status, "")
-    malformed = webhook_input("app/scopes_update", shop, {"current": "nope"})
-    received = await receive(storage, malformed)
+    malformed = webhook_input(standin, "app/scopes_update", shop, {"current": "nope"})
+    received = await receive(storage, standin, malformed)
     assert (received.ok, received.response.status) == (False, 400)
     assert len(await storage.find_sessions_by_shop(shop)) == 2
 
 
 async def test_a_webhook_that_waited_too_long_is_answered_503_for_shopify_to_retry(
-    storage: Any, sessions: dict[str, Session], shop: str
+    storage: Any, sessions: dict[str, Session], shop: str, standin: StandIn
 ) -> None:
-    request = webhook_input("app/scopes_update", shop, scopes_update(*NEW_SCOPES))
+    request = webhook_input(standin, "app/scopes_update", shop, scopes_update(*NEW_SCOPES))
     async with locked(storage, sessions["offline"].id):  # a refresh in flight, for too long
-        received = await receive(storage, request, lock_timeout=0.2)
+        received = await receive(storage, standin, request, lock_timeout=0.2)
     assert (received.ok, received.response.status) == (False, 503)
     assert received.response.headers["Retry-After"]
     assert await storage.load_session(sessions["offline"].id) == sessions["offline"]
-    assert (await receive(storage, request)).ok  # Shopify delivers it again: applied
+    assert (await receive(storage, standin, request)).ok  # Shopify delivers it again: applied
 
 
 # --- races with a refresh in flight -------------------------------------------------------
@@ -273,11 +273,11 @@ async def test_an_uninstall_during_a_refresh_never_brings_the_session_back(
     old = seeded(standin, shop, access_expires_in=-10)
     await storage.store_session(old)
     await storage.store_session(online_session(shop))
-    request = webhook_input("app/uninstalled", shop, uninstalled(shop))
+    request = webhook_input(standin, "app/uninstalled", shop, uninstalled(shop))
 
     with caplog.at_level(logging.WARNING, logger="shopify_sessions"):
         async with in_flight(tokens_for(), shop, standin) as refresh:
-            received = await receive(storage, request)
+            received = await receive(storage, standin, request)
             assert received.ok and received.result is not None
             assert sorted(received.result.session_ids) == sorted([old.id, f"{shop}_7"])
             assert not refresh.done(), "the refresh landed before the uninstall (a slow machine?)"
@@ -304,13 +304,13 @@ async def test_without_the_fence_the_uninstalled_session_comes_back(
     async with async_http_client(standin) as http:
         tokens = AsyncOfflineTokens(
             storage,  # type: ignore[arg-type]
-            client_id=CLIENT_ID,
-            client_secret=CLIENT_SECRET,
+            client_id=standin.client_id,
+            client_secret=standin.client_secret,
             http_client=http,
         )
         async with in_flight(tokens, shop, standin) as refresh:
-            request = webhook_input("app/uninstalled", shop, uninstalled(shop))
-            assert (await receive(storage, request)).ok
+            request = webhook_input(standin, "app/uninstalled", shop, uninstalled(shop))
+            assert (await receive(storage, standin, request)).ok
             assert not refresh.done(), "the refresh landed before the uninstall (a slow machine?)"
         resurrected = refresh.result()
     assert resurrected is not None and await storage.load_session(old.id) == resurrected
@@ -358,7 +358,10 @@ async def test_without_the_lock_the_scope_update_is_lost_to_the_refresh(
     await storage.store_session(old)
     async with async_http_client(standin) as http:
         tokens = AsyncOfflineTokens(
-            storage, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, http_client=http
+            storage,
+            client_id=standin.client_id,
+            client_secret=standin.client_secret,
+            http_client=http,
         )
         async with in_flight(tokens, shop, standin) as refresh:
             result = await apply_webhook_async(

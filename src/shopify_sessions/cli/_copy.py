@@ -12,9 +12,9 @@ from ..sqlalchemy import session_table
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import detect_layout
 from ._compare import same_up_to_layout
-from ._connect import command_url, count_rows, open_storage
+from ._connect import command_url, count_rows, open_storage, quoted
 from ._options import DEFAULT_TABLE, BatchSize, Json
-from ._output import ExitCode, reporting
+from ._output import ExitCode, plain_name, reporting
 from ._progress import progress_bar
 
 SourceUrl = Annotated[str, typer.Argument(help="Database URL to copy from.", show_default=False)]
@@ -54,16 +54,21 @@ def copy(
                 "the source and the target are the same table: give --target-table or "
                 "another TARGET_URL"
             )
-        source = open_storage(source_url, source_table, source_schema)
-        source.check_table()
-        target = open_storage(target_url, target_table, target_schema)
+        source = open_storage(source_url, source_table, source_schema, hint=False)
+        try:
+            source.check_table()
+        except MissingSessionTableError:
+            raise MissingSessionTableError(
+                f"the source table {quoted(source_table, source_schema)} does not exist"
+            ) from None
+        target = open_storage(target_url, target_table, target_schema, create=True)
         created = False
         try:
             target.check_table()
         except MissingSessionTableError:
             target.close()
             definition = session_table(MetaData(), target_table, schema=target_schema)
-            target = open_storage(target_url, definition, None)
+            target = open_storage(target_url, definition, None, create=True)
             target.create_table()
             target.check_table()
             created = True
@@ -101,8 +106,8 @@ def copy(
         source.close()
         target.close()
         result: dict[str, Any] = {
-            "source": describe_table(source.table),
-            "target": describe_table(target.table),
+            "source": plain_name(source.table),
+            "target": plain_name(target.table),
             "target_layout": target_layout,
             "target_created": created,
             "sessions": total,

@@ -9,7 +9,7 @@ import typer
 
 from .._encryption import FernetTokenCipher
 from .._errors import InvalidSessionError
-from ._connect import count_rows, open_storage
+from ._connect import count_rows, ready_storage
 from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url
 from ._output import reporting
 from ._progress import progress_bar
@@ -63,8 +63,7 @@ def reencrypt(
     """
     with reporting("reencrypt", as_json) as output:
         cipher, newest = cipher_from_environment(keys_env)
-        storage = open_storage(url, table, schema, cipher)
-        storage.check_table()
+        storage = ready_storage(url, table, schema, cipher)
         total = count_rows(storage.engine, storage.table)
         with progress_bar(output, "re-encrypting", total) as advance:
             rewritten = storage.reencrypt_tokens(batch_size=batch_size, progress=advance)

@@ -10,7 +10,7 @@ from typing import NoReturn
 from .._errors import InvalidSessionError, ShopTokenError
 from ..shopify_app import OfflineTokens, RefreshReport
 from ..sqlalchemy import SQLAlchemySessionStorage
-from ._connect import open_storage
+from ._connect import ready_storage
 from ._output import ExitCode, Output
 from ._reencrypt import KEYS_VARIABLE, cipher_from_environment
 
@@ -37,9 +37,8 @@ def offline_tokens(
     OfflineTokens on it; the storage is closed afterwards."""
     client_id, client_secret = app_credentials()
     cipher = cipher_from_environment(KEYS_VARIABLE)[0] if os.environ.get(KEYS_VARIABLE) else None
-    storage = open_storage(url, table, schema, cipher)
+    storage = ready_storage(url, table, schema, cipher)
     try:
-        storage.check_table()
         yield storage, OfflineTokens(storage, client_id=client_id, client_secret=client_secret)
     finally:
         storage.close()

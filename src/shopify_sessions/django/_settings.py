@@ -20,7 +20,7 @@ from .._telemetry import Telemetry
 from .._web import DEFAULT_PATCH_ID_TOKEN_PATH
 from ..shopify_app import OfflineTokens
 from ..sqlalchemy import SQLAlchemySessionStorage, session_table
-from ..webhooks._base import DEFAULT_WEBHOOK_LOCK_TIMEOUT
+from ..webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT
 
 #: Every key of ``SHOPIFY_SESSIONS``, with its default.
 DEFAULTS: dict[str, Any] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
@@ -17,7 +17,7 @@ from .._web import Answer, RequestKind, failure_answer, request_input, verify
 from ..webhooks import receive_webhook
 from ._settings import made
 
-View = TypeVar("View", bound=Callable[..., HttpResponse])
+View = Callable[..., HttpResponse]
 
 webhook_received = Signal()
 """The signal sent with each webhook verified and applied to the sessions, for the app's own
@@ -26,7 +26,7 @@ work: its receivers get ``received``, the
 answer 500, and Shopify delivers the webhook again (the sessions' effects are idempotent)."""
 
 
-def app_home(view: View) -> View:
+def app_home(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Decorate the view of an App Home page or fetch: ``request.shopify_session`` is the
     shop's valid offline session.
 
@@ -45,12 +45,12 @@ def app_home(view: View) -> View:
     return _verified(view, "app_home")
 
 
-def admin_extension(view: View) -> View:
+def admin_extension(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """The same for the requests of an admin UI extension (``verify_admin_ui_ext_req``)."""
     return _verified(view, "admin_extension")
 
 
-def pos_extension(view: View) -> View:
+def pos_extension(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """The same for a POS UI extension (``verify_pos_ui_ext_req``)."""
     return _verified(view, "pos_extension")
 

@@ -11,6 +11,7 @@
 
 from ._async import apply_webhook_async, receive_webhook_async
 from ._base import (
+    DEFAULT_WEBHOOK_LOCK_TIMEOUT,
     InvalidWebhookError,
     ReceivedWebhook,
     WebhookResponse,
@@ -19,6 +20,7 @@ from ._base import (
 from ._sync import apply_webhook, receive_webhook
 
 __all__ = [
+    "DEFAULT_WEBHOOK_LOCK_TIMEOUT",
     "InvalidWebhookError",
     "ReceivedWebhook",
     "WebhookResponse",
@@ -29,5 +31,5 @@ __all__ = [
     "receive_webhook_async",
 ]
 
-for _name in __all__:
+for _name in __all__[1:]:
     globals()[_name].__module__ = __name__

@@ -40,9 +40,10 @@ SCOPE_UPDATED = "scope_updated"
 UNCHANGED = "unchanged"
 IGNORED = "ignored"
 
-#: Seconds ``app/scopes_update`` waits for a refresh of the same session: Shopify gives a
-#: webhook 5 s in all, and delivers it again later when it is not answered with a 2xx.
 DEFAULT_WEBHOOK_LOCK_TIMEOUT = 3.0
+"""Seconds ``app/scopes_update`` waits for a refresh of the same session by default:
+Shopify gives a webhook 5 s in all, and delivers it again later when it is not answered
+with a 2xx."""
 #: The ``shopify_sessions.operation`` of the lock wait of a scope update.
 LOCK_OPERATION = "scopes_update"
 #: Compare-and-set tries of a scope update before giving up (each failure is another
