@@ -1,8 +1,9 @@
 """Generate the synchronous shells from the asyncio ones.
 
-In src/shopify_sessions/sqlalchemy/ (the SQL storage) and src/shopify_sessions/shopify_app/
-(the token lifecycle), _async.py is the hand-written shell and _sync.py this script's
-output (as httpcore does), so the two cannot drift apart.
+In src/shopify_sessions/sqlalchemy/ (the SQL storage), src/shopify_sessions/redis/ (the
+Redis storage) and src/shopify_sessions/shopify_app/ (the token lifecycle), _async.py is the
+hand-written shell and _sync.py this script's output (as httpcore does), so the two cannot
+drift apart.
 
     python scripts/unasync.py           # rewrite _sync.py
     python scripts/unasync.py --check   # fail if _sync.py is not what _async.py gives (CI)
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "shopify_sessions"
-FOLDERS = [PACKAGE / "sqlalchemy", PACKAGE / "shopify_app"]
+FOLDERS = [PACKAGE / "sqlalchemy", PACKAGE / "redis", PACKAGE / "shopify_app"]
 HEADER = "# Generated from _async.py by scripts/unasync.py: edit that file, then run the script.\n"
 
 #: Applied in order, each to the whole file.
@@ -46,6 +47,10 @@ REWRITES = [
     (r"\bAsyncEngine\b", "Engine"),
     (r"\bcreate_async_engine\b", "create_engine"),
     (r"\bAsyncSQLAlchemySessionStorage\b", "SQLAlchemySessionStorage"),
+    (r"\bAsyncRedisSessionStorage\b", "RedisSessionStorage"),
+    (r"^from redis\.asyncio import", "from redis import"),
+    (r"redis-py's\n    asyncio client", "redis-py's\n    synchronous client"),
+    (r"\bredis\.asyncio\.(Redis|RedisCluster)\b", r"redis.\1"),
     (r"an asyncio SQLAlchemy", "a synchronous SQLAlchemy"),
     (r"\n\n    The asyncio twin of :class:`\w+`[^\n]*", ""),
     (r"\bis_async=True\b", "is_async=False"),
