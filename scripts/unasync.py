@@ -36,6 +36,7 @@ REWRITES = [
     (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
     (r"\brefresh_access_token_async\b", "refresh_access_token"),
     (r"\.aclose\(", ".close("),
+    (r"\baclose_client\b", "close_client"),
     (
         r"^from sqlalchemy\.ext\.asyncio import AsyncConnection, AsyncEngine, create_async_engine$",
         "from sqlalchemy import Connection, Engine, create_engine",

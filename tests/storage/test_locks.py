@@ -56,7 +56,9 @@ def _hold(storage: Any, id: str) -> Any:
 async def test_the_lock_is_exclusive_and_bounded(harness: Harness) -> None:
     """Two storages on one database (one storage for memory) exclude each other."""
     first = harness.storage(table=harness.default_table())
-    second = first if not harness.backend.is_sql else harness.storage(table=harness.table_name)
+    second = (
+        first if harness.backend.server == "memory" else harness.storage(table=harness.table_name)
+    )
     if isinstance(first, Awaited):
         with first.target.lock_session("offline_a.myshopify.com"):
             started = time.monotonic()

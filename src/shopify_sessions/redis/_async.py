@@ -39,7 +39,7 @@ from .._storage import (
     session_order,
 )
 from .._time import as_utc
-from ._client import check_client, client_from_url
+from ._client import aclose_client, check_client, client_from_url
 from ._core import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_LOCK_LEASE,
@@ -345,7 +345,7 @@ class AsyncRedisSessionStorage:
     async def close(self) -> None:
         """Close the client if the storage built it from a URL."""
         if self._owns_client:
-            await self._client.aclose()
+            await aclose_client(self._client)
 
     async def __aenter__(self) -> AsyncRedisSessionStorage:
         return self

@@ -65,3 +65,21 @@ def check_client(client: object, *, is_async: bool) -> None:
         use = "RedisSessionStorage" if is_async else "AsyncRedisSessionStorage"
         raise TypeError(f"{type(client).__module__}.{type(client).__name__} goes with {use}")
     raise TypeError(f"expected a Redis URL or a redis-py client, not {type(client).__name__}")
+
+
+def close_client(client: Any) -> None:
+    """Close a synchronous client and every connection it opened.
+
+    redis-py's ``RedisCluster.close()`` closes its nodes' clients, which leave their
+    connection pools open (they don't own them): their sockets are disconnected here.
+    """
+    client.close()
+    if isinstance(client, redis.RedisCluster):
+        for node in client.get_nodes():
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
+
+
+async def aclose_client(client: Any) -> None:
+    """Close an asyncio client and its connections."""
+    await client.aclose()

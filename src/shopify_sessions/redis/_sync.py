@@ -35,7 +35,7 @@ from .._storage import (
     session_order,
 )
 from .._time import as_utc
-from ._client import check_client, client_from_url
+from ._client import check_client, client_from_url, close_client
 from ._core import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_LOCK_LEASE,
@@ -337,7 +337,7 @@ class RedisSessionStorage:
     def close(self) -> None:
         """Close the client if the storage built it from a URL."""
         if self._owns_client:
-            self._client.close()
+            close_client(self._client)
 
     def __enter__(self) -> RedisSessionStorage:
         return self
