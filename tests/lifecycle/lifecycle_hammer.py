@@ -18,6 +18,18 @@ from standin import CLIENT_ID, CLIENT_SECRET
 from standin_client import API_VERSION, StandIn  # noqa: F401  (StandIn: for the test)
 
 
+def open_storage(url: str, table: str, options: dict[str, Any], is_async: bool) -> Any:
+    """The storage a worker process opens: SQL on ``table``, or Redis under that key prefix."""
+    if url.startswith("redis"):
+        from shopify_sessions.redis import AsyncRedisSessionStorage, RedisSessionStorage
+
+        kind = AsyncRedisSessionStorage if is_async else RedisSessionStorage
+        return kind(url, key_prefix=table)
+    if is_async:
+        return AsyncSQLAlchemySessionStorage(url, table=table, engine_options=options)
+    return SQLAlchemySessionStorage(url, table=table, engine_options=options)
+
+
 class WithoutLock:
     """A storage whose lock does nothing: what a refresh without single flight does."""
 
@@ -78,7 +90,7 @@ def run_sync(
 
     from standin_client import RoutingTransport
 
-    storage: Any = SQLAlchemySessionStorage(url, table=table, engine_options=options)
+    storage: Any = open_storage(url, table, options, is_async=False)
     if not locked:
         storage = WithoutLock(storage)
     tally = Tally()
@@ -136,7 +148,7 @@ def run_async(
     from standin_client import AsyncRoutingTransport
 
     async def main() -> dict[str, Any]:
-        storage: Any = AsyncSQLAlchemySessionStorage(url, table=table, engine_options=options)
+        storage: Any = open_storage(url, table, options, is_async=True)
         if not locked:
             storage = AsyncWithoutLock(storage)
         tally = Tally()
@@ -198,7 +210,7 @@ def migrate_everywhere(
         tokens_seen[shop].append(session.access_token if session else "")
 
     if not is_async:
-        storage = SQLAlchemySessionStorage(url, table=table, engine_options=options)
+        storage = open_storage(url, table, options, is_async=False)
 
         def work() -> None:
             with httpx.Client(transport=RoutingTransport(port), timeout=30) as client:
@@ -226,7 +238,7 @@ def migrate_everywhere(
     else:
 
         async def main() -> None:
-            storage = AsyncSQLAlchemySessionStorage(url, table=table, engine_options=options)
+            storage = open_storage(url, table, options, is_async=True)
             async with httpx.AsyncClient(transport=AsyncRoutingTransport(port), timeout=30) as c:
                 tokens = AsyncOfflineTokens(
                     storage,

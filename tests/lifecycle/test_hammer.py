@@ -9,30 +9,60 @@ import itertools
 import multiprocessing
 from typing import Any
 
-from conftest import Harness
+import pytest
+
+from conftest import (
+    REDIS_BACKENDS,
+    SQL_BACKENDS,
+    Backend,
+    Harness,
+    close_harness,
+    new_harness,
+    redis_url_of,
+    require_server,
+)
 from lifecycle_hammer import migrate_everywhere, run_async, run_sync
 from standin_client import StandIn, admin_call
 
 PROCESSES, WORKERS, SHOPS = 3, 4, 3
+# Every storage with a shared lock: the SQL ones, Redis and the Redis Cluster.
 LIFETIME, SKEW, SECONDS = 3, 1.0, 15.0  # access tokens of 3 s, refreshed 1 s before expiry
+
+
+@pytest.fixture(params=[*SQL_BACKENDS, *REDIS_BACKENDS], ids=lambda b: b.name)
+async def locking_harness(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """A harness of a storage with a shared lock: SQL, Redis or the Redis Cluster."""
+    backend: Backend = request.param
+    require_server(backend.server)
+    harness = new_harness(backend, tmp_path, redis_url_of(backend, request))
+    yield harness
+    await close_harness(harness)
+
+
+async def _open(harness: Harness) -> tuple[Any, str, dict[str, Any]]:
+    """The test's storage (its table created), the URL workers open, their engine options."""
+    storage = harness.storage(table=harness.default_table())
+    if harness.backend.is_redis:
+        assert harness.redis_url is not None
+        return storage, harness.redis_url, {}
+    await storage.create_table()
+    options: dict[str, Any] = {}
+    if harness.backend.server == "sqlite":
+        harness.sql("PRAGMA journal_mode=WAL")
+        options = {"connect_args": {"timeout": 30}}
+    return storage, harness.backend.url(harness.sqlite_path), options
 
 
 async def _hammer(
     harness: Harness, standin: StandIn, *, locked: bool, seconds: float, latency: float = 0.0
 ) -> tuple[list[str], list[dict[str, Any]], dict[str, Any]]:
     backend = harness.backend
-    storage = harness.storage(table=harness.default_table())
-    await storage.create_table()
-    options: dict[str, Any] = {}
-    if backend.server == "sqlite":
-        harness.sql("PRAGMA journal_mode=WAL")
-        options = {"connect_args": {"timeout": 30}}
+    storage, url, options = await _open(harness)
     standin.reset(access_lifetime=LIFETIME, latency=latency)
     shops = [f"hammer-{harness.table_name[-8:]}-{n}.myshopify.com" for n in range(SHOPS)]
     for shop in shops:
         await storage.store_session(standin.seeded_session(shop, access_expires_in=0))
     run = run_async if backend.is_async else run_sync
-    url = backend.url(harness.sqlite_path)
     arguments = [
         (url, harness.table_name, standin.port, shops, p, WORKERS, seconds, SKEW, locked, options)
         for p in range(PROCESSES)
@@ -43,9 +73,9 @@ async def _hammer(
 
 
 async def test_one_refresh_per_lifetime_and_no_reuse(
-    sql_harness: Harness, standin: StandIn
+    locking_harness: Harness, standin: StandIn
 ) -> None:
-    shops, results, stats = await _hammer(sql_harness, standin, locked=True, seconds=SECONDS)
+    shops, results, stats = await _hammer(locking_harness, standin, locked=True, seconds=SECONDS)
     errors = [e for r in results for e in r["errors"]]
     gets = sum(r["gets"] for r in results)
     calls: dict[int, int] = {}
@@ -63,7 +93,7 @@ async def test_one_refresh_per_lifetime_and_no_reuse(
         times = sorted(at for name, at in stats["issued"] if name == shop)
         gaps += [later - earlier for earlier, later in itertools.pairwise(times)]
     print(
-        f"{sql_harness.backend.name}: {PROCESSES} processes x {WORKERS} workers, {SHOPS} shops,"
+        f"{locking_harness.backend.name}: {PROCESSES} processes x {WORKERS} workers, {SHOPS} shops,"
         f" {SECONDS:.0f} s = {SECONDS / LIFETIME:.0f} lifetimes: {gets} gets,"
         f" admin calls {calls}, refreshes {refreshes}, shortest gap {min(gaps):.2f} s"
         f" (floor {floor:.2f} s), reuses {sum(c.get('reuses', 0) for c in counts)},"
@@ -80,48 +110,44 @@ async def test_one_refresh_per_lifetime_and_no_reuse(
     assert min(gaps) >= floor - 0.01, gaps
 
 
-async def test_without_the_lock_the_hammer_fails(sql_harness: Harness, standin: StandIn) -> None:
+async def test_without_the_lock_the_hammer_fails(
+    locking_harness: Harness, standin: StandIn
+) -> None:
     """The hammer can fail: without single flight, workers reuse refresh tokens and the
     strict stand-in locks the shops out. (A little latency at the token endpoint stands
     for the network between an app and Shopify.)"""
     shops, results, stats = await _hammer(
-        sql_harness, standin, locked=False, seconds=3.0, latency=0.05
+        locking_harness, standin, locked=False, seconds=3.0, latency=0.05
     )
     counts = [stats["counts"].get(shop, {}) for shop in shops]
     reuses = sum(c.get("reuses", 0) for c in counts)
     lockouts = sum(c.get("lockouts", 0) for c in counts)
     errors = sum(len(r["errors"]) for r in results)
     print(
-        f"{sql_harness.backend.name} without the lock: {reuses} reuses, {lockouts} lockouts,"
+        f"{locking_harness.backend.name} without the lock: {reuses} reuses, {lockouts} lockouts,"
         f" {errors} errors"
     )
     assert reuses > 0 and lockouts > 0 and errors > 0
 
 
 async def test_legacy_migration_from_many_processes_exchanges_once(
-    sql_harness: Harness, standin: StandIn
+    locking_harness: Harness, standin: StandIn
 ) -> None:
-    storage = sql_harness.storage(table=sql_harness.default_table())
-    await storage.create_table()
-    options: dict[str, Any] = {}
-    if sql_harness.backend.server == "sqlite":
-        sql_harness.sql("PRAGMA journal_mode=WAL")
-        options = {"connect_args": {"timeout": 30}}
+    storage, url, options = await _open(locking_harness)
     standin.reset(latency=0.05)
-    shops = [f"legacy-{sql_harness.table_name[-8:]}-{n}.myshopify.com" for n in range(SHOPS)]
+    shops = [f"legacy-{locking_harness.table_name[-8:]}-{n}.myshopify.com" for n in range(SHOPS)]
     legacy = {shop: standin.seeded_session(shop, kind="legacy") for shop in shops}
     for session in legacy.values():
         await storage.store_session(session)
-    url = sql_harness.backend.url(sql_harness.sqlite_path)
     arguments = [
         (
             url,
-            sql_harness.table_name,
+            locking_harness.table_name,
             standin.port,
             shops,
             p,
             WORKERS,
-            sql_harness.backend.is_async,
+            locking_harness.backend.is_async,
             options,
         )
         for p in range(PROCESSES)
@@ -131,7 +157,7 @@ async def test_legacy_migration_from_many_processes_exchanges_once(
     assert [e for r in results for e in r["errors"]] == []
     counts = {shop: standin.counts(shop) for shop in shops}
     exchanges = [c.get("exchange_requests") for c in counts.values()]
-    print(f"{sql_harness.backend.name}: legacy exchanges per shop {exchanges}")
+    print(f"{locking_harness.backend.name}: legacy exchanges per shop {exchanges}")
     with standin.client() as client:
         for shop in shops:
             assert counts[shop]["exchange_requests"] == 1
