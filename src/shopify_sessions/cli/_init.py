@@ -10,7 +10,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..sqlalchemy import session_table
 from ..sqlalchemy._core import describe_table
-from ._connect import open_storage, reflect
+from ._connect import is_redis, open_storage, reflect
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
 from ._output import reporting
 
@@ -32,6 +32,9 @@ def init(
     (see the README). With --sql, print its DDL for review instead.
     """
     with reporting("init", as_json) as output:
+        if is_redis(url):
+            output.say("Redis needs no table: there is nothing to create")
+            output.done({"store": "redis", "created": False, "applied": False})
         definition = session_table(MetaData(), table, schema=schema)
         storage = open_storage(url, definition, None)
         dialect = storage.engine.dialect

@@ -42,7 +42,7 @@ from ..sqlalchemy._codecs import sql_type
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
 from ..sqlalchemy._table import COLUMNS, MYSQL, Kind
-from ._connect import connection_to, open_storage, reflect
+from ._connect import connection_to, is_redis, open_storage, reflect
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
 from ._output import ExitCode, reporting
 
@@ -181,6 +181,9 @@ def upgrade(
     it. Running it again on an up-to-date table does nothing.
     """
     with reporting("upgrade", as_json) as output:
+        if is_redis(url):
+            output.say("Redis needs no table: there is nothing to upgrade")
+            output.done({"store": "redis", "created": False, "applied": False})
         storage = open_storage(url, table, schema)
         engine = storage.engine
         real = reflect(engine, table, schema)

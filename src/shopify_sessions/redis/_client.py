@@ -75,7 +75,7 @@ def close_client(client: Any) -> None:
     """
     client.close()
     if isinstance(client, redis.RedisCluster):
-        for node in client.get_nodes():
+        for node in client.get_nodes():  # type: ignore[no-untyped-call]
             if node.redis_connection is not None:
                 node.redis_connection.connection_pool.disconnect()
 
