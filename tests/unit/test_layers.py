@@ -28,3 +28,19 @@ def test_the_lifecycle_names_its_extra_when_shopifyapp_is_missing() -> None:
     )
     assert done.returncode != 0
     assert "pip install 'shopify-sessions[shopifyapp]'" in done.stderr
+
+
+def test_a_backend_never_loads_another() -> None:
+    done = _run(
+        "import sys\n"
+        "import shopify_sessions.redis\n"
+        "assert 'sqlalchemy' not in sys.modules and 'shopify_sessions.sqlalchemy' not in"
+        " sys.modules, sorted(m for m in sys.modules if 'sqlalchemy' in m)\n"
+    )
+    assert done.returncode == 0, done.stderr
+    done = _run(
+        "import sys\n"
+        "import shopify_sessions.sqlalchemy\n"
+        "assert 'shopify_sessions.redis' not in sys.modules and 'redis' not in sys.modules\n"
+    )
+    assert done.returncode == 0, done.stderr
