@@ -1,6 +1,6 @@
 """MkDocs hooks (mkdocs.yml ``hooks:``).
 
-After the build, every name in the ``__all__`` of the three public modules must have its own
+After the build, every name in the ``__all__`` of the four public modules must have its own
 entry in the API reference. ``__all__`` is read from the source with ``ast``, not through
 griffe, so a name that griffe could not resolve (a re-export it cannot follow, a renamed
 object) fails the build instead of silently missing from the reference.
@@ -21,6 +21,7 @@ PUBLIC_MODULES = {
         "src/shopify_sessions/sqlalchemy/__init__.py",
         "reference/sqlalchemy/",
     ),
+    "shopify_sessions.redis": ("src/shopify_sessions/redis/__init__.py", "reference/redis/"),
     "shopify_sessions.shopify_app": (
         "src/shopify_sessions/shopify_app/__init__.py",
         "reference/shopify_app/",

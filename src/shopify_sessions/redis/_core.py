@@ -21,8 +21,8 @@ from .._session import PropertyValue, Session
 from .._storage import check_id, check_session, check_shop, holds_tokens
 from .._time import to_epoch_ms
 
-#: The Node adapter's default ``sessionKeyPrefix``.
 DEFAULT_KEY_PREFIX = "shopify_sessions"
+"""The default key prefix, the Node Redis adapter's default ``sessionKeyPrefix``."""
 
 #: The name of the Node adapter's migration record, and what it holds once its one
 #: migration ran (``JSON.stringify(Object.fromEntries(migrations))``): a Node app that
