@@ -278,3 +278,16 @@ def test_construction_refuses_what_it_cannot_use() -> None:
         RedisSessionStorage(REDIS_URL, key_prefix="")
     with pytest.raises(TypeError, match="client_options"):
         RedisSessionStorage(redis.Redis(), client_options={"socket_timeout": 1})
+
+
+async def test_a_walk_skips_the_sessions_of_a_longer_prefix(redis_harness: Harness) -> None:
+    """The scan pattern of prefix ``p`` also matches the keys of prefix ``p_more``."""
+    storage = redis_harness.storage()
+    longer = redis_harness.storage(key_prefix=f"{redis_harness.table_name}_more")
+    await storage.store_session(offline("mine"))
+    await longer.store_session(offline("theirs", "longer.myshopify.com"))
+    target = storage.target if isinstance(storage, Awaited) else storage
+    walked = target.sessions()
+    batches = [b async for b in walked] if hasattr(walked, "__aiter__") else list(walked)
+    assert [s.id for batch in batches for s in batch] == ["mine"]
+    await longer.delete_session("theirs")

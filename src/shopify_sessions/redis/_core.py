@@ -201,8 +201,28 @@ class RedisCore:
         return entries
 
     def is_session_value(self, raw: str | bytes) -> bool:
-        """Whether a value read by a scan is a session (not an index or a record)."""
+        """Whether a value is a session's (not a shop list or a record)."""
         return raw[:2] in ("[[", b"[[")
+
+    def scanned(self, key: str, raw: object) -> Stored | None:
+        """The session of a key a scan found, or None for a value that is no session of
+        this prefix: a shop list, a record, another type, or the session of a longer
+        prefix that this one's pattern also matches (``a_b_x`` under ``a``)."""
+        if not isinstance(raw, (str, bytes)) or not self.is_session_value(raw):
+            return None
+        try:
+            return self.read(key, raw)
+        except SessionDataError:
+            if self._holds_other_id(key, raw):
+                return None
+            raise
+
+    def _holds_other_id(self, key: str, raw: str | bytes) -> bool:
+        try:
+            ids = [v for k, v in json.loads(raw) if isinstance(k, str) and k.lower() == "id"]
+        except (ValueError, TypeError):
+            return False
+        return bool(ids) and self._prefix + str(ids[0]) != key
 
     def holds_tokens(self, stored: Stored, session: Session) -> bool:
         """Whether the stored session holds ``session``'s tokens."""

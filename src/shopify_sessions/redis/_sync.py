@@ -365,11 +365,8 @@ class RedisSessionStorage:
         for start in range(0, len(keys), size):
             chunk = keys[start : start + size]
             values = self._pipeline("sessions", [("GET", key) for key in chunk], skip=True)
-            batch = [
-                self._core.read(key, value)
-                for key, value in zip(chunk, values, strict=True)
-                if isinstance(value, (str, bytes)) and self._core.is_session_value(value)
-            ]
+            found = [self._core.scanned(k, v) for k, v in zip(chunk, values, strict=True)]
+            batch = [stored for stored in found if stored is not None]
             if batch:
                 yield batch
 
