@@ -53,9 +53,9 @@ async def test_hot_sessions_under_concurrent_writers(sql_harness: Harness) -> No
 
 async def test_redis_shop_list_under_concurrent_writers(redis_harness: Harness) -> None:
     """Stores, loads, finds and deletes of a few hot sessions from several processes: no
-    error, no torn value, and the shop's list names exactly the sessions that exist (the
-    list is changed by one script per key, and a delete that races a store lists the
-    stored session again)."""
+    error, no torn value, and the shop's list names every session that exists (the list is
+    changed by one script per key, and a delete that races a store lists the stored session
+    again)."""
     assert redis_harness.redis_url is not None
     prefix = redis_harness.table_name
     run = run_async if redis_harness.backend.is_async else run_sync
@@ -78,7 +78,10 @@ async def test_redis_shop_list_under_concurrent_writers(redis_harness: Harness) 
     storage.close()
     assert {f"{prefix}_{s.id}" for s in found} == existing
     assert all(consistent(s) for s in found)
-    assert set(json.loads(listed or "[]")) == existing
+    # Every stored session is listed. A store that lists its key after a delete of it has
+    # finished leaves an entry without a key: find leaves it out, and takes it off.
+    assert existing <= set(json.loads(listed or "[]"))
+    assert set(json.loads(client.get(f"{prefix}_{SHOP}") or "[]")) == existing
     print(f"{redis_harness.backend.name}: {sum(r['operations'] for r in results)} operations")
 
 
