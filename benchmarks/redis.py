@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     from redis_cluster import start_cluster
 
     data = generate(args.sessions, args.shops, 20261201)
+    load_before = os.getloadavg()[0]
     results: dict[tuple[str, str], list[dict[str, PhaseResult]]] = {}
     with start_cluster() as cluster:
         urls = {"redis": REDIS_URL, "cluster": cluster.url}
@@ -257,22 +258,24 @@ def main(argv: list[str] | None = None) -> int:
                     peers = NodePeers(None, data, Path(workdir))  # type: ignore[arg-type]
                     reply = peers.run_redis(REDIS_URL, f"benchnode{uuid.uuid4().hex[:8]}")
                 results.setdefault(("redis-node", "node"), []).append(reply)
-    lines = report(results, args)
+    lines = report(results, args, load_before)
     text = "\n".join(lines) + "\n"
     Path(args.output).write_text(text)
     print(text)
     return 0
 
 
-def report(results: dict[tuple[str, str], list[dict[str, PhaseResult]]], args: Any) -> list[str]:
+def report(
+    results: dict[tuple[str, str], list[dict[str, PhaseResult]]], args: Any, load_before: float
+) -> list[str]:
     load = os.getloadavg()
     lines = [
         "# Redis: the library beside raw redis-py and the Node Redis adapter",
         "",
         f"{args.sessions} sessions over {args.shops} shops, {args.rounds} rounds (median ops/s,"
-        f" median latency in ms); load average at the end {load[0]:.2f} {load[1]:.2f}"
-        f" {load[2]:.2f}. `raw` is redis-py in the same keys without the library's atomic"
-        " shop list (the Node adapter's GET then SET).",
+        f" median latency in ms); 1-minute load average {load_before:.2f} at the start,"
+        f" {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end. `raw` is redis-py in the same"
+        " keys without the library's atomic shop list (the Node adapter's GET then SET).",
         "",
         "| target | phase | library ops/s | raw ops/s | library / raw | library p50 ms |"
         " raw p50 ms | Node ops/s |",
