@@ -26,11 +26,6 @@ _SYNC = (redis.Redis, redis.RedisCluster)
 _ASYNC = (redis.asyncio.Redis, redis.asyncio.RedisCluster)
 
 
-def is_redis_url(url: object) -> bool:
-    """Whether ``url`` is a URL the Redis storages take (``redis://``, ``rediss://``, ``unix://``)."""
-    return isinstance(url, str) and urlsplit(url).scheme in SCHEMES
-
-
 def client_from_url(url: str, *, is_async: bool, options: Mapping[str, Any] | None) -> Any:
     """A redis-py client for ``url``: a cluster client with ``?cluster=true``."""
     parts = urlsplit(url)

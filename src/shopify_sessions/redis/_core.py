@@ -90,11 +90,6 @@ class RedisCore:
         """The ``SCAN MATCH`` pattern of every key of the layout."""
         return self._pattern
 
-    @property
-    def encrypts_tokens(self) -> bool:
-        """Whether tokens are stored encrypted."""
-        return self._cipher is not None
-
     def session_key(self, id: str) -> str:
         """The key of session ``id``; refuses the id the Node layout keeps for itself."""
         if check_id(id) == MIGRATIONS_NAME:
@@ -114,10 +109,6 @@ class RedisCore:
     def lock_key(self, id: str) -> str:
         """The key of session ``id``'s lock (ours; no Node key has this shape)."""
         return self._lock_prefix + check_id(id)
-
-    def id_of(self, key: str) -> str:
-        """The session id (or shop) a key of the layout names."""
-        return key[len(self._prefix) :]
 
     def store_arguments(self, session: Session) -> tuple[str, list[str]]:
         """``STORE``'s key and arguments for ``session``."""
