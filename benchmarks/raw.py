@@ -301,14 +301,16 @@ class _PerThreadConnections:
 
 
 class PsycopgStorage:
-    """PostgreSQL through psycopg 3: autocommit connections, one per thread."""
+    """PostgreSQL through psycopg 3: autocommit connections, one per thread (through a
+    transaction pooler, ``pooled``: without server-side prepared statements)."""
 
-    def __init__(self, conninfo: str, table: str) -> None:
+    def __init__(self, conninfo: str, table: str, pooled: bool = False) -> None:
         import psycopg
 
         self._sql = statements("postgresql", table, "format")
+        options: dict[str, Any] = {"prepare_threshold": None} if pooled else {}
         self._connections = _PerThreadConnections(
-            lambda: psycopg.connect(conninfo, autocommit=True)
+            lambda: psycopg.connect(conninfo, autocommit=True, **options)
         )
 
     def store_session(self, session: Session) -> bool:
@@ -437,33 +439,48 @@ class Sqlite3Storage:
 
 
 class AsyncpgStorage:
-    """PostgreSQL through an ``asyncpg.create_pool`` pool (up to 16 connections)."""
+    """PostgreSQL through an ``asyncpg.create_pool`` pool (up to 16 connections).
 
-    def __init__(self, pool: Any, table: str) -> None:
+    Through a transaction pooler (``pooled``): no statement cache, and each operation in a
+    transaction, which alone keeps asyncpg's prepare and execute on one server connection.
+    """
+
+    def __init__(self, pool: Any, table: str, pooled: bool = False) -> None:
         self._pool = pool
         self._sql = statements("postgresql", table, "numeric")
+        self._pooled = pooled
 
     @classmethod
-    async def open(cls, dsn: str, table: str) -> AsyncpgStorage:
+    async def open(cls, dsn: str, table: str, pooled: bool = False) -> AsyncpgStorage:
         import asyncpg
 
-        return cls(await asyncpg.create_pool(dsn, min_size=1, max_size=16), table)
+        options = {"statement_cache_size": 0} if pooled else {}
+        return cls(
+            await asyncpg.create_pool(dsn, min_size=1, max_size=16, **options), table, pooled
+        )
+
+    async def _call(self, method: str, *arguments: Any) -> Any:
+        """``pool.<method>(*arguments)``; through a pooler, on a connection in a transaction."""
+        if not self._pooled:
+            return await getattr(self._pool, method)(*arguments)
+        async with self._pool.acquire() as connection, connection.transaction():
+            return await getattr(connection, method)(*arguments)
 
     async def store_session(self, session: Session) -> bool:
-        await self._pool.execute(self._sql.upsert, *server_params(session))
+        await self._call("execute", self._sql.upsert, *server_params(session))
         return True
 
     async def load_session(self, id: str) -> Session | None:
-        row = await self._pool.fetchrow(self._sql.select_by_id, id)
+        row = await self._call("fetchrow", self._sql.select_by_id, id)
         return None if row is None else server_session(row)
 
     async def find_sessions_by_shop(self, shop: str) -> list[Session]:
-        rows = await self._pool.fetch(self._sql.select_by_shop, shop)
+        rows = await self._call("fetch", self._sql.select_by_shop, shop)
         return sorted_sessions(rows, server_session)
 
     async def delete_sessions(self, ids: Sequence[str]) -> bool:
         if len(ids) <= IDS_PER_STATEMENT:
-            await self._pool.execute(self._sql.delete_by_ids(len(ids)), *ids)
+            await self._call("execute", self._sql.delete_by_ids(len(ids)), *ids)
             return True
         async with self._pool.acquire() as connection, connection.transaction():
             for chunk in chunks(ids):

@@ -52,6 +52,7 @@ from benchmarks.targets import (
     engine_storage,
     floor_storage,
     library_storage,
+    pgbouncer,
     raw_async_storage,
     raw_sync_storage,
 )
@@ -327,8 +328,12 @@ class Benchmark:
             if not all(rounds.values()):
                 continue
             for phase in REPORT_ORDER:
+                # The Node peers run on direct connections: no column of theirs beside a
+                # target through PgBouncer.
                 node = {
                     adapter: [r[phase] for r in self.node_results.get((target.dialect, a), [])]
+                    if not target.pooler
+                    else []
                     for adapter, a in (("drizzle", "drizzle"), ("prisma", "prisma"))
                 }
                 out.append(
@@ -366,8 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     servers = Servers(str(Path(workdir) / "bench.sqlite3"), options)
     bench = Benchmark(args, data, servers)
     try:
-        for index, target in enumerate(args.target_list):
-            bench.run_target(index, target)
+        with pgbouncer(servers, args.target_list) as absent:
+            if absent is not None:
+                progress(f"PgBouncer targets skipped: {absent}")
+                args.target_list = [t for t in args.target_list if not t.pooler]
+            for index, target in enumerate(args.target_list):
+                bench.run_target(index, target)
         if not args.rows:
             bench.run_node(Path(workdir))
         versions = bench.server_versions()

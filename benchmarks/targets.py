@@ -1,4 +1,5 @@
-"""The six targets (database x driver), how to open each side, and untimed admin work.
+"""The targets (database x driver, and PostgreSQL through PgBouncer), how to open each side,
+and untimed admin work.
 
 Admin work (creating and dropping tables, counting and dumping rows, bulk pre-fill,
 EXPLAIN, server versions) always goes through the dialect's sync driver and is never
@@ -7,11 +8,14 @@ timed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, MetaData, create_engine, make_url
@@ -21,6 +25,7 @@ from shopify_sessions import Session
 from shopify_sessions.sqlalchemy import (
     AsyncSQLAlchemySessionStorage,
     SQLAlchemySessionStorage,
+    pooler_engine_options,
     session_table,
 )
 
@@ -40,6 +45,10 @@ class Target:
     dialect: str  # "postgresql", "mysql" or "sqlite"
     driver: str  # the SQLAlchemy driver name
     is_async: bool
+    #: Through PgBouncer in transaction mode (every side: the library with
+    #: ``?pooler=transaction``, the app engine with ``pooler_engine_options``, the raw
+    #: driver without server-side prepared statements).
+    pooler: bool = False
 
 
 TARGETS = (
@@ -49,6 +58,8 @@ TARGETS = (
     Target("mariadb-aiomysql", "mysql", "aiomysql", True),
     Target("sqlite-sqlite3", "sqlite", "pysqlite", False),
     Target("sqlite-aiosqlite", "sqlite", "aiosqlite", True),
+    Target("pgbouncer-psycopg", "postgresql", "psycopg", False, pooler=True),
+    Target("pgbouncer-asyncpg", "postgresql", "asyncpg", True, pooler=True),
 )
 SYNC_DRIVER = {"postgresql": "psycopg", "mysql": "pymysql", "sqlite": "pysqlite"}
 
@@ -62,17 +73,25 @@ class Servers:
         self.library_engine_options = library_engine_options or {}
         self.postgresql: URL = make_url(POSTGRESQL_URL)
         self.mysql: URL = make_url(MYSQL_URL)
+        #: PostgreSQL through PgBouncer in transaction mode, once started.
+        self.pgbouncer: URL | None = None
 
-    def url(self, dialect: str, driver: str) -> str:
-        """The SQLAlchemy URL of ``dialect`` through ``driver``."""
+    def url(self, dialect: str, driver: str, *, pooler: bool = False) -> str:
+        """The SQLAlchemy URL of ``dialect`` through ``driver`` (through PgBouncer, with
+        the storages' ``?pooler=transaction``, when ``pooler``)."""
         if dialect == "sqlite":
             return f"sqlite+{driver}:///{self.sqlite_path}"
+        if pooler:
+            assert self.pgbouncer is not None
+            url = self.pgbouncer.set(drivername=f"postgresql+{driver}")
+            return url.render_as_string(hide_password=False) + "?pooler=transaction"
         base = self.postgresql if dialect == "postgresql" else self.mysql
         url = base.set(drivername=f"{base.get_backend_name()}+{driver}")
         return url.render_as_string(hide_password=False)
 
-    def postgresql_dsn(self) -> str:
-        return self.postgresql.set(drivername="postgresql").render_as_string(hide_password=False)
+    def postgresql_dsn(self, *, pooler: bool = False) -> str:
+        base = self.pgbouncer if pooler and self.pgbouncer is not None else self.postgresql
+        return base.set(drivername="postgresql").render_as_string(hide_password=False)
 
     def mysql_args(self, database_key: str = "database") -> dict[str, Any]:
         url = self.mysql
@@ -90,7 +109,7 @@ class Servers:
 
 def library_storage(target: Target, servers: Servers, table: str) -> Any:
     """The library's storage on ``table``, built from a URL as the README shows."""
-    url = servers.url(target.dialect, target.driver)
+    url = servers.url(target.dialect, target.driver, pooler=target.pooler)
     declared = session_table(MetaData(), table)
     options = servers.library_engine_options or None
     if target.is_async:
@@ -99,12 +118,16 @@ def library_storage(target: Target, servers: Servers, table: str) -> Any:
 
 
 def engine_storage(target: Target, servers: Servers, table: str) -> Any:
-    """The library's storage on an Engine of the app's own, with SQLAlchemy's defaults."""
-    url = servers.url(target.dialect, target.driver)
+    """The library's storage on an Engine of the app's own, with SQLAlchemy's defaults
+    (and ``pooler_engine_options`` through PgBouncer)."""
+    url = make_url(servers.url(target.dialect, target.driver, pooler=target.pooler))
+    url = url.difference_update_query(["pooler"])
+    options = pooler_engine_options(url) if target.pooler else {}
     declared = session_table(MetaData(), table)
     if target.is_async:
-        return OwnedEngine(AsyncSQLAlchemySessionStorage(create_async_engine(url), table=declared))
-    return OwnedEngine(SQLAlchemySessionStorage(create_engine(url), table=declared))
+        engine = create_async_engine(url, **options)
+        return OwnedEngine(AsyncSQLAlchemySessionStorage(engine, table=declared))
+    return OwnedEngine(SQLAlchemySessionStorage(create_engine(url, **options), table=declared))
 
 
 class OwnedEngine:
@@ -203,7 +226,9 @@ class AsyncFloor(_Floor):
 def raw_sync_storage(target: Target, servers: Servers, table: str) -> Any:
     """The hand-written sync storage of ``target``."""
     if target.dialect == "postgresql":
-        return raw.PsycopgStorage(servers.postgresql_dsn(), table)
+        return raw.PsycopgStorage(
+            servers.postgresql_dsn(pooler=target.pooler), table, target.pooler
+        )
     if target.dialect == "mysql":
         return raw.PyMySQLStorage(servers.mysql_args(), table)
     return raw.Sqlite3Storage(servers.sqlite_path, table)
@@ -212,7 +237,8 @@ def raw_sync_storage(target: Target, servers: Servers, table: str) -> Any:
 async def raw_async_storage(target: Target, servers: Servers, table: str) -> Any:
     """The hand-written asyncio storage of ``target``."""
     if target.dialect == "postgresql":
-        return await raw.AsyncpgStorage.open(servers.postgresql_dsn(), table)
+        dsn = servers.postgresql_dsn(pooler=target.pooler)
+        return await raw.AsyncpgStorage.open(dsn, table, target.pooler)
     if target.dialect == "mysql":
         return await raw.AiomysqlStorage.open(servers.mysql_args("db"), table)
     return await raw.AiosqliteStorage.open(servers.sqlite_path, table)
@@ -273,7 +299,9 @@ class Admin:
             storage.close()
 
     def drop_table(self, table: str) -> None:
+        """Drop ``table`` and its lock table (``create_table`` makes both)."""
         self._execute(f"DROP TABLE IF EXISTS {self._q(table)}")
+        self._execute(f"DROP TABLE IF EXISTS {self._q(table + '_locks')}")
 
     def count(self, table: str) -> int:
         return int(self._rows(f"SELECT COUNT(*) FROM {self._q(table)}")[0][0])
@@ -368,3 +396,27 @@ def _batches(items: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+@contextlib.contextmanager
+def pgbouncer(servers: Servers, targets: Sequence[Target]) -> Iterator[str | None]:
+    """PgBouncer in transaction mode before the benchmark's PostgreSQL, if ``targets`` go
+    through it: the tests' own (tests/pgbouncer.py), stopped afterwards. Yields why it is
+    absent, or None."""
+    if not any(target.pooler for target in targets):
+        yield None
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from pgbouncer import PgBouncer, missing  # the tests' own PgBouncer
+
+    reason = missing()
+    if reason is not None:
+        yield reason
+        return
+    bouncer = PgBouncer(POSTGRESQL_URL, "transaction")
+    servers.pgbouncer = bouncer.url
+    try:
+        yield None
+    finally:
+        servers.pgbouncer = None
+        bouncer.close()

@@ -8,13 +8,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta, timezone
 
-from shopify_sessions import (
-    AssociatedUser,
-    OnlineAccessInfo,
-    Session,
-    offline_session_id,
-    online_session_id,
-)
+from shopify_sessions import AssociatedUser, OnlineAccessInfo, Session
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
 
 
@@ -24,27 +18,22 @@ def main(url: str) -> None:
 
         shop = "quickstart-shop.myshopify.com"
         now = datetime.now(timezone.utc)
-        offline = Session(
-            offline_session_id(shop),
+        offline = Session.offline(  # id offline_{shop}
             shop,
-            state="",
-            is_online=False,
             scope="write_products",
             access_token="shpat_example_offline_token",
             expires=now + timedelta(hours=1),
             refresh_token="shprt_example_refresh_token",
             refresh_token_expires=now + timedelta(days=90),
         )
-        online = Session(
-            online_session_id(shop, 42),
+        online = Session.online(  # id {shop}_42
             shop,
-            state="",
-            is_online=True,
+            42,
             scope="read_products",
             access_token="shpat_example_online_token",
             expires=now + timedelta(days=1),
             online_access_info=OnlineAccessInfo(
-                associated_user=AssociatedUser(id=42, first_name="Ada", email="ada@example.com")
+                associated_user=AssociatedUser(first_name="Ada", email="ada@example.com")
             ),
         )
         storage.store_session(offline)

@@ -1,10 +1,11 @@
-"""The backend matrix: every storage x driver, sync and async, each test with its own table
-(or, on Redis, its own key prefix).
+"""The backend matrix: every storage x driver, sync and async, each test with its own table.
 
 Servers come from TEST_POSTGRESQL_URL, TEST_MYSQL_URL and TEST_REDIS_URL (defaults: this
-project's machines); the Redis Cluster is started by the tests (tests/redis_cluster.py).
-An unreachable server skips its tests, unless SHOPIFY_SESSIONS_REQUIRE_SERVERS (or CI) is
-set: then it fails them, so a CI run cannot pass by skipping.
+project's machines); the pooled backends reach that PostgreSQL through a PgBouncer the tests
+start (tests/pgbouncer.py), and the Redis Cluster is started by the tests
+(tests/redis_cluster.py). An unreachable server skips its tests, unless
+SHOPIFY_SESSIONS_REQUIRE_SERVERS (or CI) is set: then it fails them, so a CI run cannot
+pass by skipping.
 """
 
 from __future__ import annotations
@@ -23,15 +24,19 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from galera import GaleraPair
+from galera import missing as galera_missing
+from pgbouncer import PgBouncer
+from pgbouncer import missing as pgbouncer_missing
 from redis_cluster import RedisCluster, cluster_unavailable, start_cluster
 from shopify_sessions import AsyncMemorySessionStorage, MemorySessionStorage
 from shopify_sessions.sqlalchemy import (
     AsyncSQLAlchemySessionStorage,
     SQLAlchemySessionStorage,
+    pooler_engine_options,
     session_table,
 )
-from standin import CLIENT_ID, CLIENT_SECRET
-from standin_client import StandIn
+from shopify_sessions.testing import FakeShopify
 
 POSTGRESQL_URL = os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -47,6 +52,10 @@ class Backend:
     server: str  # "memory", "sqlite", "postgresql", "mysql", "redis" or "redis-cluster"
     driver: str | None  # SQLAlchemy driver name; None for memory and Redis
     is_async: bool
+    #: "pgbouncer": PostgreSQL through the tests' PgBouncer in transaction mode;
+    #: "pgbouncer-session": the same in session mode; "galera": the nodes of the tests'
+    #: two-node MariaDB Galera cluster.
+    via: str | None = None
 
     @property
     def is_sql(self) -> bool:
@@ -56,20 +65,36 @@ class Backend:
     def is_redis(self) -> bool:
         return self.server in REDIS_SERVERS
 
-    def url(self, sqlite_path: Path) -> str:
-        """This backend's URL (for SQL backends)."""
+    def url(self, sqlite_path: Path, node: int = 0) -> str:
+        """This backend's URL (for SQL backends); ``node`` picks a Galera node (0 or 1)."""
         if self.server == "sqlite":
             return f"sqlite+{self.driver}:///{sqlite_path}"
-        base = POSTGRESQL_URL if self.server == "postgresql" else MYSQL_URL
+        if self.via == "pgbouncer":
+            return f"{pgbouncer('transaction').url_for(str(self.driver))}?pooler=transaction"
+        if self.via == "pgbouncer-session":  # nothing to say: session mode keeps state
+            return pgbouncer("session").url_for(str(self.driver))
+        if self.via == "galera":
+            base = galera_pair().urls[node % 2]
+        else:
+            base = POSTGRESQL_URL if self.server == "postgresql" else MYSQL_URL
         url = make_url(base)
         return url.set(drivername=f"{url.get_backend_name()}+{self.driver}").render_as_string(
             hide_password=False
         )
 
+    @property
+    def nodes(self) -> int:
+        """How many servers (cluster nodes) the backend's URLs reach."""
+        return 2 if self.via == "galera" else 1
+
     def raw_url(self, sqlite_path: Path) -> str:
-        """A synchronous URL to the same database, for tests that look at rows directly."""
+        """A synchronous URL to the same database (direct, not through PgBouncer), for
+        tests that look at rows directly."""
         sync_driver = {"sqlite": "pysqlite", "postgresql": "psycopg", "mysql": "pymysql"}
-        return Backend(self.name, self.server, sync_driver[self.server], False).url(sqlite_path)
+        via = "galera" if self.via == "galera" else None
+        return Backend(self.name, self.server, sync_driver[self.server], False, via).url(
+            sqlite_path
+        )
 
 
 BACKENDS = [
@@ -82,7 +107,30 @@ BACKENDS = [
     Backend("pymysql", "mysql", "pymysql", False),
     Backend("aiomysql", "mysql", "aiomysql", True),
 ]
-# --- Redis: the machine's server, and a cluster of three masters the tests start ---------
+#: Direct connections: every backend and driver, each once.
+SQL_BACKENDS = [b for b in BACKENDS if b.is_sql]
+SERVER_BACKENDS = [b for b in BACKENDS if b.server in ("postgresql", "mysql")]
+#: PostgreSQL through PgBouncer in transaction mode, as Supabase's and Neon's pooled URLs
+#: reach it (``?pooler=transaction``): the battery, lock and lifecycle tests run here too.
+POOLED_BACKENDS = [
+    Backend("psycopg-pgbouncer", "postgresql", "psycopg", False, "pgbouncer"),
+    Backend("psycopg-async-pgbouncer", "postgresql", "psycopg", True, "pgbouncer"),
+    Backend("asyncpg-pgbouncer", "postgresql", "asyncpg", True, "pgbouncer"),
+]
+BACKENDS += POOLED_BACKENDS
+#: PgBouncer in session mode (each client connection has a server connection of its own
+#: while it lasts): the lock tests.
+SESSION_POOLED_BACKENDS = [
+    Backend("psycopg-pgbouncer-session", "postgresql", "psycopg", False, "pgbouncer-session"),
+    Backend("asyncpg-pgbouncer-session", "postgresql", "asyncpg", True, "pgbouncer-session"),
+]
+#: The two nodes of a MariaDB Galera cluster: the lock tests and the hammer, with their
+#: workers split across the nodes.
+GALERA_BACKENDS = [
+    Backend("pymysql-galera", "mysql", "pymysql", False, "galera"),
+    Backend("aiomysql-galera", "mysql", "aiomysql", True, "galera"),
+]
+#: Redis: the machine's server, and a cluster of three masters the tests start.
 REDIS_SERVERS = ("redis", "redis-cluster")
 REDIS_BACKENDS = [
     Backend("redis", "redis", None, False),
@@ -91,8 +139,6 @@ REDIS_BACKENDS = [
     Backend("redis-cluster-async", "redis-cluster", None, True),
 ]
 BACKENDS += REDIS_BACKENDS
-SQL_BACKENDS = [b for b in BACKENDS if b.is_sql]
-SERVER_BACKENDS = [b for b in BACKENDS if b.server in ("postgresql", "mysql")]
 
 
 @functools.cache
@@ -151,6 +197,64 @@ def redis_unreachable(url: str) -> str | None:
     return reason
 
 
+def require_backend(backend: Backend) -> None:
+    """:func:`require_server` for the backend's server, and its PgBouncer or Galera pair."""
+    require_server(backend.server)
+    if backend.via == "pgbouncer":
+        pgbouncer("transaction")
+    elif backend.via == "pgbouncer-session":
+        pgbouncer("session")
+    elif backend.via == "galera":
+        galera_pair()
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRE_SERVERS:
+        pytest.fail(f"{reason} (required: SHOPIFY_SESSIONS_REQUIRE_SERVERS or CI is set)")
+    pytest.skip(reason)
+
+
+_POOLERS: dict[str, PgBouncer] = {}
+
+
+def pgbouncer(pool_mode: str) -> PgBouncer:
+    """The tests' PgBouncer in ``pool_mode`` before the test PostgreSQL: started at first
+    use, stopped at the end of the run. Skips (fails, when servers are required) without it."""
+    if pool_mode not in _POOLERS:
+        require_server("postgresql")
+        reason = pgbouncer_missing()
+        if reason is not None:
+            _unavailable(reason)
+        # Transaction mode shares 4 server connections among every client, as a busy
+        # host does; session mode gives each client connection one for its lifetime.
+        size = 4 if pool_mode == "transaction" else 40
+        _POOLERS[pool_mode] = PgBouncer(POSTGRESQL_URL, pool_mode, pool_size=size)
+    return _POOLERS[pool_mode]
+
+
+_GALERA: list[GaleraPair] = []
+
+
+def galera_pair() -> GaleraPair:
+    """The tests' two-node MariaDB Galera cluster: started at first use (about 15 s),
+    stopped at the end of the run. Skips (fails, when servers are required) without it."""
+    if not _GALERA:
+        reason = galera_missing()
+        if reason is not None:
+            _unavailable(reason)
+        _GALERA.append(GaleraPair())
+    return _GALERA[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_servers_we_started() -> Iterator[None]:
+    yield
+    while _POOLERS:
+        _POOLERS.popitem()[1].close()
+    while _GALERA:
+        _GALERA.pop().close()
+
+
 class Awaited:
     """A sync storage with awaitable methods, so one async battery tests both kinds."""
 
@@ -186,8 +290,9 @@ class Harness:
     tables: list[tuple[str, str | None]] = field(default_factory=list)
     _closers: list[Callable[[], Any]] = field(default_factory=list)
 
-    def storage(self, **options: Any) -> Any:
-        """A storage of this backend (awaitable methods, sync or not) with ``options``."""
+    def storage(self, *, node: int = 0, **options: Any) -> Any:
+        """A storage of this backend (awaitable methods, sync or not) with ``options``;
+        ``node`` picks the Galera node it connects to."""
         if self.backend.is_redis:
             return self.redis_storage(**options)
         if not self.backend.is_sql:
@@ -196,7 +301,7 @@ class Harness:
             )
             return memory if self.backend.is_async else Awaited(memory)
         # Built from the URL, as the README shows: the storage owns its engine.
-        url = self.backend.url(self.sqlite_path)
+        url = self.backend.url(self.sqlite_path, node)
         if self.backend.is_async:
             storage = AsyncSQLAlchemySessionStorage(url, **options)
             self._closers.append(storage.close)
@@ -230,13 +335,15 @@ class Harness:
         return client
 
     def engine_storage(self, **options: Any) -> Any:
-        """A storage on an Engine the test built (transactional, SQLAlchemy's defaults)."""
-        url = self.backend.url(self.sqlite_path)
+        """A storage on an Engine the test built (transactional, SQLAlchemy's defaults; made
+        for the pooler, through PgBouncer, as pooler_engine_options says)."""
+        url = make_url(self.backend.url(self.sqlite_path)).difference_update_query(["pooler"])
+        engine_options = pooler_engine_options(url) if self.backend.via else {}
         if self.backend.is_async:
-            engine = create_async_engine(url)
+            engine = create_async_engine(url, **engine_options)
             self._closers.append(engine.dispose)
             return AsyncSQLAlchemySessionStorage(engine, **options)
-        sync_engine = create_engine(url)
+        sync_engine = create_engine(url, **engine_options)
         self._closers.append(sync_engine.dispose)
         return Awaited(SQLAlchemySessionStorage(sync_engine, **options))
 
@@ -244,6 +351,7 @@ class Harness:
         """The default table layout under ``name`` (the test's own by default), dropped later."""
         name = name or self.table_name
         self.drop_later(name, schema)
+        self.drop_later(f"{name}_locks", schema)
         return session_table(MetaData(), name, schema=schema)
 
     def drop_later(self, name: str, schema: str | None = None) -> str:
@@ -266,7 +374,7 @@ class Harness:
 @pytest.fixture(params=BACKENDS, ids=lambda b: b.name)
 def backend(request: pytest.FixtureRequest) -> Backend:
     backend: Backend = request.param
-    require_server(backend.server)
+    require_backend(backend)
     return backend
 
 
@@ -318,7 +426,7 @@ def new_harness(backend: Backend, tmp_path: Path, redis_url: str | None = None) 
 
 
 async def close_harness(harness: Harness) -> None:
-    """Dispose of the harness's engines and drop the tables its test made."""
+    """Dispose of the harness's engines and drop the tables (or Redis keys) its test made."""
     if harness.backend.is_redis:
         drop_redis_keys(harness)
     for close in reversed(harness._closers):
@@ -388,17 +496,15 @@ async def storage(harness: Harness) -> Any:
     return storage
 
 
-# --- the token lifecycle: a Shopify stand-in, and OfflineTokens on every backend ---------
+# --- the token lifecycle: FakeShopify, and OfflineTokens on every backend ---------------
+# The plugin of shopify_sessions.testing gives ``fake_shopify`` (reset for each test) and
+# ``fake_shopify_server`` (the session's one server, never reset by itself).
 
 
 @pytest.fixture(scope="session")
-def standin() -> Iterator[StandIn]:
-    """The strict Shopify stand-in (tests/standin.py), in a process of its own."""
-    server = StandIn()
-    try:
-        yield server
-    finally:
-        server.close()
+def standin(fake_shopify_server: FakeShopify) -> FakeShopify:
+    """The older name of ``fake_shopify_server``: the same server, not reset by itself."""
+    return fake_shopify_server
 
 
 @pytest.fixture
@@ -408,20 +514,23 @@ def shop() -> str:
 
 
 @pytest.fixture
-async def tokens_for(standin: StandIn, storage: Any) -> AsyncIterator[Callable[..., Any]]:
-    """Makes OfflineTokens (awaitable methods) on the battery's storage, routed to the stand-in."""
+async def tokens_for(fake_shopify: FakeShopify, storage: Any) -> AsyncIterator[Callable[..., Any]]:
+    """Makes OfflineTokens (awaitable methods) on the battery's storage, routed to FakeShopify."""
     from shopify_sessions.shopify_app import AsyncOfflineTokens, OfflineTokens
 
-    standin.reset()
     closers: list[Any] = []
 
     def make(**options: Any) -> Any:
-        options = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, **options}
+        options = {
+            "client_id": fake_shopify.client_id,
+            "client_secret": fake_shopify.client_secret,
+            **options,
+        }
         if isinstance(storage, Awaited):
-            client = standin.client()
+            client = fake_shopify.http_client()
             closers.append(client.close)
             return Awaited(OfflineTokens(storage.target, http_client=client, **options))
-        async_client = standin.async_client()
+        async_client = fake_shopify.async_http_client()
         closers.append(async_client.aclose)
         return AsyncOfflineTokens(storage, http_client=async_client, **options)
 

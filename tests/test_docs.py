@@ -3,7 +3,8 @@
 The convention, stated in docs/development.md:
 
 - A fenced block with a file name as its title is a complete program, and runs here as it
-  is, in a temporary directory (SQLite files land there):
+  is, in a temporary directory (SQLite files land there); one named ``test_*.py`` is a
+  test file, and runs under pytest, with the plugins the package installs:
 
       ```python title="store_and_load.py"
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -100,14 +102,20 @@ def test_program_runs(block: Block, tmp_path: Path) -> None:
     assert block.title is not None and block.title.endswith(".py"), block.where
     program = tmp_path / Path(block.title).name
     program.write_text(block.code, encoding="utf-8")
+    is_test = program.name.startswith("test_")
+    pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio", "-W", "error"]
+    runner = pytest if is_test else []
     result = subprocess.run(
-        [sys.executable, "-W", "error", program.name],
+        [sys.executable, "-W", "error", *runner, program.name],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert result.returncode == 0, f"{block.where} ({block.title}):\n{result.stderr}"
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{block.where} ({block.title}):\n{output}"
+    if is_test:
+        assert " passed" in result.stdout and "skipped" not in result.stdout, output
 
 
 @pytest.mark.parametrize("block", INCLUDES, ids=lambda block: f"{block.where}:{block.include}")
@@ -184,3 +192,103 @@ def test_the_build_fails_on_an_export_missing_from_the_reference(tmp_path: Path)
     page.write_text(page.read_text().replace("OfflineTokens", "Gone"), encoding="utf-8")
     with pytest.raises(PluginError, match=r"shopify_sessions\.shopify_app\.OfflineTokens"):
         hooks.on_post_build({"site_dir": str(tmp_path)})
+
+
+# --- the API reference: what the pages and the signatures name ---------------------------
+
+LINKED_CALL = re.compile(r"\[`(?P<call>[\w.]+\([^`]*\))`\]\[(?P<target>shopify_sessions[\w.]+)\]")
+
+
+def _object(path: str) -> Any:
+    module_path, _, rest = path.partition(".")
+    parts = rest.split(".") if rest else []
+    obj: Any = importlib.import_module(module_path)
+    for part in parts:
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            obj = importlib.import_module(f"{obj.__name__}.{part}")
+    return obj
+
+
+def test_a_call_written_in_the_guide_shows_only_real_defaults() -> None:
+    """``resolve_url(url, is_async=False)`` read as a default that does not exist."""
+    import inspect
+
+    calls = [
+        (page, match)
+        for page in PAGES
+        for match in LINKED_CALL.finditer(page.read_text(encoding="utf-8"))
+    ]
+    assert len(calls) >= 5
+    for page, match in calls:
+        name = match["call"].split("(", 1)[0].rsplit(".", 1)[-1]
+        written = ast.parse(f"def {name}{match['call'][match['call'].index('(') :]}: pass")
+        function = written.body[0]
+        assert isinstance(function, ast.FunctionDef)
+        real = inspect.signature(_object(match["target"])).parameters
+        arguments = function.args
+        positional = [*arguments.posonlyargs, *arguments.args]
+        with_default = positional[len(positional) - len(arguments.defaults) :]
+        shown = list(zip(with_default, arguments.defaults, strict=True))
+        shown += [
+            (a, d) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True) if d
+        ]
+        for argument, default in shown:
+            where = f"{page.relative_to(ROOT)}: {match['call']}"
+            parameter = real.get(argument.arg)
+            assert parameter is not None, f"{where}: no parameter {argument.arg}"
+            assert parameter.default is not inspect.Parameter.empty, f"{where}: required"
+            assert parameter.default == ast.literal_eval(default), where
+
+
+def test_the_build_fails_on_a_signature_naming_what_the_reference_does_not_define() -> None:
+    hooks = _hooks()
+
+    def entry(signature: str, bases: str = "") -> str:
+        return (
+            '<h2 id="shopify_sessions.X"></h2><div class="doc-signature highlight"><pre><code>'
+            f"{signature}</code></pre></div>"
+            + (f'<p class="doc doc-class-bases">Bases: <code>{bases}</code></p>' if bases else "")
+        )
+
+    linked = '<a class="autorefs autorefs-internal" href="#x">TokenCipher</a>'
+    external = '<span title="sqlalchemy.Engine">Engine</span>'
+    assert hooks.unlinked_names(entry(linked + external, external)) == []
+    for unlinked in (
+        '<span title="shopify_sessions.sqlalchemy._base.TableArgument">TableArgument</span>',
+        '<span title="shopify_sessions._locks.DEFAULT_LOCK_TIMEOUT">DEFAULT_LOCK_TIMEOUT</span>',
+        '<span title="shopify_sessions.Undocumented">Undocumented</span>',
+        '<span title="sqlalchemy.engine._private">_private</span>',
+    ):
+        path = re.search(r'title="([^"]+)"', unlinked)
+        assert path is not None
+        assert hooks.unlinked_names(entry(linked + unlinked)) == [f"shopify_sessions.X: {path[1]}"]
+        assert hooks.unlinked_names(entry(linked, unlinked)) == [f"shopify_sessions.X: {path[1]}"]
+
+
+def test_the_reference_shows_what_a_reader_can_use(tmp_path: Path) -> None:
+    """The site builds (strict, with the hook's checks), and the reference shows a context
+    manager as one, no private base, every default's value, and what each method does."""
+    site = tmp_path / "site"
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    pages = {
+        name: re.sub(r"<[^>]+>", "", (site / "reference" / name / "index.html").read_text())
+        for name in ("shopify_sessions", "sqlalchemy", "shopify_app", "testing")
+    }
+    sql = pages["sqlalchemy"]
+    assert "-&gt; AbstractContextManager[None]" in sql
+    assert "-&gt; AbstractAsyncContextManager[None]" in sql
+    assert "Iterator[None]" not in sql
+    for name in ("TableArgument", "DateTimeFormatArgument", "StorageBase", "TokensBase"):
+        assert all(name not in page for page in pages.values()), name
+    assert "DEFAULT_LOCK_TIMEOUT = 15.0" in pages["shopify_sessions"]
+    assert "in one transaction" not in sql and "commits by itself" in sql

@@ -1,4 +1,4 @@
-"""The examples run, for real: the FastAPI app against the Shopify stand-in, keep-warm."""
+"""The examples run, for real: the FastAPI app against FakeShopify, keep-warm."""
 
 from __future__ import annotations
 
@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 import uvicorn
 
 from shopify_sessions import offline_session_id
 from shopify_sessions._time import utc_now
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
-from standin import CLIENT_ID, CLIENT_SECRET
-from standin_client import StandIn
+from shopify_sessions.testing import FakeShopify
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
@@ -27,33 +25,15 @@ import fastapi_app
 import keep_warm
 
 
-def session_token(shop: str, secret: str = CLIENT_SECRET) -> str:
-    """What Shopify's App Bridge sends: an HS256 JWT signed with the app's secret."""
-    now = int(time.time())
-    claims = {
-        "iss": f"https://{shop}/admin",
-        "dest": f"https://{shop}",
-        "aud": CLIENT_ID,
-        "sub": "42",
-        "exp": now + 60,
-        "nbf": now - 5,
-        "iat": now,
-        "jti": uuid.uuid4().hex,
-        "sid": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, secret, algorithm="HS256")
-
-
 def test_the_fastapi_example_runs_the_whole_lifecycle(
-    standin: StandIn, shop: str, tmp_path: Path
+    fake_shopify: FakeShopify, shop: str, tmp_path: Path
 ) -> None:
-    standin.reset()
     database = tmp_path / "app.sqlite3"
     app = fastapi_app.create_app(
         database_url=f"sqlite+aiosqlite:///{database}",
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        http_client=standin.async_client(),
+        client_id=fake_shopify.client_id,
+        client_secret=fake_shopify.client_secret,
+        http_client=fake_shopify.async_http_client(),
     )
     storage = SQLAlchemySessionStorage(f"sqlite:///{database}")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
@@ -71,32 +51,33 @@ def test_the_fastapi_example_runs_the_whole_lifecycle(
             assert "/auth/patch-id-token" in bounce.headers["location"]
 
             # App Home's first visit: token exchange, stored, then the Admin API.
-            query = {"shop": shop, "embedded": "1", "id_token": session_token(shop)}
+            query = {"shop": shop, "embedded": "1", "id_token": fake_shopify.session_token(shop)}
             first = client.get("/", params=query)
             assert first.status_code == 200, first.text
             assert first.text == f"{shop} has 42 products"
             stored = storage.load_session(offline_session_id(shop))
             assert stored is not None and stored.refresh_token and stored.expires
-            assert standin.counts(shop)["id_token_exchanges"] == 1
+            assert fake_shopify.counters(shop).id_token_exchanges == 1
 
             # A fetch from the front end, with the token in a header: no new exchange.
-            bearer = {"Authorization": f"Bearer {session_token(shop)}"}
+            bearer = {"Authorization": f"Bearer {fake_shopify.session_token(shop)}"}
             assert client.post("/api/products/count", headers=bearer).status_code == 200
-            assert standin.counts(shop)["id_token_exchanges"] == 1
+            assert fake_shopify.counters(shop).id_token_exchanges == 1
 
             # The access token is about to expire: OfflineTokens refreshes it first.
             stored.expires = utc_now() + timedelta(seconds=30)
             storage.store_session(stored)
             assert client.post("/api/products/count", headers=bearer).status_code == 200
-            assert standin.counts(shop)["refreshes"] == 1
+            assert fake_shopify.counters(shop).refreshes == 1
             renewed = storage.load_session(stored.id)
             assert renewed is not None and renewed.refresh_token != stored.refresh_token
 
             # A forged session token is refused before anything else.
-            forgery = session_token(shop, secret="a-wrong-secret-of-32-bytes-or-more")
+            forger = FakeShopify(client_id=fake_shopify.client_id)  # another secret
+            forgery = forger.session_token(shop)
             forged = {"Authorization": f"Bearer {forgery}"}
             assert client.post("/api/products/count", headers=forged).status_code == 401
-            assert standin.counts(shop).get("admin_401", 0) == 0
+            assert fake_shopify.counters(shop).admin_401 == 0
     finally:
         server.should_exit = True
         thread.join(10)
@@ -104,26 +85,25 @@ def test_the_fastapi_example_runs_the_whole_lifecycle(
 
 
 def test_the_keep_warm_example(
-    standin: StandIn, tmp_path: Path, monkeypatch: Any, capsys: Any
+    fake_shopify: FakeShopify, tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:
-    standin.reset()
     database = tmp_path / "cron.sqlite3"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
-    monkeypatch.setenv("SHOPIFY_API_KEY", CLIENT_ID)
-    monkeypatch.setenv("SHOPIFY_API_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("SHOPIFY_API_KEY", fake_shopify.client_id)
+    monkeypatch.setenv("SHOPIFY_API_SECRET", fake_shopify.client_secret)
     storage = SQLAlchemySessionStorage(f"sqlite:///{database}")
     storage.create_table()
     due, idle, gone = (f"cron-{uuid.uuid4().hex[:8]}-{n}.myshopify.com" for n in range(3))
     sessions = {
-        due: standin.seeded_session(due, refresh_expires_in=2 * 86400),
-        idle: standin.seeded_session(idle),
-        gone: standin.seeded_session(gone, refresh_expires_in=86400),
+        due: fake_shopify.seed_offline(due, refresh_token_expires_in=2 * 86400),
+        idle: fake_shopify.seed_offline(idle),
+        gone: fake_shopify.seed_offline(gone, refresh_token_expires_in=86400),
     }
     for session in sessions.values():
         storage.store_session(session)
-    standin.fault(gone, "invalid_grant")
+    fake_shopify.fail(gone, "invalid_grant")
     try:
-        with standin.client() as http:
+        with fake_shopify.http_client() as http:
             assert keep_warm.main(http_client=http) == 1  # one shop needs its merchant
             out = capsys.readouterr().out
             assert "refreshed 1 shops" in out and f"{gone}: the merchant must" in out

@@ -1,7 +1,14 @@
-"""A griffe extension: the package's docstrings use Sphinx roles (:class:`Session`,
-:meth:`~OfflineTokens.get`); mkdocstrings reads Markdown. Each role becomes a
-cross-reference to the object's public path (``shopify_sessions.Session``, as the API
-reference shows it) when the object is public, and plain code otherwise.
+"""griffe extensions: the API reference shows what a reader can use.
+
+- ``SphinxRoles``: the package's docstrings use Sphinx roles (:class:`Session`,
+  :meth:`~OfflineTokens.get`); mkdocstrings reads Markdown. Each role becomes a
+  cross-reference to the object's public path (``shopify_sessions.Session``, as the API
+  reference shows it) when the object is public, and plain code otherwise.
+- ``PublicSignatures``: a method written as a generator under ``@contextmanager``
+  (``-> Iterator[None]``) is shown returning what the decorator makes of it
+  (``AbstractContextManager[None]``; ``AbstractAsyncContextManager`` for
+  ``@asynccontextmanager``); a base class the reference does not document (a private
+  one, such as ``StorageBase``) is not listed among the bases.
 
 The public paths come from the ``__all__`` of the documented modules, so a reference to an
 exported name always points at the page that documents it.
@@ -14,7 +21,12 @@ from typing import Any
 
 import griffe
 
-PUBLIC_MODULES = ("shopify_sessions", "shopify_sessions.sqlalchemy", "shopify_sessions.shopify_app")
+PUBLIC_MODULES = (
+    "shopify_sessions",
+    "shopify_sessions.sqlalchemy",
+    "shopify_sessions.shopify_app",
+    "shopify_sessions.testing",
+)
 ROLE = re.compile(r":(?:class|meth|func|attr|data|exc|obj|mod):`(?P<tilde>~?)(?P<target>[^`]+)`")
 
 
@@ -86,3 +98,47 @@ class SphinxRoles(griffe.Extension):
             return found.final_target if found is not None and found.is_alias else found
         except (griffe.AliasResolutionError, griffe.CyclicAliasError):
             return None
+
+
+#: Decorators that turn a generator into a context manager, and what they make of it.
+CONTEXT_MANAGERS = {
+    "contextmanager": "AbstractContextManager",
+    "contextlib.contextmanager": "AbstractContextManager",
+    "asynccontextmanager": "AbstractAsyncContextManager",
+    "contextlib.asynccontextmanager": "AbstractAsyncContextManager",
+}
+
+
+class PublicSignatures(griffe.Extension):
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        if pkg.name != "shopify_sessions":
+            return
+        public = SphinxRoles._public_paths(pkg)
+        for obj in SphinxRoles()._walk(pkg):
+            if obj.is_function:
+                self._context_manager(obj)
+            elif obj.is_class:
+                obj.bases = [base for base in obj.bases if self._documented(base, public)]
+
+    @staticmethod
+    def _context_manager(function: Any) -> None:
+        made = {CONTEXT_MANAGERS.get(str(d.value)) for d in function.decorators} - {None}
+        if not made:
+            return
+        returns = function.returns
+        manager = griffe.ExprName(made.pop(), parent="contextlib")
+        if isinstance(returns, griffe.ExprSubscript):  # Iterator[X], Generator[X, ...]
+            inner = returns.slice
+            if isinstance(inner, griffe.ExprTuple):
+                inner = inner.elements[0]
+            function.returns = griffe.ExprSubscript(manager, inner)
+        else:
+            function.returns = manager
+
+    @staticmethod
+    def _documented(base: Any, public: dict[str, str]) -> bool:
+        """Whether the reader can look ``base`` up: another package's, or one we export."""
+        path = base.canonical_path if isinstance(base, griffe.ExprName) else str(base)
+        if path.split(".")[0] != "shopify_sessions":
+            return True
+        return path in public

@@ -5,6 +5,7 @@ Redis storage in ``shopify_sessions.redis``.
 
 from ._encryption import FernetTokenCipher, TokenCipher, TokenDecryptionError
 from ._errors import (
+    ConnectionPoolerError,
     DatabaseURLError,
     InvalidSessionError,
     InvalidShopError,
@@ -15,6 +16,7 @@ from ._errors import (
     SessionStorageError,
     SessionTableSchemaError,
     ShopTokenError,
+    StorageAccessDeniedError,
     StorageConflictError,
     StorageOperationError,
     StorageUnavailableError,
@@ -22,9 +24,10 @@ from ._errors import (
     TokenRefreshError,
     UnsupportedDialectError,
 )
+from ._locks import DEFAULT_LOCK_TIMEOUT
 from ._memory import AsyncMemorySessionStorage, MemorySessionStorage
-from ._scopes import AuthScopes
-from ._session import AssociatedUser, OnlineAccessInfo, Session
+from ._scopes import AuthScopes, ScopesLike
+from ._session import AssociatedUser, OnlineAccessInfo, PropertyValue, Session
 from ._shop import is_valid_shop, offline_session_id, online_session_id, sanitize_shop
 from ._storage import (
     AsyncLockingSessionStorage,
@@ -37,11 +40,13 @@ from ._storage import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
     "AssociatedUser",
     "AsyncLockingSessionStorage",
     "AsyncMemorySessionStorage",
     "AsyncSessionStorage",
     "AuthScopes",
+    "ConnectionPoolerError",
     "DatabaseURLError",
     "FernetTokenCipher",
     "InvalidSessionError",
@@ -51,13 +56,16 @@ __all__ = [
     "MemorySessionStorage",
     "MissingSessionTableError",
     "OnlineAccessInfo",
+    "PropertyValue",
     "ReauthorizationRequiredError",
+    "ScopesLike",
     "Session",
     "SessionDataError",
     "SessionStorage",
     "SessionStorageError",
     "SessionTableSchemaError",
     "ShopTokenError",
+    "StorageAccessDeniedError",
     "StorageConflictError",
     "StorageOperationError",
     "StorageUnavailableError",
@@ -74,4 +82,5 @@ __all__ = [
 ]
 
 for _name in __all__:
-    globals()[_name].__module__ = __name__
+    if callable(globals()[_name]):  # not the constant, nor the type aliases
+        globals()[_name].__module__ = __name__

@@ -53,6 +53,29 @@ class StorageUnavailableError(SessionStorageError):
     """
 
 
+class ConnectionPoolerError(SessionStorageError):
+    """A transaction pooler (PgBouncer, Supavisor, Neon's pooler) stands between the
+    storage and PostgreSQL, and the engine is not set up for it.
+
+    Through such a pooler, a server-side prepared statement may be run by another client:
+    a statement of one client under the name of another's. Raised before any session is
+    read or written, or when the tell-tale errors (``prepared statement ... already
+    exists`` / ``does not exist``) appear; the message says what to change: ``?pooler=
+    transaction`` in the storage's URL, or ``pooler_engine_options(url)`` for an engine of
+    your own.
+    """
+
+
+class StorageAccessDeniedError(StorageUnavailableError):
+    """The database server answered, and refused the connection: an unknown user, a wrong
+    password, a database that does not exist, or no right to connect to it.
+
+    A :class:`StorageUnavailableError`, as no operation could run, but trying again does
+    not help until the URL or the server's configuration is fixed; the storages do not
+    retry it.
+    """
+
+
 class StorageOperationError(SessionStorageError):
     """The database was reached but failed or refused the statement."""
 

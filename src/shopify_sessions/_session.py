@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 
 from ._errors import InvalidSessionError
 from ._scopes import AuthScopes, ScopesLike
+from ._shop import offline_session_id, online_session_id, sanitize_shop
 from ._time import as_utc, from_epoch_ms, to_epoch_ms, utc_now
 
 __all__ = ["AssociatedUser", "OnlineAccessInfo", "PropertyValue", "Session"]
@@ -99,6 +100,83 @@ class Session:
         self.online_access_info = online_access_info
         self.extra: dict[str, object] = {}
         """Keys of a property array (or columns) that are no session field."""
+
+    @classmethod
+    def offline(
+        cls,
+        shop: str,
+        *,
+        access_token: str | None = None,
+        scope: str | None = None,
+        expires: datetime | None = None,
+        refresh_token: str | None = None,
+        refresh_token_expires: datetime | None = None,
+        state: str = "",
+    ) -> Session:
+        """The offline session of ``shop``: id ``offline_{shop}``, not online.
+
+        ``shop`` is validated and normalised as :func:`~shopify_sessions.sanitize_shop`
+        does (``admin.shopify.com/store/my-shop`` becomes ``my-shop.myshopify.com``).
+
+        Raises:
+            InvalidShopError: ``shop`` is not a valid shop domain.
+        """
+        domain = sanitize_shop(shop)
+        return cls(
+            offline_session_id(domain),
+            domain,
+            state,
+            False,
+            scope=scope,
+            expires=expires,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            refresh_token_expires=refresh_token_expires,
+        )
+
+    @classmethod
+    def online(
+        cls,
+        shop: str,
+        user_id: int,
+        *,
+        access_token: str | None = None,
+        scope: str | None = None,
+        expires: datetime | None = None,
+        online_access_info: OnlineAccessInfo | None = None,
+        state: str = "",
+    ) -> Session:
+        """The online session of user ``user_id`` on ``shop``: id ``{shop}_{user_id}``.
+
+        ``online_access_info`` defaults to one whose associated user has ``user_id`` as
+        id; a given one gets ``user_id`` as its user's id if it has none. ``shop`` is
+        validated and normalised as for :meth:`offline`.
+
+        Raises:
+            InvalidShopError: ``shop`` is not a valid shop domain.
+            InvalidSessionError: ``user_id`` is not an int, or the associated user has
+                another id.
+        """
+        if isinstance(user_id, bool) or not isinstance(user_id, int):
+            raise InvalidSessionError(f"user_id must be an int, not {user_id!r}")
+        domain = sanitize_shop(shop)
+        info = copy.deepcopy(online_access_info) if online_access_info else OnlineAccessInfo()
+        if info.associated_user.id is None:
+            info.associated_user.id = user_id
+        elif info.associated_user.id != user_id:
+            raise InvalidSessionError(
+                f"the associated user's id is {info.associated_user.id}, not {user_id}"
+            )
+        return cls(
+            online_session_id(domain, user_id),
+            domain,
+            state,
+            True,
+            scope=scope,
+            expires=expires,
+            access_token=access_token,
+            online_access_info=info,
+        )
 
     @property
     def expires(self) -> datetime | None:

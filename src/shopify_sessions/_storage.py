@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import inspect
+import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import datetime, timedelta
@@ -169,6 +171,30 @@ def expiry_cutoff(grace: timedelta, now: datetime | None) -> tuple[datetime, dat
         raise InvalidSessionError("grace must be a timedelta of zero or more")
     now = utc_now() if now is None else as_utc(now)
     return now, now - grace
+
+
+def check_storage_kind(storage: object, user: type, *, is_async: bool) -> None:
+    """Refuse, before anything runs, a storage of the other kind than ``user`` needs.
+
+    A sync storage's methods would block an event loop; an asyncio storage's would hand
+    back coroutines where sessions are expected. ``user`` is the class taking the storage,
+    named ``AsyncX`` for asyncio and ``X`` for sync, so the message can name its twin.
+    """
+    load = getattr(storage, "load_session", None)
+    if load is None or inspect.iscoroutinefunction(load) == is_async:
+        return  # the right kind, or no storage at all: the caller's own check says so
+    needed, given = ("an asyncio", "a synchronous") if is_async else ("a synchronous", "an asyncio")
+    name = type(storage).__name__
+    advice = f"use {_twin(user.__name__)} with it"
+    module = sys.modules.get(type(storage).__module__)
+    if _twin(name) in getattr(module, "__all__", ()):
+        advice += f", or {_twin(name)} here"
+    raise TypeError(f"{user.__name__} needs {needed} storage, and {name} is {given} one: {advice}")
+
+
+def _twin(name: str) -> str:
+    """``AsyncX`` for ``X`` and ``X`` for ``AsyncX``: the other kind's class."""
+    return name.removeprefix("Async") if name.startswith("Async") else f"Async{name}"
 
 
 def check_session(session: object) -> Session:

@@ -1,6 +1,8 @@
 """The shopify-sessions command, run as a user runs it: a subprocess on real databases.
 
-Every subcommand on PostgreSQL, MariaDB and SQLite, with its exit codes and ``--json``.
+Every subcommand on PostgreSQL, MariaDB and SQLite, and on PostgreSQL through PgBouncer in
+transaction mode (its URL as a platform gives it, without ``?pooler=``), with its exit
+codes and ``--json``.
 """
 
 from __future__ import annotations
@@ -16,20 +18,20 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, create_engine, inspect, make_url, text
 
 from command import Run, run
-from conftest import MYSQL_URL, POSTGRESQL_URL, require_server, unique_table_name
+from conftest import MYSQL_URL, POSTGRESQL_URL, pgbouncer, require_server, unique_table_name
 from shopify_sessions import AssociatedUser, FernetTokenCipher, OnlineAccessInfo, Session
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
 
 UTC = timezone.utc
 SHOP = "cli.myshopify.com"
-SERVERS = ("sqlite", "postgresql", "mysql")
+SERVERS = ("sqlite", "postgresql", "mysql", "pgbouncer")
 
 
 @dataclass
 class Database:
     """One real database, a URL to it as a platform gives it, and a fresh table name."""
 
-    server: str
+    server: str  # "sqlite", "postgresql", "mysql" or "pgbouncer" (PostgreSQL through it)
     url: str  # without a driver, as in DATABASE_URL
     table: str
     raw: Engine
@@ -38,9 +40,11 @@ class Database:
         return SQLAlchemySessionStorage(self.url, table=self.table, **options)
 
     def drop(self, name: str | None = None) -> None:
-        quoted = self.raw.dialect.identifier_preparer.quote(name or self.table)
+        """Drop the table (the test's own by default) and its lock table."""
+        quote = self.raw.dialect.identifier_preparer.quote
         with self.raw.begin() as connection:
-            connection.execute(text(f"DROP TABLE IF EXISTS {quoted}"))
+            for each in (name or self.table, f"{name or self.table}_locks"):
+                connection.execute(text(f"DROP TABLE IF EXISTS {quote(each)}"))
 
     def sql(self, statement: str) -> list[Any]:
         with self.raw.begin() as connection:
@@ -51,15 +55,20 @@ class Database:
 def database_url(server: str, tmp_path: Path) -> str:
     if server == "sqlite":
         return f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
-    url = make_url(POSTGRESQL_URL if server == "postgresql" else MYSQL_URL)
+    if server == "pgbouncer":
+        url = pgbouncer("transaction").url
+    else:
+        url = make_url(POSTGRESQL_URL if server == "postgresql" else MYSQL_URL)
     return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=False)
 
 
 def open_database(server: str, tmp_path: Path) -> Database:
-    require_server(server)
+    require_server("postgresql" if server == "pgbouncer" else server)
     url = database_url(server, tmp_path)
+    # Rows are looked at directly, never through PgBouncer.
+    direct = database_url("postgresql", tmp_path) if server == "pgbouncer" else url
     sync = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}
-    raw = create_engine(make_url(url).set(drivername=sync[server]))
+    raw = create_engine(make_url(direct).set(drivername=sync[make_url(direct).get_backend_name()]))
     return Database(server, url, unique_table_name("cli"), raw)
 
 
@@ -123,10 +132,13 @@ def assert_no_token(result: Run) -> None:
 
 def test_check_and_init(db: Database) -> None:
     missing = run("check", "--table", db.table, "--json", url=db.url)
-    assert missing.code == 4
+    # A SQLite file that does not exist is a database that does not exist (not created).
+    assert missing.code == (7 if db.server == "sqlite" else 4)
     assert missing.json["ok"] is False
-    assert missing.json["error"]["type"] == "MissingSessionTableError"
-    assert "shopify-sessions init" in missing.json["error"]["message"]
+    assert missing.json["error"]["type"] == (
+        "StorageAccessDeniedError" if db.server == "sqlite" else "MissingSessionTableError"
+    )
+    assert f"shopify-sessions init --table {db.table}" in missing.json["error"]["message"]
 
     ddl = run("init", "--table", db.table, "--sql", url=db.url)
     assert ddl.code == 0
@@ -239,7 +251,7 @@ def test_purge_with_grace_and_dry_run(db: Database) -> None:
     assert storage.load_session(f"{SHOP}_43") is None
     assert storage.load_session(recent.id) is not None
 
-    human = run("purge", "--table", db.table, url=db.url)
+    human = run("purge", "--table", db.table, "--grace", "0", url=db.url)
     assert human.code == 0 and "deleted 1 expired session(s)" in human.stdout
     assert storage.load_session(recent.id) is None
     assert storage.load_session(renewable.id) is not None  # a refresh token can renew it
@@ -285,3 +297,32 @@ def test_reencrypt_with_keys_from_the_environment(db: Database) -> None:
     failed = run("reencrypt", "--table", db.table, "--json", url=db.url, env=wrong)
     assert failed.code == 6
     assert failed.json["error"]["type"] == "TokenDecryptionError"
+
+
+def test_check_says_which_session_lock_the_table_gets(db: Database) -> None:
+    assert run("init", "--table", db.table, url=db.url).code == 0
+    lock = run("check", "--table", db.table, "--json", url=db.url).json["lock"]
+    if db.server == "sqlite":
+        assert lock["mechanism"].startswith("flock") and lock["advice"] == []
+        return
+    assert lock["mechanism"] == f'a lease in the lock table "{db.table}_locks"'
+    assert lock["server"] == ("MariaDB" if db.server == "mysql" else "PostgreSQL")
+    assert lock["pooler"] is (db.server == "pgbouncer")
+    if db.server == "pgbouncer":  # found, though the URL didn't say
+        [advice] = lock["advice"]
+        assert "add ?pooler=transaction" in advice
+        flagged = run("check", "--table", db.table, "--json", url=f"{db.url}?pooler=transaction")
+        assert flagged.code == 0 and flagged.json["lock"]["advice"] == []
+    else:
+        assert lock["advice"] == []
+
+    # A table from before lock tables: check says so, upgrade creates it (UNLOGGED).
+    db.drop(f"{db.table}_locks")
+    missing = run("check", "--table", db.table, "--json", url=db.url)
+    assert any("does not exist" in line for line in missing.json["lock"]["advice"])
+    upgraded = run("upgrade", "--table", db.table, "--json", url=db.url)
+    assert upgraded.code == 0, upgraded.stderr
+    assert upgraded.json["steps"] == [f'create the lock table "{db.table}_locks"']
+    flag = "?pooler=transaction" if db.server == "pgbouncer" else ""
+    after = run("check", "--table", db.table, "--json", url=db.url + flag)
+    assert after.json["lock"]["advice"] == []

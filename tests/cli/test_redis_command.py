@@ -21,7 +21,7 @@ from shopify_sessions import Session, offline_session_id
 from shopify_sessions.redis import RedisSessionStorage
 from shopify_sessions.redis._client import client_from_url, close_client
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
-from standin_client import StandIn
+from shopify_sessions.testing import FakeShopify
 
 
 class Keys:
@@ -164,30 +164,31 @@ def test_copy_redis_to_the_cluster(keys: Keys, redis_cluster: RedisCluster) -> N
         cluster.drop()
 
 
-def test_refresh_expiring_and_migrate_legacy(keys: Keys, standin: StandIn, shop: str) -> None:
-    standin.reset()
+def test_refresh_expiring_and_migrate_legacy(
+    keys: Keys, fake_shopify: FakeShopify, shop: str
+) -> None:
     name = shop.removesuffix(".myshopify.com")
     due, idle, legacy = (f"{name}-{n}.myshopify.com" for n in range(3))
     storage = keys.storage()
     seeded = {
-        due: standin.seeded_session(due, refresh_expires_in=2 * 86400),
-        idle: standin.seeded_session(idle),
-        legacy: standin.seeded_session(legacy, kind="legacy"),
+        due: fake_shopify.seed_offline(due, refresh_token_expires_in=2 * 86400),
+        idle: fake_shopify.seed_offline(idle),
+        legacy: fake_shopify.seed_offline(legacy, legacy=True),
     }
     for session in seeded.values():
         storage.store_session(session)
     options = ("--key-prefix", keys.prefix, "--json")
-    refreshed = run("refresh-expiring", *options, env=environment(standin), url=keys.url)
+    refreshed = run("refresh-expiring", *options, env=environment(fake_shopify), url=keys.url)
     assert refreshed.code == 0, refreshed.stderr
     assert refreshed.json["refreshed"] == [due]
     renewed = storage.load_session(offline_session_id(due))
     assert renewed is not None and renewed.refresh_token != seeded[due].refresh_token
-    migrated = run("migrate-legacy", *options, env=environment(standin), url=keys.url)
+    migrated = run("migrate-legacy", *options, env=environment(fake_shopify), url=keys.url)
     assert migrated.code == 0, migrated.stderr
     assert migrated.json["migrated"] == [legacy]
     after = storage.load_session(offline_session_id(legacy))
     assert after is not None and after.refresh_token and after.expires
-    assert standin.counts(legacy)["exchange_requests"] == 1
+    assert fake_shopify.counters(legacy).exchange_requests == 1
     for session in seeded.values():
         assert session.access_token not in refreshed.stdout + migrated.stdout
     storage.close()

@@ -1,5 +1,6 @@
 """Worker processes of the hammer: threads or tasks call ``get`` for a few shops, over and
-over, and use each token against the stand-in's Admin API at once."""
+over, and use each token against FakeShopify's Admin API at once. Each gets the test's
+FakeShopify pickled: a handle on the same server."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import Any
 
 from shopify_sessions.shopify_app import AsyncOfflineTokens, OfflineTokens
 from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage, SQLAlchemySessionStorage
-from standin import CLIENT_ID, CLIENT_SECRET
-from standin_client import API_VERSION, StandIn  # noqa: F401  (StandIn: for the test)
+from shopify_sessions.testing import FakeShopify
+
+API_VERSION = "2026-10"
 
 
 def open_storage(url: str, table: str, options: dict[str, Any], is_async: bool) -> Any:
@@ -77,7 +79,7 @@ def _admin(shop: str) -> str:
 def run_sync(
     url: str,
     table: str,
-    port: int,
+    shopify: FakeShopify,
     shops: list[str],
     process: int,
     workers: int,
@@ -86,10 +88,6 @@ def run_sync(
     locked: bool,
     options: dict[str, Any],
 ) -> dict[str, Any]:
-    import httpx
-
-    from standin_client import RoutingTransport
-
     storage: Any = open_storage(url, table, options, is_async=False)
     if not locked:
         storage = WithoutLock(storage)
@@ -98,11 +96,11 @@ def run_sync(
 
     def work(worker: int) -> None:
         rng = random.Random(process * 100 + worker)
-        with httpx.Client(transport=RoutingTransport(port), timeout=30) as client:
+        with shopify.http_client(timeout=30) as client:
             tokens = OfflineTokens(
                 storage,
-                client_id=CLIENT_ID,
-                client_secret=CLIENT_SECRET,
+                client_id=shopify.client_id,
+                client_secret=shopify.client_secret,
                 http_client=client,
                 skew=timedelta(seconds=skew),
                 lock_timeout=30,
@@ -134,7 +132,7 @@ def run_sync(
 def run_async(
     url: str,
     table: str,
-    port: int,
+    shopify: FakeShopify,
     shops: list[str],
     process: int,
     workers: int,
@@ -143,21 +141,17 @@ def run_async(
     locked: bool,
     options: dict[str, Any],
 ) -> dict[str, Any]:
-    import httpx
-
-    from standin_client import AsyncRoutingTransport
-
     async def main() -> dict[str, Any]:
         storage: Any = open_storage(url, table, options, is_async=True)
         if not locked:
             storage = AsyncWithoutLock(storage)
         tally = Tally()
         deadline = time.monotonic() + seconds
-        async with httpx.AsyncClient(transport=AsyncRoutingTransport(port), timeout=30) as client:
+        async with shopify.async_http_client(timeout=30) as client:
             tokens = AsyncOfflineTokens(
                 storage,
-                client_id=CLIENT_ID,
-                client_secret=CLIENT_SECRET,
+                client_id=shopify.client_id,
+                client_secret=shopify.client_secret,
                 http_client=client,
                 skew=timedelta(seconds=skew),
                 lock_timeout=30,
@@ -190,7 +184,7 @@ def run_async(
 def migrate_everywhere(
     url: str,
     table: str,
-    port: int,
+    shopify: FakeShopify,
     shops: list[str],
     process: int,
     workers: int,
@@ -198,10 +192,6 @@ def migrate_everywhere(
     options: dict[str, Any],
 ) -> dict[str, Any]:
     """Every worker calls ``migrate_legacy`` for every shop at once; the tokens it got."""
-    import httpx
-
-    from standin_client import AsyncRoutingTransport, RoutingTransport
-
     tokens_seen: dict[str, list[str]] = {shop: [] for shop in shops}
     errors: list[str] = []
     start = threading.Barrier(workers) if not is_async else None
@@ -213,11 +203,11 @@ def migrate_everywhere(
         storage = open_storage(url, table, options, is_async=False)
 
         def work() -> None:
-            with httpx.Client(transport=RoutingTransport(port), timeout=30) as client:
+            with shopify.http_client(timeout=30) as client:
                 tokens = OfflineTokens(
                     storage,
-                    client_id=CLIENT_ID,
-                    client_secret=CLIENT_SECRET,
+                    client_id=shopify.client_id,
+                    client_secret=shopify.client_secret,
                     http_client=client,
                     lock_timeout=30,
                 )
@@ -239,11 +229,11 @@ def migrate_everywhere(
 
         async def main() -> None:
             storage = open_storage(url, table, options, is_async=True)
-            async with httpx.AsyncClient(transport=AsyncRoutingTransport(port), timeout=30) as c:
+            async with shopify.async_http_client(timeout=30) as c:
                 tokens = AsyncOfflineTokens(
                     storage,
-                    client_id=CLIENT_ID,
-                    client_secret=CLIENT_SECRET,
+                    client_id=shopify.client_id,
+                    client_secret=shopify.client_secret,
                     http_client=c,
                     lock_timeout=30,
                 )

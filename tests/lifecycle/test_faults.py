@@ -10,7 +10,6 @@ import textwrap
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,7 @@ from conftest import Awaited, Harness
 from shopify_sessions import ReauthorizationRequiredError, TokenPersistenceError
 from shopify_sessions._time import utc_now
 from shopify_sessions.shopify_app import AsyncOfflineTokens, OfflineTokens
-from standin import CLIENT_ID, CLIENT_SECRET
-from standin_client import StandIn, admin_call
+from shopify_sessions.testing import FakeShopify
 
 
 @asynccontextmanager
@@ -39,6 +37,8 @@ async def failing_writes(
 
     def before(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+            return
+        if f"{harness.table_name}_locks" in statement:  # the session lock's lease: not a write
             return
         failing = times is None or len(failures) < times
         if server == "sqlite":
@@ -79,16 +79,20 @@ async def table_storage(sql_harness: Harness) -> Any:
 
 
 @pytest.fixture
-async def make_tokens(table_storage: Any, standin: StandIn) -> AsyncIterator[Any]:
-    """Makes OfflineTokens on the test's SQL storage, routed to the stand-in."""
+async def make_tokens(table_storage: Any, fake_shopify: FakeShopify) -> AsyncIterator[Any]:
+    """Makes OfflineTokens on the test's SQL storage, routed to FakeShopify."""
     clients: list[Any] = []
 
     def make(**options: Any) -> Any:
-        options = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, **options}
+        options = {
+            "client_id": fake_shopify.client_id,
+            "client_secret": fake_shopify.client_secret,
+            **options,
+        }
         if isinstance(table_storage, Awaited):
-            clients.append(standin.client())
+            clients.append(fake_shopify.http_client())
             return Awaited(OfflineTokens(table_storage.target, http_client=clients[-1], **options))
-        clients.append(standin.async_client())
+        clients.append(fake_shopify.async_http_client())
         return AsyncOfflineTokens(table_storage, http_client=clients[-1], **options)
 
     yield make
@@ -102,12 +106,11 @@ async def test_a_store_that_fails_is_retried_and_nothing_is_lost(
     sql_harness: Harness,
     table_storage: Any,
     make_tokens: Any,
-    standin: StandIn,
+    fake_shopify: FakeShopify,
     shop: str,
     caplog: Any,
 ) -> None:
-    standin.reset()
-    old = standin.seeded_session(shop, access_expires_in=-1)
+    old = fake_shopify.seed_offline(shop, expires_in=-1)
     await table_storage.store_session(old)
     tokens = make_tokens()
     with caplog.at_level(logging.WARNING, logger="shopify_sessions"):
@@ -116,9 +119,8 @@ async def test_a_store_that_fails_is_retried_and_nothing_is_lost(
     assert len(failures) == 3
     assert renewed is not None and renewed.access_token != old.access_token
     assert await table_storage.load_session(old.id) == renewed
-    assert standin.counts(shop)["refreshes"] == 1
-    with standin.client() as client:
-        assert admin_call(client, shop, renewed.access_token) == 200
+    assert fake_shopify.counters(shop).refreshes == 1
+    assert fake_shopify.accepts(shop, renewed.access_token)
     assert any("trying again" in r.getMessage() for r in caplog.records)
     for record in caplog.records:
         for token in (
@@ -135,14 +137,14 @@ async def test_when_every_store_fails_the_old_pair_stays(
     sql_harness: Harness,
     table_storage: Any,
     make_tokens: Any,
-    standin: StandIn,
+    fake_shopify: FakeShopify,
     shop: str,
     mode: str,
 ) -> None:
     """Under Shopify's grace (since 2026-08-28) the next call recovers with the old pair;
     a strict server would need the merchant back, and says so as a typed error."""
-    standin.reset(mode=mode)
-    old = standin.seeded_session(shop, access_expires_in=-1)
+    fake_shopify.reset(mode=mode)
+    old = fake_shopify.seed_offline(shop, expires_in=-1)
     await table_storage.store_session(old)
     tokens = make_tokens(store_attempts=3)
     async with failing_writes(sql_harness, table_storage, times=None):
@@ -153,10 +155,9 @@ async def test_when_every_store_fails_the_old_pair_stays(
     if mode == "grace":
         recovered = await tokens.get(shop)
         assert recovered is not None and recovered.expires and recovered.expires > utc_now()
-        with standin.client() as client:
-            assert admin_call(client, shop, recovered.access_token) == 200
-        assert standin.counts(shop)["grace_reuses"] == 1
-        assert standin.counts(shop).get("lockouts", 0) == 0
+        assert fake_shopify.accepts(shop, recovered.access_token)
+        assert fake_shopify.counters(shop).grace_reuses == 1
+        assert fake_shopify.counters(shop).lockouts == 0
     else:
         with pytest.raises(ReauthorizationRequiredError):
             await tokens.get(shop)
@@ -165,38 +166,34 @@ async def test_when_every_store_fails_the_old_pair_stays(
 HOLDER = textwrap.dedent(
     """
     import sys
-    sys.path[:0] = sys.argv[4:]
-    import httpx
     from shopify_sessions.shopify_app import OfflineTokens
     from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
-    from standin import CLIENT_ID, CLIENT_SECRET
-    from standin_client import RoutingTransport
-    url, table, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    from shopify_sessions.testing import FakeShopify
+    url, table, shopify = sys.argv[1], sys.argv[2], FakeShopify.attach(sys.argv[3])
     storage = SQLAlchemySessionStorage(url, table=table)
-    client = httpx.Client(transport=RoutingTransport(port), timeout=60)
-    tokens = OfflineTokens(storage, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                           http_client=client)
+    tokens = OfflineTokens(storage, client_id=shopify.client_id,
+                           client_secret=shopify.client_secret,
+                           http_client=shopify.http_client(timeout=60))
     print("refreshing", flush=True)
-    tokens.get(sys.argv[5])
+    tokens.get(sys.argv[4])
     """
 )
 
 
 async def test_a_worker_killed_while_refreshing_frees_the_lock(
-    sql_harness: Harness, table_storage: Any, make_tokens: Any, standin: StandIn, shop: str
+    sql_harness: Harness, table_storage: Any, make_tokens: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
     """A worker is killed while it holds the lock, waiting on Shopify; the database (or the
     kernel, for SQLite) releases its lock, and the next worker recovers the shop: Shopify
     answered the dead worker's refresh, which was lost with it, and its grace keeps the old
     refresh token usable."""
-    standin.reset(mode="grace", latency=1.0)
-    old = standin.seeded_session(shop, access_expires_in=-1)
+    fake_shopify.reset(mode="grace", latency=1.0)
+    old = fake_shopify.seed_offline(shop, expires_in=-1)
     await table_storage.store_session(old)
     url = sql_harness.backend.url(sql_harness.sqlite_path).replace("+aiosqlite", "+pysqlite")
     url = url.replace("+asyncpg", "+psycopg").replace("+aiomysql", "+pymysql")
-    tests = str(Path(__file__).resolve().parent.parent)
     worker = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, url, sql_harness.table_name, str(standin.port), tests, shop],
+        [sys.executable, "-c", HOLDER, url, sql_harness.table_name, fake_shopify.url, shop],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -204,7 +201,7 @@ async def test_a_worker_killed_while_refreshing_frees_the_lock(
         assert worker.stdout is not None
         assert worker.stdout.readline().strip() == "refreshing"
         for _ in range(200):  # until its refresh reached Shopify, which takes 1 s to answer
-            if standin.counts(shop).get("arrived"):
+            if fake_shopify.counters(shop).token_requests:
                 break
             time.sleep(0.05)
         worker.kill()
@@ -217,19 +214,18 @@ async def test_a_worker_killed_while_refreshing_frees_the_lock(
     tokens = make_tokens(lock_timeout=20)
     recovered = await tokens.get(shop)
     assert recovered is not None and recovered.access_token != old.access_token
-    with standin.client() as client:
-        assert admin_call(client, shop, recovered.access_token) == 200
-    counts = standin.counts(shop)
-    assert counts["refresh_requests"] == 2 and counts.get("lockouts", 0) == 0
+    assert fake_shopify.accepts(shop, recovered.access_token)
+    counters = fake_shopify.counters(shop)
+    assert counters.refresh_requests == 2 and counters.lockouts == 0
 
 
 async def test_a_legacy_exchange_whose_store_fails_is_recovered_under_grace(
-    sql_harness: Harness, table_storage: Any, make_tokens: Any, standin: StandIn, shop: str
+    sql_harness: Harness, table_storage: Any, make_tokens: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
     """Shopify answers a repeated legacy exchange with the same pair (for 7 days, until the
     pair is used), so a pair lost to a failed store is fetched again, not lost."""
-    standin.reset(mode="grace")
-    legacy = standin.seeded_session(shop, kind="legacy")
+    fake_shopify.reset(mode="grace")
+    legacy = fake_shopify.seed_offline(shop, legacy=True)
     await table_storage.store_session(legacy)
     tokens = make_tokens(store_attempts=2)
     async with failing_writes(sql_harness, table_storage, times=None):
@@ -238,7 +234,6 @@ async def test_a_legacy_exchange_whose_store_fails_is_recovered_under_grace(
     assert await table_storage.load_session(legacy.id) == legacy
     migrated = await tokens.migrate_legacy(shop)
     assert migrated is not None and migrated.refresh_token
-    counts = standin.counts(shop)
-    assert (counts["exchanges"], counts["exchange_repeats"]) == (1, 1)
-    with standin.client() as client:
-        assert admin_call(client, shop, migrated.access_token) == 200
+    counters = fake_shopify.counters(shop)
+    assert (counters.exchanges, counters.exchange_repeats) == (1, 1)
+    assert fake_shopify.accepts(shop, migrated.access_token)

@@ -1,4 +1,4 @@
-"""OfflineTokens on every backend and driver, sync and async, against the strict stand-in."""
+"""OfflineTokens on every backend and driver, sync and async, against FakeShopify (strict)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from shopify_sessions import (
 )
 from shopify_sessions._time import utc_now
 from shopify_sessions.shopify_app import OfflineTokens
-from standin_client import StandIn, admin_call
+from shopify_sessions.testing import Counters, FakeShopify
 
 
 def tokens_of(*sessions: Session | None) -> set[str]:
@@ -33,20 +33,20 @@ async def test_get_without_a_session_is_none(tokens_for: Any, shop: str) -> None
 
 
 async def test_get_returns_a_fresh_session_without_calling_shopify(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
-    session = standin.seeded_session(shop)
+    session = fake_shopify.seed_offline(shop)
     await storage.store_session(session)
     assert await tokens_for().get(shop) == session
     assert await tokens_for().get(shop.removesuffix(".myshopify.com")) == session
-    assert standin.counts(shop).get("refresh_requests", 0) == 0
+    assert fake_shopify.counters(shop).refresh_requests == 0
 
 
 async def test_get_refreshes_within_skew_stores_the_pair_and_the_token_works(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str, caplog: Any
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str, caplog: Any
 ) -> None:
     # 120 s left: shopifyapp alone refuses to refresh a token with over 60 s left.
-    old = standin.seeded_session(shop, access_expires_in=120)
+    old = fake_shopify.seed_offline(shop, expires_in=120)
     await storage.store_session(old)
     tokens = tokens_for(skew=timedelta(minutes=5))
     with caplog.at_level(logging.INFO, logger="shopify_sessions"):
@@ -59,11 +59,10 @@ async def test_get_refreshes_within_skew_stores_the_pair_and_the_token_works(
     assert renewed.refresh_token_expires > utc_now() + timedelta(days=89)
     assert (renewed.id, renewed.shop, renewed.is_online) == (old.id, shop, False)
     assert await storage.load_session(old.id) == renewed
-    with standin.client() as client:
-        assert admin_call(client, shop, renewed.access_token) == 200
+    assert fake_shopify.accepts(shop, renewed.access_token)
     assert await tokens.get(shop) == renewed  # fresh now: no second refresh
-    assert standin.counts(shop)["refreshes"] == 1
-    assert standin.counts(shop).get("reuses", 0) == 0
+    assert fake_shopify.counters(shop).refreshes == 1
+    assert fake_shopify.counters(shop).reuses == 0
     [record] = [r for r in caplog.records if getattr(r, "action", None) == "refresh"]
     assert (record.levelno, record.shop, record.outcome) == (logging.INFO, shop, "done")
     assert record.lock_wait_ms >= 0 and record.duration_ms >= record.lock_wait_ms
@@ -72,30 +71,29 @@ async def test_get_refreshes_within_skew_stores_the_pair_and_the_token_works(
 
 
 async def test_an_expired_token_is_refreshed(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
-    old = standin.seeded_session(shop, access_expires_in=-10)
+    old = fake_shopify.seed_offline(shop, expires_in=-10)
     await storage.store_session(old)
-    with standin.client() as client:
-        assert admin_call(client, shop, old.access_token) == 401
-        renewed = await tokens_for(skew=timedelta(0)).get(shop)
-        assert renewed is not None
-        assert admin_call(client, shop, renewed.access_token) == 200
+    assert not fake_shopify.accepts(shop, old.access_token)
+    renewed = await tokens_for(skew=timedelta(0)).get(shop)
+    assert renewed is not None
+    assert fake_shopify.accepts(shop, renewed.access_token)
 
 
 async def test_a_legacy_session_is_returned_as_it_is(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
-    legacy = standin.seeded_session(shop, kind="legacy")
+    legacy = fake_shopify.seed_offline(shop, legacy=True)
     await storage.store_session(legacy)
     assert await tokens_for().get(shop) == legacy
-    assert standin.counts(shop) == {}
+    assert fake_shopify.counters(shop) == Counters()
 
 
 async def test_migrate_legacy_exchanges_once_and_retires_the_legacy_token(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
-    legacy = standin.seeded_session(shop, kind="legacy")
+    legacy = fake_shopify.seed_offline(shop, legacy=True)
     await storage.store_session(legacy)
     tokens = tokens_for()
     migrated = await tokens.migrate_legacy(shop)
@@ -103,30 +101,29 @@ async def test_migrate_legacy_exchanges_once_and_retires_the_legacy_token(
     assert migrated.refresh_token and migrated.expires and migrated.refresh_token_expires
     assert migrated.expires > utc_now() + timedelta(minutes=59)
     assert await storage.load_session(legacy.id) == migrated
-    with standin.client() as client:
-        assert admin_call(client, shop, legacy.access_token) == 401
-        assert admin_call(client, shop, migrated.access_token) == 200
+    assert not fake_shopify.accepts(shop, legacy.access_token)
+    assert fake_shopify.accepts(shop, migrated.access_token)
     assert await tokens.migrate_legacy(shop) == migrated  # left alone now
     assert await tokens.get(shop) == migrated
-    assert standin.counts(shop)["exchange_requests"] == 1
+    assert fake_shopify.counters(shop).exchange_requests == 1
 
 
 async def test_migrate_legacy_leaves_other_sessions_alone(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
     assert await tokens_for().migrate_legacy(shop) is None
-    expiring = standin.seeded_session(shop)
+    expiring = fake_shopify.seed_offline(shop)
     await storage.store_session(expiring)
     assert await tokens_for().migrate_legacy(shop) == expiring
-    assert standin.counts(shop).get("exchange_requests", 0) == 0
+    assert fake_shopify.counters(shop).exchange_requests == 0
 
 
 async def test_invalid_grant_requires_reauthorization_and_keeps_the_row(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str, caplog: Any
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str, caplog: Any
 ) -> None:
-    old = standin.seeded_session(shop, access_expires_in=-1)
+    old = fake_shopify.seed_offline(shop, expires_in=-1)
     await storage.store_session(old)
-    standin.fault(shop, "invalid_grant")
+    fake_shopify.fail(shop, "invalid_grant")
     with (
         caplog.at_level(logging.DEBUG, logger="shopify_sessions"),
         pytest.raises(ReauthorizationRequiredError) as raised,
@@ -141,11 +138,11 @@ async def test_invalid_grant_requires_reauthorization_and_keeps_the_row(
 
 
 async def test_delete_on_reauthorization_forgets_the_session(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
-    old = standin.seeded_session(shop, access_expires_in=-1)
+    old = fake_shopify.seed_offline(shop, expires_in=-1)
     await storage.store_session(old)
-    standin.fault(shop, "invalid_grant")
+    fake_shopify.fail(shop, "invalid_grant")
     tokens = tokens_for(delete_on_reauthorization=True)
     with pytest.raises(ReauthorizationRequiredError):
         await tokens.get(shop)
@@ -154,22 +151,22 @@ async def test_delete_on_reauthorization_forgets_the_session(
 
 
 async def test_an_expired_refresh_token_requires_reauthorization_without_a_call(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
-    old = standin.seeded_session(shop, access_expires_in=-1, refresh_expires_in=-1)
+    old = fake_shopify.seed_offline(shop, expires_in=-1, refresh_token_expires_in=-1)
     await storage.store_session(old)
     with pytest.raises(ReauthorizationRequiredError) as raised:
         await tokens_for().get(shop)
     assert raised.value.code == "refresh_token_expired"
-    assert standin.counts(shop).get("refresh_requests", 0) == 0
+    assert fake_shopify.counters(shop).refresh_requests == 0
 
 
 async def test_shopify_down_is_a_refresh_error_and_the_next_call_recovers(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
-    old = standin.seeded_session(shop, access_expires_in=-1)
+    old = fake_shopify.seed_offline(shop, expires_in=-1)
     await storage.store_session(old)
-    standin.fault(shop, "503", "503", "503")  # shopifyapp tries three times
+    fake_shopify.fail(shop, 503, 503, 503)  # shopifyapp tries three times
     tokens = tokens_for()
     with pytest.raises(TokenRefreshError) as raised:
         await tokens.get(shop)
@@ -178,16 +175,16 @@ async def test_shopify_down_is_a_refresh_error_and_the_next_call_recovers(
     assert await storage.load_session(old.id) == old
     renewed = await tokens.get(shop)
     assert renewed is not None and renewed.access_token != old.access_token
-    assert standin.counts(shop)["fault_503"] == 3
+    assert fake_shopify.counters(shop).failures == 3
 
 
 async def test_a_failed_early_refresh_serves_the_token_that_still_works(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str, caplog: Any
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str, caplog: Any
 ) -> None:
-    old = standin.seeded_session(shop, access_expires_in=120)  # within the 5-minute skew
+    old = fake_shopify.seed_offline(shop, expires_in=120)  # within the 5-minute skew
     await storage.store_session(old)
     tokens = tokens_for(lock_timeout=0.2)
-    standin.fault(shop, "503", "503", "503")
+    fake_shopify.fail(shop, 503, 503, 503)
     with caplog.at_level(logging.WARNING, logger="shopify_sessions"):
         assert await tokens.get(shop) == old
     assert any("serving the current token" in r.getMessage() for r in caplog.records)
@@ -199,11 +196,11 @@ async def test_a_failed_early_refresh_serves_the_token_that_still_works(
 
 
 async def test_an_answer_without_expiry_is_never_stored_as_never_expiring(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
     """shopify-app-js #3400: such a session was never refreshed again."""
-    standin.reset(omit_expires=True)
-    old = standin.seeded_session(shop, access_expires_in=-1)
+    fake_shopify.reset(omit_expires=True)
+    old = fake_shopify.seed_offline(shop, expires_in=-1)
     await storage.store_session(old)
     tokens = tokens_for()
     first = await tokens.get(shop)
@@ -213,13 +210,13 @@ async def test_an_answer_without_expiry_is_never_stored_as_never_expiring(
     assert stored is not None and stored.expires is not None
     second = await tokens.get(shop)  # refreshed again, not stuck
     assert second is not None and second.access_token != first.access_token
-    assert standin.counts(shop)["refreshes"] == 2
+    assert fake_shopify.counters(shop).refreshes == 2
 
 
 async def test_a_row_bricked_by_3400_is_repaired(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
-    bricked = standin.seeded_session(shop)
+    bricked = fake_shopify.seed_offline(shop)
     bricked.expires = None  # as the Node library stores an answer without expires_in
     await storage.store_session(bricked)
     renewed = await tokens_for().get(shop)
@@ -228,28 +225,28 @@ async def test_a_row_bricked_by_3400_is_repaired(
 
 
 async def test_the_lock_wait_is_bounded(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
-    old = standin.seeded_session(shop, access_expires_in=-1)
+    old = fake_shopify.seed_offline(shop, expires_in=-1)
     await storage.store_session(old)
     async with _locked(storage, old.id):
         with pytest.raises(LockTimeoutError) as raised:
             await tokens_for(lock_timeout=0.2).get(shop)
     assert raised.value.id == old.id
-    assert standin.counts(shop).get("refresh_requests", 0) == 0
+    assert fake_shopify.counters(shop).refresh_requests == 0
     assert await tokens_for().get(shop) is not None  # free again
 
 
 async def test_keep_warm_refreshes_what_is_due_and_reports_the_rest(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str
 ) -> None:
     name = shop.removesuffix(".myshopify.com")
     due, fresh, revoked, down = (f"{name}-{n}.myshopify.com" for n in range(4))
     sessions = {
-        due: standin.seeded_session(due, refresh_expires_in=3 * 86400),
-        fresh: standin.seeded_session(fresh),
-        revoked: standin.seeded_session(revoked, refresh_expires_in=86400),
-        down: standin.seeded_session(down, refresh_expires_in=86400),
+        due: fake_shopify.seed_offline(due, refresh_token_expires_in=3 * 86400),
+        fresh: fake_shopify.seed_offline(fresh),
+        revoked: fake_shopify.seed_offline(revoked, refresh_token_expires_in=86400),
+        down: fake_shopify.seed_offline(down, refresh_token_expires_in=86400),
     }
     online = Session(
         f"{due}_1",
@@ -263,8 +260,8 @@ async def test_keep_warm_refreshes_what_is_due_and_reports_the_rest(
     )
     for session in [*sessions.values(), online]:
         await storage.store_session(session)
-    standin.fault(revoked, "invalid_grant")
-    standin.fault(down, "503", "503", "503")
+    fake_shopify.fail(revoked, "invalid_grant")
+    fake_shopify.fail(down, 503, 503, 503)
 
     report = await tokens_for().refresh_expiring(within=timedelta(days=7), batch_size=1)
 
@@ -280,13 +277,13 @@ async def test_keep_warm_refreshes_what_is_due_and_reports_the_rest(
     for untouched in (fresh, revoked, down):
         assert await storage.load_session(offline_session_id(untouched)) == sessions[untouched]
     assert await storage.load_session(online.id) == online
-    assert standin.counts(fresh) == {}
+    assert fake_shopify.counters(fresh) == Counters()
     second = await tokens_for().refresh_expiring(within=timedelta(days=7))
     # The faults were one-offs: both refresh on the next run.
     assert second.refreshed == [revoked, down] and second.ok
 
 
-async def test_bad_input_is_refused_before_anything_runs(tokens_for: Any, standin: StandIn) -> None:
+async def test_bad_input_is_refused_before_anything_runs(tokens_for: Any) -> None:
     with pytest.raises(InvalidShopError):
         await tokens_for().get("not a shop")
     with pytest.raises(ValueError, match="client_id"):
@@ -299,7 +296,6 @@ async def test_bad_input_is_refused_before_anything_runs(tokens_for: Any, standi
         await tokens_for().refresh_expiring(within=timedelta(days=-1))
     with pytest.raises(TypeError, match="lock_session"):
         OfflineTokens(object(), client_id="a", client_secret="b")  # type: ignore[arg-type]
-    assert standin.stats()["counts"] == {}
     assert "secret" not in repr(tokens_for())
 
 
@@ -321,14 +317,14 @@ async def _get_while(tokens: Any, shop: str, meanwhile: Any) -> Any:
 
 @pytest.mark.parametrize("change", ["deleted", "replaced"])
 async def test_a_pair_renewed_after_the_row_changed_is_discarded(
-    tokens_for: Any, storage: Any, standin: StandIn, shop: str, change: str, caplog: Any
+    tokens_for: Any, storage: Any, fake_shopify: FakeShopify, shop: str, change: str, caplog: Any
 ) -> None:
     """The fence: a renewal stores its pair only over the pair it renewed, so an uninstall
     during a refresh never brings the session back, and a newer pair is never overwritten."""
-    standin.reset(latency=1.0)
-    old = standin.seeded_session(shop, access_expires_in=-10)
+    fake_shopify.reset(latency=1.0)
+    old = fake_shopify.seed_offline(shop, expires_in=-10)
     await storage.store_session(old)
-    other = standin.seeded_session(shop)  # e.g. a Node app's own refresh
+    other = fake_shopify.seed_offline(shop)  # e.g. a Node app's own refresh
 
     async def meanwhile() -> None:
         if change == "deleted":
@@ -341,7 +337,7 @@ async def test_a_pair_renewed_after_the_row_changed_is_discarded(
     expected = None if change == "deleted" else other
     assert got == expected
     assert await storage.load_session(old.id) == expected
-    assert standin.counts(shop)["refreshes"] == 1
+    assert fake_shopify.counters(shop).refreshes == 1
     [record] = [r for r in caplog.records if getattr(r, "action", None) == "refresh"]
     assert record.outcome == "discarded: the stored pair changed meanwhile"
 
@@ -382,3 +378,52 @@ def _locked(storage: Any, id: str) -> Any:
                 yield
 
     return held()
+
+
+@pytest.mark.parametrize(
+    ("tokens_class", "storage_class", "message"),
+    [
+        (
+            "OfflineTokens",
+            "AsyncMemorySessionStorage",
+            "OfflineTokens needs a synchronous storage, and AsyncMemorySessionStorage is an "
+            "asyncio one: use AsyncOfflineTokens with it, or MemorySessionStorage here",
+        ),
+        (
+            "AsyncOfflineTokens",
+            "MemorySessionStorage",
+            "AsyncOfflineTokens needs an asyncio storage, and MemorySessionStorage is a "
+            "synchronous one: use OfflineTokens with it, or AsyncMemorySessionStorage here",
+        ),
+        (
+            "OfflineTokens",
+            "AsyncSQLAlchemySessionStorage",
+            "use AsyncOfflineTokens with it, or SQLAlchemySessionStorage here",
+        ),
+        (
+            "AsyncOfflineTokens",
+            "SQLAlchemySessionStorage",
+            "use OfflineTokens with it, or AsyncSQLAlchemySessionStorage here",
+        ),
+    ],
+)
+async def test_a_storage_of_the_other_kind_is_refused_at_construction(
+    tokens_class: str, storage_class: str, message: str
+) -> None:
+    """The mix-up used to pass, and get() then failed with "'coroutine' object has no
+    attribute 'expires'" (or blocked the event loop)."""
+    import shopify_sessions
+    import shopify_sessions.shopify_app as lifecycle
+    import shopify_sessions.sqlalchemy as sql
+
+    if "SQLAlchemy" in storage_class:
+        url = "sqlite+aiosqlite://" if storage_class.startswith("Async") else "sqlite://"
+        storage = getattr(sql, storage_class)(url)
+    else:
+        storage = getattr(shopify_sessions, storage_class)()
+    with pytest.raises(TypeError) as raised:
+        getattr(lifecycle, tokens_class)(storage, client_id="id", client_secret="secret")
+    assert message in str(raised.value)
+    closed = storage.close() if hasattr(storage, "close") else None
+    if closed is not None:
+        await closed

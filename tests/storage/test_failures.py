@@ -20,6 +20,7 @@ from shopify_sessions import (
     MissingSessionTableError,
     OnlineAccessInfo,
     Session,
+    StorageAccessDeniedError,
     StorageOperationError,
     StorageUnavailableError,
     UnsupportedDialectError,
@@ -55,6 +56,34 @@ def count_statements(storage: Any) -> list[str]:
 
     event.listen(sync_engine(storage), "before_cursor_execute", record)
     return statements
+
+
+async def test_a_refused_connection_is_access_denied_and_not_retried(
+    server_backend: Backend, tmp_path: Path
+) -> None:
+    """An unknown database (or user) is the server refusing, not failing to answer; an
+    unreachable server stays merely unavailable."""
+    storage_type = (
+        AsyncSQLAlchemySessionStorage if server_backend.is_async else SQLAlchemySessionStorage
+    )
+    base = make_url(server_backend.url(tmp_path))
+    refused = [base.set(database="no_such_database"), base.set(username="no_such_user")]
+    for url in [*refused, make_url(unreachable_url(server_backend, tmp_path))]:
+        storage: Any = storage_type(url.render_as_string(hide_password=False))
+        connects: list[int] = []
+        event.listen(sync_engine(storage), "do_connect", lambda *_, seen=connects: seen.append(1))
+        try:
+            with pytest.raises(StorageUnavailableError) as raised:
+                result = storage.load_session("any")
+                if server_backend.is_async:
+                    await result
+        finally:
+            closed = storage.close()
+            if closed is not None:
+                await closed
+        assert isinstance(raised.value, StorageAccessDeniedError) == (url in refused)
+        assert raised.value.__cause__ is not None
+        assert len(connects) == (1 if url in refused else 2)  # a lost connection: tried again
 
 
 async def test_unreachable_database_is_unavailable_not_missing(

@@ -23,6 +23,7 @@ from shopify_sessions import (
     AssociatedUser,
     DatabaseURLError,
     InvalidSessionError,
+    LockTimeoutError,
     OnlineAccessInfo,
     Session,
     SessionDataError,
@@ -233,34 +234,45 @@ def _take(storage: RedisSessionStorage) -> None:
         pass
 
 
-async def test_a_lock_whose_lease_ended_is_not_released_by_its_old_holder(
+async def test_a_held_lock_is_renewed_and_a_lost_one_is_not_released_by_its_old_holder(
     redis_harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    storage = redis_harness.storage(lock_lease=0.2)
+    """A holder working past its lease keeps the lock (its heartbeat renews the lease);
+    a holder whose lease was lost (here: the key is removed, as an expiry would) never
+    deletes the lock someone else took since, and says so."""
+    storage = redis_harness.storage(lock_lease=1.0)
     other = redis_harness.storage(lock_lease=30)
     first = storage.target if isinstance(storage, Awaited) else storage
     second = other.target if isinstance(other, Awaited) else other
-    if isinstance(storage, Awaited):
-        with caplog.at_level(logging.WARNING), first.lock_session("offline_l.myshopify.com"):
-            time.sleep(0.4)  # the lease ends; someone else takes the lock
-            manager = second.lock_session("offline_l.myshopify.com", timeout=1)
-            manager.__enter__()
-        assert _held_by_other(redis_harness)
-        manager.__exit__(None, None, None)
-    else:
-        with caplog.at_level(logging.WARNING):
+    key = f"{redis_harness.table_name}:lock:offline_l.myshopify.com"
+    client = redis_harness.redis_client()
+    with caplog.at_level(logging.WARNING):
+        if isinstance(storage, Awaited):
+            with first.lock_session("offline_l.myshopify.com"):
+                time.sleep(2.5)  # past the lease of 1 s: renewed meanwhile
+                with (
+                    pytest.raises(LockTimeoutError),
+                    second.lock_session("offline_l.myshopify.com", timeout=0.3),
+                ):
+                    pass
+                client.delete(key)  # the lease is lost
+                manager = second.lock_session("offline_l.myshopify.com", timeout=1)
+                manager.__enter__()
+            assert client.get(key) is not None  # the old holder left it alone
+            manager.__exit__(None, None, None)
+        else:
             async with first.lock_session("offline_l.myshopify.com"):
-                await asyncio.sleep(0.4)
+                await asyncio.sleep(2.5)
+                with pytest.raises(LockTimeoutError):
+                    async with second.lock_session("offline_l.myshopify.com", timeout=0.3):
+                        pass
+                client.delete(key)
                 manager = second.lock_session("offline_l.myshopify.com", timeout=1)
                 await manager.__aenter__()
-        assert _held_by_other(redis_harness)
-        await manager.__aexit__(None, None, None)
+            assert client.get(key) is not None
+            await manager.__aexit__(None, None, None)
+    assert client.get(key) is None
     assert any("lease" in r.getMessage() for r in caplog.records)
-
-
-def _held_by_other(harness: Harness) -> bool:
-    client = harness.redis_client()
-    return client.get(f"{harness.table_name}:lock:offline_l.myshopify.com") is not None
 
 
 def test_construction_refuses_what_it_cannot_use() -> None:

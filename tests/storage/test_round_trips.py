@@ -165,6 +165,34 @@ async def test_each_operation_makes_only_the_round_trips_it_needs(counted: Count
     assert counted.seen == ["INSERT", "SELECT", "SELECT", "DELETE", "DELETE", "DELETE", "DELETE"]
 
 
+async def test_a_session_lock_takes_one_round_trip_and_gives_back_one(counted: Counted) -> None:
+    """The lease: one statement to take it, one to give it back (a flock on SQLite: none)."""
+    backend = counted.harness.backend
+
+    async def lock_once() -> None:
+        if backend.is_async:
+            async with counted.storage.lock_session("offline_rt.myshopify.com"):
+                pass
+        else:
+            with counted.storage.lock_session("offline_rt.myshopify.com"):
+                pass
+
+    await lock_once()  # warm up: the first use looks at the server
+    counted.take()
+    if backend.is_async:
+        async with counted.storage.lock_session("offline_rt.myshopify.com"):
+            taken = counted.take()
+    else:
+        with counted.storage.lock_session("offline_rt.myshopify.com"):
+            taken = counted.take()
+    given = counted.take()
+    if backend.server == "sqlite":
+        assert (taken, given) == ([], [])
+        return
+    assert taken == expected(backend, counted.path, "write", ["INSERT"])
+    assert given == expected(backend, counted.path, "write", ["DELETE"])
+
+
 async def test_the_apps_other_connections_stay_transactional(sql_harness: Harness) -> None:
     """After the storage used a pooled connection, the app gets it back as it was."""
     counted = Counted(sql_harness, "engine")

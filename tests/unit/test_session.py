@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from shopify_sessions import InvalidShopError, offline_session_id, online_session_id
 from shopify_sessions._errors import InvalidSessionError
 from shopify_sessions._scopes import AuthScopes
 from shopify_sessions._session import AssociatedUser, OnlineAccessInfo, Session
@@ -595,3 +596,53 @@ def test_repr_and_str_never_show_tokens() -> None:
         assert "offline_shop.myshopify.com" in text
     assert "access_token=<redacted>" in repr(session)
     assert "refresh_token=None" in repr(online_session())
+
+
+# --- Session.offline and Session.online: the ids made for you ---------------------------
+
+
+def test_offline_makes_the_id_and_keeps_the_js_constructor_equal() -> None:
+    expires = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    made = Session.offline(
+        "admin.shopify.com/store/my-shop",
+        access_token="shpat_x",
+        scope="read_products",
+        expires=expires,
+        refresh_token="shprt_x",
+        refresh_token_expires=expires,
+    )
+    shop = "my-shop.myshopify.com"
+    assert made == Session(
+        offline_session_id(shop),
+        shop,
+        "",
+        False,
+        access_token="shpat_x",
+        scope="read_products",
+        expires=expires,
+        refresh_token="shprt_x",
+        refresh_token_expires=expires,
+    )
+    assert (made.id, made.shop, made.is_online) == (f"offline_{shop}", shop, False)
+    with pytest.raises(InvalidShopError):
+        Session.offline("https://my-shop.myshopify.com")
+
+
+def test_online_makes_the_id_and_gives_the_user_its_id() -> None:
+    shop = "my-shop.myshopify.com"
+    made = Session.online(shop, 42, access_token="shpua_x")
+    assert (made.id, made.is_online) == (online_session_id(shop, 42), True)
+    assert made.online_access_info is not None
+    assert made.online_access_info.associated_user.id == 42
+    info = OnlineAccessInfo(associated_user=AssociatedUser(email="ada@example.com"))
+    with_user = Session.online(shop, 42, online_access_info=info)
+    assert with_user.online_access_info is not None
+    assert with_user.online_access_info.associated_user.email == "ada@example.com"
+    assert info.associated_user.id is None  # the caller's object is left as it was
+    assert Session.from_property_array(with_user.to_property_array(True), True) == with_user
+    with pytest.raises(InvalidSessionError, match="43"):
+        Session.online(
+            shop, 42, online_access_info=OnlineAccessInfo(associated_user=AssociatedUser(id=43))
+        )
+    with pytest.raises(InvalidSessionError, match="user_id"):
+        Session.online(shop, "42")  # type: ignore[arg-type]

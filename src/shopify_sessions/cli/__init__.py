@@ -10,7 +10,7 @@ from __future__ import annotations
 def main() -> None:
     """Run the command (the ``shopify-sessions`` console script)."""
     try:
-        from ._app import app
+        from ._app import run
     except ImportError as error:  # pragma: no cover - depends on the install
         import sys
 
@@ -20,7 +20,7 @@ def main() -> None:
             file=sys.stderr,
         )
         raise SystemExit(2) from error
-    app()
+    run()
 
 
 __all__ = ["main"]

@@ -7,6 +7,8 @@ it below with ``app.command("<name>")(...)``.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from . import (
@@ -19,6 +21,7 @@ from . import (
     _refresh_expiring,
     _upgrade,
 )
+from ._output import click_exceptions, usage_failure
 
 app = typer.Typer(
     name="shopify-sessions",
@@ -28,7 +31,8 @@ app = typer.Typer(
         "warm and migrate legacy ones. The database URL comes from --url or DATABASE_URL. "
         "Exit codes: 0 ok; 1 a problem found (check, copy, refresh-expiring, "
         "migrate-legacy); 2 bad usage or input; 3 database unreachable; 4 table missing; "
-        "5 table unusable; 6 the database refused an operation."
+        "5 table unusable; 6 the database refused an operation; 7 the database refused the "
+        "connection (credentials, or no such database)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -43,3 +47,20 @@ app.command("reencrypt")(_reencrypt.reencrypt)
 app.command("copy")(_copy.copy)
 app.command("refresh-expiring")(_refresh_expiring.refresh_expiring)
 app.command("migrate-legacy")(_migrate_legacy.migrate_legacy)
+
+
+def run() -> None:
+    """Run the command. Under ``--json`` a usage error too is one JSON document on stdout,
+    as every other failure is; without it, Typer shows it in its own box."""
+    arguments = sys.argv[1:]
+    if "--json" not in arguments:
+        app()
+        return
+    try:
+        code = app(arguments, standalone_mode=False)
+    except click_exceptions.UsageError as error:
+        usage_failure(error)
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        code = 1
+    raise SystemExit(code if isinstance(code, int) else 0)

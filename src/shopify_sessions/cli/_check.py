@@ -5,11 +5,26 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
-from .._errors import MissingSessionTableError, SessionTableSchemaError
+from rich.markup import escape
+from sqlalchemy import Engine, Table, text
+
+from .._errors import SessionTableSchemaError
 from .._session import Session
+from ..sqlalchemy import SQLAlchemySessionStorage
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
-from ._connect import count_rows, describe_keys, is_redis, open_redis, open_storage, reflect
+from ..sqlalchemy._pooler import take_pooler
+from ._connect import (
+    command_url,
+    connection_to,
+    count_rows,
+    describe_keys,
+    is_redis,
+    missing_table,
+    open_redis,
+    open_storage,
+    reflect,
+)
 from ._options import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_TABLE,
@@ -19,8 +34,9 @@ from ._options import (
     Schema,
     TableName,
     Url,
+    command_line,
 )
-from ._output import ExitCode, Output, reporting
+from ._output import ExitCode, Output, plain_name, reporting
 from ._progress import progress_bar
 from ._upgrade import plan_upgrade
 
@@ -36,7 +52,8 @@ def check(
     batch_size: BatchSize = 500,
     key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
 ) -> None:
-    """Check the table: its layout, every problem the storage would refuse, and counts.
+    """Check the table: its layout, every problem the storage would refuse, the session
+    lock it will use (and what that lock still needs), and counts.
 
     Exit 0 when the storage can use the table, 4 when it is missing, 5 when it cannot
     hold sessions (every problem is listed), 3 when the database is unreachable. On
@@ -49,14 +66,11 @@ def check(
         engine = storage.engine
         real = reflect(engine, table, schema)
         if real is None:
-            raise MissingSessionTableError(
-                f"the sessions table {_name(table, schema)} does not exist: create it with "
-                "`shopify-sessions init`"
-            )
+            raise missing_table(table, schema)
         layout = detect_layout(real, engine.dialect)
         advice = [step.description for step in plan_upgrade(real, engine.dialect).steps]
         result: dict[str, Any] = {
-            "table": describe_table(real),
+            "table": plain_name(real),
             "dialect": engine.dialect.name,
             "layout": layout.value,
             "problems": [],
@@ -69,12 +83,17 @@ def check(
         except SessionTableSchemaError as error:
             result["problems"] = list(error.problems)
             for problem in error.problems:
-                output.say(f"[red]problem:[/] {problem}")
+                output.say(f"[red]problem:[/] {escape(problem)}")
             for line in advice:
-                output.say(f"[yellow]upgrade would:[/] {line}")
+                output.say(f"[yellow]upgrade would:[/] {escape(line)}")
             output.done(result, ExitCode.SCHEMA)
+        upgrade = command_line("upgrade", table, schema)
         for line in advice:
-            output.say(f"[yellow]advice:[/] {line} (run `shopify-sessions upgrade`)")
+            output.say(f"[yellow]advice:[/] {escape(line)} (run `{escape(upgrade)}`)")
+        result["lock"] = lock = _lock_report(storage, url)
+        output.say(f"session lock: {escape(lock['mechanism'])}")
+        for line in lock["advice"]:
+            output.say(f"[yellow]advice:[/] {escape(line)}")
 
         counts = _counts()
         now = datetime.now(timezone.utc)
@@ -107,8 +126,55 @@ def _check_redis(output: Output, url: str, prefix: str, batch_size: int) -> NoRe
     )
 
 
-def _name(table: str, schema: str | None) -> str:
-    return f'"{schema}"."{table}"' if schema else f'"{table}"'
+def _lock_report(storage: SQLAlchemySessionStorage, url: str) -> dict[str, Any]:
+    """Which lock ``lock_session`` takes on this database, and what it still needs."""
+    server = storage.server
+    assert server is not None
+    engine = storage.engine
+    report: dict[str, Any] = {
+        "server": server.product,
+        "version": server.version,
+        "pooler": server.pooled,
+        "advice": [],
+    }
+    advice: list[str] = report["advice"]
+    if engine.dialect.name == "sqlite":
+        report["mechanism"] = "flock on files in <database>.locks/ (the processes of one host)"
+        return report
+    locks = storage.lock_table
+    report["lock_table"] = plain_name(locks)
+    report["mechanism"] = f"a lease in the lock table {describe_table(locks)}"
+    if reflect(engine, locks.name, locks.schema) is None:
+        advice.append(
+            f"the lock table {describe_table(locks)} does not exist: `shopify-sessions "
+            "upgrade` creates it (the first lock would try to)"
+        )
+    elif engine.dialect.name == "postgresql" and not _unlogged(engine, locks):
+        name = engine.dialect.identifier_preparer.format_table(locks)
+        advice.append(
+            f"the lock table is logged, so every lock waits for two WAL flushes: "
+            f"ALTER TABLE {name} SET UNLOGGED makes it as cheap as an advisory lock"
+        )
+    if server.pooled and not take_pooler(command_url(url), None)[1]:
+        advice.append(
+            "a connection pooler stands between: add ?pooler=transaction to the URL "
+            "(the storage found it and runs without server-side prepared statements)"
+        )
+    if server.galera:
+        advice.append(
+            "Galera: give each worker one node's URL (or a proxy that keeps a client on "
+            "one node): a lock holder reads what its node has applied"
+        )
+    return report
+
+
+def _unlogged(engine: Engine, table: Table) -> bool:
+    with connection_to(engine, "check", describe_table(table)) as connection:
+        persistence = connection.execute(
+            text("SELECT relpersistence FROM pg_class WHERE oid = to_regclass(:name)"),
+            {"name": engine.dialect.identifier_preparer.format_table(table)},
+        ).scalar()
+    return persistence == "u"
 
 
 def _counts() -> dict[str, int]:

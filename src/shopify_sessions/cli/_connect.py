@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sqlalchemy import URL, Connection, Engine, Table, func, make_url, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateTable
 
 from .._encryption import TokenCipher
-from .._errors import DatabaseURLError
+from .._errors import DatabaseURLError, MissingSessionTableError, StorageAccessDeniedError
 from ..sqlalchemy import SQLAlchemySessionStorage
+from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._schema import reflect_table
 from ..sqlalchemy._translate import FAILURES, connect_failure, statement_failure
 from ..sqlalchemy._url import DRIVERS, resolve_url
+from ._options import command_line
 
 if TYPE_CHECKING:
     from ..redis import RedisSessionStorage
@@ -65,23 +70,81 @@ def open_storage(
     table: str | Table,
     schema: str | None,
     cipher: TokenCipher | None = None,
+    *,
+    create: bool = False,
+    hint: bool = True,
+    connect: bool = True,
 ) -> SQLAlchemySessionStorage:
-    """A sync storage on ``url`` for the table (a name is reflected at first use)."""
-    return SQLAlchemySessionStorage(
-        command_url(url),
+    """A sync storage on ``url`` for the table (a name is reflected at first use).
+
+    SQLite makes a database file wherever it is asked to connect: unless ``create``, a
+    file that does not exist is refused instead, as a server refuses an unknown database,
+    and (with ``hint``) the error names the ``init`` that creates it with the table.
+
+    With ``connect``, the storage has looked at the server already, so its ``engine`` is
+    the one it keeps (one built again for a pooler found there) and ``server`` says
+    what it found.
+    """
+    resolved = command_url(url)
+    if not create and _missing_sqlite_file(resolved):
+        message = f"the SQLite database file {resolved.database} does not exist"
+        if hint and isinstance(table, str):
+            message += f": create it and the table with `{command_line('init', table, schema)}`"
+        raise StorageAccessDeniedError(message)
+    storage = SQLAlchemySessionStorage(
+        resolved,
         table=table,
         schema=schema if isinstance(table, str) else None,
         token_cipher=cipher,
     )
+    if connect:
+        storage._learn_server()
+    return storage
+
+
+def _missing_sqlite_file(url: URL) -> bool:
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return False
+    return not path.startswith("file:") and not Path(path).exists()
+
+
+def ready_storage(
+    url: str, table: str, schema: str | None, cipher: TokenCipher | None = None
+) -> SQLAlchemySessionStorage:
+    """:func:`open_storage`, with the table checked; a missing one says how to create it."""
+    storage = open_storage(url, table, schema, cipher)
+    try:
+        storage.check_table()
+    except MissingSessionTableError:
+        storage.close()
+        raise missing_table(table, schema) from None
+    return storage
+
+
+def missing_table(table: str, schema: str | None) -> MissingSessionTableError:
+    """The error for a table that is not there, with the ``init`` that creates it."""
+    return MissingSessionTableError(
+        f"the sessions table {quoted(table, schema)} does not exist: create it with "
+        f"`{command_line('init', table, schema)}`"
+    )
+
+
+def quoted(table: str, schema: str | None) -> str:
+    """A table named in a message: ``"schema"."name"`` or ``"name"``."""
+    return f'"{schema}"."{table}"' if schema else f'"{table}"'
 
 
 @contextmanager
-def connection_to(engine: Engine, operation: str, *, begin: bool = False) -> Iterator[Connection]:
-    """A connection whose failures become this package's typed errors."""
+def connection_to(
+    engine: Engine, operation: str, table: str, *, begin: bool = False
+) -> Iterator[Connection]:
+    """A connection whose failures become this package's typed errors; ``table`` names
+    the table in their messages."""
     try:
         connection = engine.connect()
     except FAILURES as error:
-        raise connect_failure(f"the {operation}", error) from error
+        raise connect_failure(table, error) from error
     try:
         with connection:
             if begin:
@@ -90,12 +153,12 @@ def connection_to(engine: Engine, operation: str, *, begin: bool = False) -> Ite
             else:
                 yield connection
     except FAILURES as error:
-        raise statement_failure(operation, "the table", error) from error
+        raise statement_failure(operation, table, error) from error
 
 
 def reflect(engine: Engine, name: str, schema: str | None) -> Table | None:
     """The table as the database has it, or ``None``."""
-    with connection_to(engine, "reflection") as connection:
+    with connection_to(engine, "reflection", quoted(name, schema)) as connection:
         return reflect_table(connection, name, schema)
 
 
@@ -104,5 +167,15 @@ def count_rows(engine: Engine, table: Table, *, with_expiry: bool = False) -> in
     statement = select(func.count()).select_from(table)
     if with_expiry:
         statement = statement.where(table.c.expires.is_not(None))
-    with connection_to(engine, "count") as connection:
+    with connection_to(engine, "count", describe_table(table)) as connection:
         return int(connection.execute(statement).scalar_one())
+
+
+def lock_table_ddl(table: Table, dialect: Dialect) -> list[str]:
+    """The statements that create lock table ``table`` (UNLOGGED on PostgreSQL)."""
+    statements = [str(CreateTable(table).compile(dialect=dialect)).strip()]
+    if dialect.name == "postgresql":
+        statements.append(
+            f"ALTER TABLE {dialect.identifier_preparer.format_table(table)} SET UNLOGGED"
+        )
+    return statements

@@ -12,9 +12,17 @@ from ..sqlalchemy import session_table
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import detect_layout
 from ._compare import same_up_to_layout
-from ._connect import command_url, count_rows, describe_keys, is_redis, open_redis, open_storage
+from ._connect import (
+    command_url,
+    count_rows,
+    describe_keys,
+    is_redis,
+    open_redis,
+    open_storage,
+    quoted,
+)
 from ._options import DEFAULT_KEY_PREFIX, DEFAULT_TABLE, BatchSize, Json
-from ._output import ExitCode, reporting
+from ._output import ExitCode, plain_name, reporting
 from ._progress import progress_bar
 
 SourceUrl = Annotated[str, typer.Argument(help="Database URL to copy from.", show_default=False)]
@@ -54,8 +62,8 @@ def copy(
     Reads the source in batches and upserts each session into the target, so it can
     be run again after an interruption. A missing target table is created as the
     default table. Either side may be Redis (the Node Redis adapter's keys). Then every
-    session is loaded from the target and compared; exit 1
-    if one could not be copied or differs.
+    session is loaded from the target and compared; exit 1 if one could not be copied or
+    differs.
     """
     with reporting("copy", as_json) as output:
         source_prefix, target_prefix = source_key_prefix, target_key_prefix
@@ -69,8 +77,13 @@ def copy(
         if is_redis(source_url):
             source, total = open_redis(source_url, source_prefix), 0
         else:
-            source = open_storage(source_url, source_table, source_schema)
-            source.check_table()
+            source = open_storage(source_url, source_table, source_schema, hint=False)
+            try:
+                source.check_table()
+            except MissingSessionTableError:
+                raise MissingSessionTableError(
+                    f"the source table {quoted(source_table, source_schema)} does not exist"
+                ) from None
             total = count_rows(source.engine, source.table)
         created = False
         target: Any
@@ -78,13 +91,13 @@ def copy(
             target = open_redis(target_url, target_prefix)
             target_layout = "node-redis"
         else:
-            target = open_storage(target_url, target_table, target_schema)
+            target = open_storage(target_url, target_table, target_schema, create=True)
             try:
                 target.check_table()
             except MissingSessionTableError:
                 target.close()
                 definition = session_table(MetaData(), target_table, schema=target_schema)
-                target = open_storage(target_url, definition, None)
+                target = open_storage(target_url, definition, None, create=True)
                 target.create_table()
                 target.check_table()
                 created = True
@@ -121,8 +134,8 @@ def copy(
         source.close()
         target.close()
         result: dict[str, Any] = {
-            "source": _describe(source),
-            "target": _describe(target),
+            "source": _describe(source, plain=True),
+            "target": _describe(target, plain=True),
             "target_layout": target_layout,
             "target_created": created,
             "sessions": total,
@@ -139,7 +152,7 @@ def copy(
         for session_id in different[:LISTED]:
             output.warn(f"differs on the target: {session_id}")
         output.say(
-            f"copied {copied} of {total} session(s) to {_describe(target)} "
+            f"copied {copied} of {total} session(s) to {_describe(target, plain=False)} "
             f"({target_layout}); verified {equal} equal, {equivalent} equal up to the "
             f"target's layout, {len(different)} different, {len(failed)} not copied"
         )
@@ -158,7 +171,8 @@ def _same_place(
     return command_url(source_url) == command_url(target_url) and source[:2] == target[:2]
 
 
-def _describe(storage: Any) -> str:
+def _describe(storage: Any, *, plain: bool) -> str:
+    """A table as the JSON (``plain``) or a message names it; Redis keys by their prefix."""
     if hasattr(storage, "key_prefix"):
         return describe_keys(storage)
-    return describe_table(storage.table)
+    return plain_name(storage.table) if plain else describe_table(storage.table)

@@ -10,9 +10,9 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..sqlalchemy import session_table
 from ..sqlalchemy._core import describe_table
-from ._connect import is_redis, open_storage, reflect
+from ._connect import is_redis, lock_table_ddl, open_storage, reflect
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
-from ._output import reporting
+from ._output import plain_name, reporting
 
 Sql = Annotated[
     bool, typer.Option("--sql", help="Print the DDL for the database's dialect; change nothing.")
@@ -26,25 +26,28 @@ def init(
     sql: Sql = False,
     as_json: Json = False,
 ) -> None:
-    """Create the default sessions table (and its index on shop) unless it exists.
+    """Create the default sessions table (and its index on shop) and its lock table,
+    unless they exist.
 
     The table has the columns and types of Shopify's Drizzle schema for the dialect
-    (see the README). With --sql, print its DDL for review instead.
+    (see the README); the lock table holds the session locks' leases. With --sql, print
+    their DDL for review instead.
     """
     with reporting("init", as_json) as output:
         if is_redis(url):
             output.say("Redis needs no table: there is nothing to create")
             output.done({"store": "redis", "created": False, "applied": False})
         definition = session_table(MetaData(), table, schema=schema)
-        storage = open_storage(url, definition, None)
+        storage = open_storage(url, definition, None, create=True, connect=not sql)
         dialect = storage.engine.dialect
-        result: dict[str, object] = {"table": describe_table(definition), "dialect": dialect.name}
+        result: dict[str, object] = {"table": plain_name(definition), "dialect": dialect.name}
         if sql:
             statements = [str(CreateTable(definition).compile(dialect=dialect)).strip()]
             statements += [
                 str(CreateIndex(index).compile(dialect=dialect)).strip()
                 for index in sorted(definition.indexes, key=lambda index: str(index.name))
             ]
+            statements += lock_table_ddl(storage.lock_table, dialect)
             text = ";\n\n".join(statements) + ";"
             result["sql"] = text
             if not output.as_json:
@@ -55,6 +58,7 @@ def init(
         storage.check_table()
         storage.close()
         result["created"] = not existed
+        result["lock_table"] = describe_table(storage.lock_table)
         output.say(
             f"{describe_table(definition)} already exists; it can hold sessions"
             if existed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated
 
 import typer
@@ -42,3 +43,14 @@ KeyPrefix = Annotated[
     ),
 ]
 DEFAULT_KEY_PREFIX = "shopify_sessions"
+
+
+def command_line(subcommand: str, table: str, schema: str | None) -> str:
+    """``shopify-sessions <subcommand>`` with the ``--table`` and ``--schema`` the user
+    gave, ready to paste: a hint followed to the letter works on the same table."""
+    words = ["shopify-sessions", subcommand]
+    if table != DEFAULT_TABLE:
+        words += ["--table", table]
+    if schema is not None:
+        words += ["--schema", schema]
+    return shlex.join(words)

@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from sqlalchemy import Table
 
 from .._encryption import TokenDecryptionError
 from .._errors import (
@@ -24,9 +26,13 @@ from .._errors import (
     MissingSessionTableError,
     SessionStorageError,
     SessionTableSchemaError,
+    StorageAccessDeniedError,
     StorageUnavailableError,
     UnsupportedDialectError,
 )
+
+#: Click's exceptions, from the Click that Typer runs on (recent Typer has its own copy).
+click_exceptions: Any = sys.modules[typer.BadParameter.__module__]
 
 
 class ExitCode(enum.IntEnum):
@@ -39,6 +45,7 @@ class ExitCode(enum.IntEnum):
     NO_TABLE = 4  # the sessions table does not exist
     SCHEMA = 5  # the table exists but cannot hold sessions
     FAILED = 6  # the database refused an operation, or a token did not decrypt
+    REFUSED = 7  # the server refused the connection: credentials, or no such database
 
 
 class Output:
@@ -56,8 +63,8 @@ class Output:
             self.out.print(message)
 
     def warn(self, message: str) -> None:
-        """A warning on stderr, in both modes."""
-        self.err.print(f"[yellow]warning:[/] {message}")
+        """A warning on stderr, in both modes (``message`` is text, not Rich markup)."""
+        self.err.print(f"[yellow]warning:[/] {escape(message)}")
 
     def done(self, result: dict[str, Any], code: ExitCode = ExitCode.OK) -> NoReturn:
         """Print the JSON result (in ``--json`` mode) and exit with ``code``."""
@@ -69,7 +76,16 @@ class Output:
 
     def fail(self, error: BaseException, code: ExitCode) -> NoReturn:
         """Report ``error`` and exit with ``code``."""
-        message = str(error) or type(error).__name__
+        self.report(error, code)
+        raise typer.Exit(int(code))
+
+    def report(self, error: BaseException, code: ExitCode) -> None:
+        """Tell about ``error``: a JSON document on stdout, or a line on stderr (as text:
+        ``pip install 'shopify-sessions[pymysql]'`` is no Rich markup)."""
+        if isinstance(error, click_exceptions.ClickException):
+            message = error.format_message()
+        else:
+            message = str(error) or type(error).__name__
         if self.as_json:
             document: dict[str, Any] = {
                 "command": self.command,
@@ -82,14 +98,15 @@ class Output:
             sys.stdout.write(json.dumps(document) + "\n")
             sys.stdout.flush()
         else:
-            self.err.print(f"[red]error:[/] {message}", markup=True)
-        raise typer.Exit(int(code))
+            self.err.print(f"[red]error:[/] {escape(message)}")
 
 
 def exit_code_for(error: BaseException) -> ExitCode:
     """The exit code of an error that ends a subcommand."""
     if isinstance(error, (DatabaseURLError, UnsupportedDialectError, InvalidSessionError)):
         return ExitCode.USAGE
+    if isinstance(error, StorageAccessDeniedError):
+        return ExitCode.REFUSED
     if isinstance(error, StorageUnavailableError):
         return ExitCode.UNAVAILABLE
     if isinstance(error, MissingSessionTableError):
@@ -111,3 +128,17 @@ def reporting(command: str, as_json: bool) -> Iterator[Output]:
         yield output
     except (SessionStorageError, ValueError, TypeError, ImportError) as error:
         output.fail(error, exit_code_for(error))
+
+
+def plain_name(table: Table) -> str:
+    """``schema.name`` or ``name``, unquoted: how JSON documents name a table."""
+    return f"{table.schema}.{table.name}" if table.schema else table.name
+
+
+def usage_failure(error: Any) -> NoReturn:
+    """A usage error Click found before a subcommand ran, as the JSON document of
+    ``--json`` (exit 2)."""
+    context = error.ctx
+    command = context.info_name if context is not None and context.parent is not None else None
+    Output(command or "shopify-sessions", as_json=True).report(error, ExitCode.USAGE)
+    raise SystemExit(int(ExitCode.USAGE))

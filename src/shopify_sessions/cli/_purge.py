@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._connect import count_rows, is_redis, open_redis, open_storage
+from ._connect import count_rows, is_redis, open_redis, ready_storage
 from ._options import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_TABLE,
@@ -25,6 +25,12 @@ from ._progress import progress_bar
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+#: The default --grace: a week, as a destructive command errs towards keeping. An expired
+#: online session stays the record of who used the app; clocks of the hosts that write
+#: ``expires`` and run the purge may differ; and a week is what the docs always showed.
+DEFAULT_GRACE = timedelta(days=7)
+
+
 def parse_duration(text: str | timedelta) -> timedelta:
     """``90s``, ``15m``, ``12h``, ``7d``, ``2w`` or a number of seconds, as a timedelta."""
     if isinstance(text, timedelta):  # the default
@@ -35,13 +41,24 @@ def parse_duration(text: str | timedelta) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2) or "s"])
 
 
+def format_duration(value: timedelta) -> str:
+    """A duration as ``parse_duration`` reads it: in days, hours, minutes or seconds,
+    the largest that divides it."""
+    seconds = int(value.total_seconds())
+    for unit in "dhm":
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
 Grace = Annotated[
     timedelta,
     typer.Option(
         "--grace",
         parser=parse_duration,
         metavar="DURATION",
-        help="Keep sessions expired less than this long ago (90s, 15m, 12h, 7d, 2w).",
+        help="Keep sessions expired less than this long ago (90s, 15m, 12h, 7d, 2w; 0 for none).",
+        show_default="7d",
     ),
 ]
 DryRun = Annotated[
@@ -53,7 +70,7 @@ def purge(
     url: Url,
     table: TableName = DEFAULT_TABLE,
     schema: Schema = None,
-    grace: Grace = timedelta(0),
+    grace: Grace = DEFAULT_GRACE,
     dry_run: DryRun = False,
     batch_size: BatchSize = 500,
     as_json: Json = False,
@@ -68,8 +85,7 @@ def purge(
         if is_redis(url):
             storage, total = open_redis(url, key_prefix), 0
         else:
-            storage = open_storage(url, table, schema)
-            storage.check_table()
+            storage = ready_storage(url, table, schema)
             total = count_rows(storage.engine, storage.table, with_expiry=True)
         with progress_bar(output, "purging" if not dry_run else "counting", total) as advance:
             count = storage.delete_expired_sessions(
@@ -77,5 +93,5 @@ def purge(
             )
         storage.close()
         verb = "would delete" if dry_run else "deleted"
-        output.say(f"{verb} {count} expired session(s) (grace {grace})")
+        output.say(f"{verb} {count} expired session(s) (grace {format_duration(grace)})")
         output.done({"deleted": 0 if dry_run else count, "would_delete": count, "dry_run": dry_run})

@@ -9,7 +9,7 @@ import typer
 
 from .._encryption import FernetTokenCipher
 from .._errors import InvalidSessionError
-from ._connect import count_rows, is_redis, open_redis, open_storage
+from ._connect import count_rows, is_redis, open_redis, ready_storage
 from ._options import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_TABLE,
@@ -83,8 +83,7 @@ def reencrypt(
         if is_redis(url):
             storage, total = open_redis(url, key_prefix, cipher), 0
         else:
-            storage = open_storage(url, table, schema, cipher)
-            storage.check_table()
+            storage = ready_storage(url, table, schema, cipher)
             total = count_rows(storage.engine, storage.table)
         with progress_bar(output, "re-encrypting", total) as advance:
             rewritten = storage.reencrypt_tokens(batch_size=batch_size, progress=advanced)

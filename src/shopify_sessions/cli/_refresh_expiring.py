@@ -30,6 +30,7 @@ Within = Annotated[
         parser=parse_duration,
         metavar="DURATION",
         help="Refresh sessions whose refresh token expires within this (90s, 15m, 12h, 7d, 2w).",
+        show_default="7d",
     ),
 ]
 

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 from .._errors import InvalidSessionError, ShopTokenError
 from ..shopify_app import OfflineTokens, RefreshReport
-from ._connect import is_redis, open_redis, open_storage
+from ._connect import is_redis, open_redis, ready_storage
 from ._output import ExitCode, Output
 from ._reencrypt import KEYS_VARIABLE, cipher_from_environment
 
@@ -41,10 +41,8 @@ def offline_tokens(
     if is_redis(url):
         storage = open_redis(url, key_prefix, cipher)
     else:
-        storage = open_storage(url, table, schema, cipher)
+        storage = ready_storage(url, table, schema, cipher)
     try:
-        if not is_redis(url):
-            storage.check_table()
         yield storage, OfflineTokens(storage, client_id=client_id, client_secret=client_secret)
     finally:
         storage.close()

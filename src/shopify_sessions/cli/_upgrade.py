@@ -9,7 +9,8 @@ dialect (on SQLite, a batch table rebuild where ALTER cannot do it):
 - the refresh-token columns (``refreshToken``, ``refreshTokenExpires``);
 - a ``scope`` of fewer than 1024 characters widened to 1024 (not on Prisma tables,
   whose schema file owns the type);
-- an index on ``shop`` (not on Prisma tables: add ``@@index([shop])`` to the schema).
+- an index on ``shop`` (not on Prisma tables: add ``@@index([shop])`` to the schema);
+- the lock table (``<table>_locks``) where the session locks keep their leases.
 
 New columns take the types of the table's own layout, so Node keeps reading them.
 """
@@ -42,9 +43,9 @@ from ..sqlalchemy._codecs import sql_type
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
 from ..sqlalchemy._table import COLUMNS, MYSQL, Kind
-from ._connect import connection_to, is_redis, open_storage, reflect
+from ._connect import connection_to, is_redis, lock_table_ddl, missing_table, open_storage, reflect
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
-from ._output import ExitCode, reporting
+from ._output import ExitCode, plain_name, reporting
 
 #: The raw adapters' width for ``scope`` (their migrateScopeFieldToVarchar1024).
 SCOPE_LENGTH = 1024
@@ -70,8 +71,9 @@ class Plan:
     steps: tuple[Step, ...]
 
 
-def plan_upgrade(real: Table, dialect: Dialect) -> Plan:
-    """What ``upgrade`` would do to the reflected table ``real`` (no I/O)."""
+def plan_upgrade(real: Table, dialect: Dialect, missing_lock_table: Table | None = None) -> Plan:
+    """What ``upgrade`` would do to the reflected table ``real`` (no I/O), creating
+    ``missing_lock_table`` too if given."""
     layout = detect_layout(real, dialect)
     columns = {column.name: column for column in real.columns}
     name, schema = real.name, real.schema
@@ -136,6 +138,13 @@ def plan_upgrade(real: Table, dialect: Dialect) -> Plan:
                 ),
             )
         )
+    if missing_lock_table is not None:
+        steps.append(
+            Step(
+                f"create the lock table {describe_table(missing_lock_table)}",
+                _executor(lock_table_ddl(missing_lock_table, dialect)),
+            )
+        )
     return Plan(real, layout, tuple(steps))
 
 
@@ -176,9 +185,10 @@ def upgrade(
 ) -> None:
     """Upgrade an older sessions table (Node raw adapters' old schemas, Prisma v5, ...).
 
-    Adds the user-info and refresh-token columns, widens a short scope and adds the
-    index on shop, through Alembic's operations. --sql prints the SQL instead of running
-    it. Running it again on an up-to-date table does nothing.
+    Adds the user-info and refresh-token columns, widens a short scope, adds the
+    index on shop and creates the lock table, through Alembic's operations. --sql
+    prints the SQL instead of running it. Running it again on an up-to-date table does
+    nothing.
     """
     with reporting("upgrade", as_json) as output:
         if is_redis(url):
@@ -188,15 +198,12 @@ def upgrade(
         engine = storage.engine
         real = reflect(engine, table, schema)
         if real is None:
-            from .._errors import MissingSessionTableError
-
-            raise MissingSessionTableError(
-                f'the sessions table "{table}" does not exist: create it with '
-                "`shopify-sessions init`"
-            )
-        plan = plan_upgrade(real, engine.dialect)
+            raise missing_table(table, schema)
+        locks = storage.lock_table
+        missing = reflect(engine, locks.name, locks.schema) is None
+        plan = plan_upgrade(real, engine.dialect, locks if missing else None)
         result: dict[str, Any] = {
-            "table": describe_table(real),
+            "table": plain_name(real),
             "layout": plan.layout.value,
             "steps": [step.description for step in plan.steps],
             "applied": False,
@@ -210,7 +217,7 @@ def upgrade(
             if not output.as_json:
                 output.out.print(text, markup=False)
             output.done(result)
-        with connection_to(engine, "upgrade", begin=True) as connection:
+        with connection_to(engine, "upgrade", describe_table(real), begin=True) as connection:
             run_plan(plan, Operations(MigrationContext.configure(connection)))
         for step in plan.steps:
             output.say(f"done: {step.description}")
@@ -232,6 +239,14 @@ def _widener(name: str, scope: Column[Any], schema: str | None) -> Callable[[Ope
             operations.alter_column("scope", **options)
         else:
             operations.alter_column(name, "scope", schema=schema, **options)
+
+    return apply
+
+
+def _executor(statements: list[str]) -> Callable[[Operations], None]:
+    def apply(operations: Operations) -> None:
+        for statement in statements:
+            operations.execute(statement)
 
     return apply
 

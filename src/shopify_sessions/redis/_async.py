@@ -7,6 +7,7 @@ is): edit here, then run the script.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -26,7 +27,13 @@ from .._errors import (
     StorageConflictError,
     StorageUnavailableError,
 )
-from .._locks import DEFAULT_LOCK_TIMEOUT, AsyncKeyedLocks, check_timeout, lock_pauses
+from .._locks import (
+    DEFAULT_LOCK_TIMEOUT,
+    AsyncHeartbeat,
+    AsyncKeyedLocks,
+    check_timeout,
+    lock_pauses,
+)
 from .._session import Session
 from .._storage import (
     check_batch_size,
@@ -47,7 +54,7 @@ from ._core import (
     RedisCore,
     Stored,
 )
-from ._scripts import DELETE, INDEX_ADD, INDEX_REMOVE, REPLACE, STORE, UNLOCK, Script
+from ._scripts import DELETE, INDEX_ADD, INDEX_REMOVE, RENEW, REPLACE, STORE, UNLOCK, Script
 from ._translate import FAILURES, failure
 
 logger = logging.getLogger("shopify_sessions")
@@ -82,8 +89,9 @@ class AsyncRedisSessionStorage:
         expire_online_sessions: give an online session's key a Redis expiry at the
             session's ``expires`` (off by default, as in the Node adapter), so that Redis
             drops it when its token is no longer valid.
-        lock_lease: seconds a :meth:`lock_session` lock is held for at most, should its
-            holder die or stall.
+        lock_lease: seconds a :meth:`lock_session` lock's lease lasts unless its holder
+            renews it (every third of it, while held): how long a dead or frozen holder
+            keeps the others waiting.
         client_options: keyword arguments for the redis-py client built from a URL
             (defaults: ``decode_responses=True``, ``socket_timeout=10``,
             ``socket_connect_timeout=5``).
@@ -93,7 +101,15 @@ class AsyncRedisSessionStorage:
         TypeError: the client is not a redis-py client of the storage's kind.
     """
 
-    __slots__ = ("_client", "_core", "_lease", "_locks", "_migrated", "_owns_client")
+    __slots__ = (
+        "_client",
+        "_core",
+        "_heartbeat",
+        "_lease",
+        "_locks",
+        "_migrated",
+        "_owns_client",
+    )
 
     def __init__(
         self,
@@ -115,6 +131,7 @@ class AsyncRedisSessionStorage:
         check_client(client, is_async=True)
         self._client: Any = client
         self._locks = AsyncKeyedLocks()
+        self._heartbeat = AsyncHeartbeat(self._lease / 3)
         self._migrated = False
 
     @property
@@ -316,11 +333,11 @@ class AsyncRedisSessionStorage:
         processes and hosts.
 
         A key of its own, ``<key_prefix>:lock:<id>``, set if absent to a random owner
-        token with an expiry of ``lock_lease`` seconds, and deleted at the end only by
-        the owner that set it (a script compares the token). A holder that dies frees
-        the lock when the lease ends; a holder that outlives its lease is fenced by
-        :meth:`replace_session`, and a warning is logged when it lets go. Waiters in one
-        process queue in-process first.
+        token with an expiry of ``lock_lease`` seconds, renewed every third of it while
+        held, and deleted at the end only by the owner that set it (scripts compare the
+        token). A holder that dies or freezes frees the lock when its lease ends; a holder
+        that outlived its lease is fenced by :meth:`replace_session`, and a warning is
+        logged when it lets go. Waiters in one process queue in-process first.
 
         Raises:
             LockTimeoutError: the lock was not free within ``timeout`` seconds.
@@ -338,7 +355,8 @@ class AsyncRedisSessionStorage:
             else:
                 raise LockTimeoutError(id, timeout)
             try:
-                yield
+                async with self._heartbeat.keep(functools.partial(self._renew, key, token, lease)):
+                    yield
             finally:
                 await self._unlock(id, key, token)
 
@@ -442,6 +460,10 @@ class AsyncRedisSessionStorage:
             "lock_session", self._client.set, key, token, nx=True, px=lease, get=True
         )
         return held is None or held in (token, token.encode())
+
+    async def _renew(self, key: str, token: str, lease: int) -> bool:
+        """Renew the lock's lease: ``False`` once it was lost (the heartbeat stops)."""
+        return bool(await self._script("lock_session", RENEW, key, [token, str(lease)]))
 
     async def _unlock(self, id: str, key: str, token: str) -> None:
         try:

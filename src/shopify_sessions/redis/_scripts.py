@@ -148,6 +148,15 @@ return #items - #parts
 """
 )
 
+#: KEYS[1] a lock; ARGV: its owner's token, its lease in ms. Renews the lease only if that
+#: owner still holds the lock: 1 if renewed, 0 if it was lost.
+RENEW = Script(
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+)
+
 #: KEYS[1] a lock; ARGV[1] its owner's token. Deletes the lock only if that owner still
 #: holds it: 1 if released, 0 if its lease had expired (and maybe someone else holds it).
 UNLOCK = Script(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -22,7 +23,13 @@ from .._errors import (
     StorageConflictError,
     StorageUnavailableError,
 )
-from .._locks import DEFAULT_LOCK_TIMEOUT, KeyedLocks, check_timeout, lock_pauses
+from .._locks import (
+    DEFAULT_LOCK_TIMEOUT,
+    Heartbeat,
+    KeyedLocks,
+    check_timeout,
+    lock_pauses,
+)
 from .._session import Session
 from .._storage import (
     check_batch_size,
@@ -43,7 +50,7 @@ from ._core import (
     RedisCore,
     Stored,
 )
-from ._scripts import DELETE, INDEX_ADD, INDEX_REMOVE, REPLACE, STORE, UNLOCK, Script
+from ._scripts import DELETE, INDEX_ADD, INDEX_REMOVE, RENEW, REPLACE, STORE, UNLOCK, Script
 from ._translate import FAILURES, failure
 
 logger = logging.getLogger("shopify_sessions")
@@ -76,8 +83,9 @@ class RedisSessionStorage:
         expire_online_sessions: give an online session's key a Redis expiry at the
             session's ``expires`` (off by default, as in the Node adapter), so that Redis
             drops it when its token is no longer valid.
-        lock_lease: seconds a :meth:`lock_session` lock is held for at most, should its
-            holder die or stall.
+        lock_lease: seconds a :meth:`lock_session` lock's lease lasts unless its holder
+            renews it (every third of it, while held): how long a dead or frozen holder
+            keeps the others waiting.
         client_options: keyword arguments for the redis-py client built from a URL
             (defaults: ``decode_responses=True``, ``socket_timeout=10``,
             ``socket_connect_timeout=5``).
@@ -87,7 +95,15 @@ class RedisSessionStorage:
         TypeError: the client is not a redis-py client of the storage's kind.
     """
 
-    __slots__ = ("_client", "_core", "_lease", "_locks", "_migrated", "_owns_client")
+    __slots__ = (
+        "_client",
+        "_core",
+        "_heartbeat",
+        "_lease",
+        "_locks",
+        "_migrated",
+        "_owns_client",
+    )
 
     def __init__(
         self,
@@ -109,6 +125,7 @@ class RedisSessionStorage:
         check_client(client, is_async=False)
         self._client: Any = client
         self._locks = KeyedLocks()
+        self._heartbeat = Heartbeat(self._lease / 3)
         self._migrated = False
 
     @property
@@ -308,11 +325,11 @@ class RedisSessionStorage:
         processes and hosts.
 
         A key of its own, ``<key_prefix>:lock:<id>``, set if absent to a random owner
-        token with an expiry of ``lock_lease`` seconds, and deleted at the end only by
-        the owner that set it (a script compares the token). A holder that dies frees
-        the lock when the lease ends; a holder that outlives its lease is fenced by
-        :meth:`replace_session`, and a warning is logged when it lets go. Waiters in one
-        process queue in-process first.
+        token with an expiry of ``lock_lease`` seconds, renewed every third of it while
+        held, and deleted at the end only by the owner that set it (scripts compare the
+        token). A holder that dies or freezes frees the lock when its lease ends; a holder
+        that outlived its lease is fenced by :meth:`replace_session`, and a warning is
+        logged when it lets go. Waiters in one process queue in-process first.
 
         Raises:
             LockTimeoutError: the lock was not free within ``timeout`` seconds.
@@ -330,7 +347,8 @@ class RedisSessionStorage:
             else:
                 raise LockTimeoutError(id, timeout)
             try:
-                yield
+                with self._heartbeat.keep(functools.partial(self._renew, key, token, lease)):
+                    yield
             finally:
                 self._unlock(id, key, token)
 
@@ -432,6 +450,10 @@ class RedisSessionStorage:
         this same owner."""
         held = self._run("lock_session", self._client.set, key, token, nx=True, px=lease, get=True)
         return held is None or held in (token, token.encode())
+
+    def _renew(self, key: str, token: str, lease: int) -> bool:
+        """Renew the lock's lease: ``False`` once it was lost (the heartbeat stops)."""
+        return bool(self._script("lock_session", RENEW, key, [token, str(lease)]))
 
     def _unlock(self, id: str, key: str, token: str) -> None:
         try:

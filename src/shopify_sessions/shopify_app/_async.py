@@ -25,7 +25,7 @@ from .._errors import (
 )
 from .._locks import DEFAULT_LOCK_TIMEOUT
 from .._session import Session
-from .._storage import AsyncLockingSessionStorage, is_refresh_due
+from .._storage import AsyncLockingSessionStorage, check_storage_kind, is_refresh_due
 from ._base import HEADERS, Due, RefreshReport, TokensBase, logger, now
 
 
@@ -43,7 +43,7 @@ class AsyncOfflineTokens(TokensBase):
 
     Args:
         storage: a storage of this package (memory or SQL) of the same kind, sync or
-            asyncio.
+            asyncio; one of the other kind is refused with a ``TypeError``.
         client_id: the app's client id.
         client_secret: the app's client secret.
         http_client: the ``httpx`` client for Shopify (timeouts, proxies, a transport);
@@ -71,6 +71,7 @@ class AsyncOfflineTokens(TokensBase):
         store_attempts: int = 6,
         delete_on_reauthorization: bool = False,
     ) -> None:
+        check_storage_kind(storage, AsyncOfflineTokens, is_async=True)
         if not isinstance(storage, AsyncLockingSessionStorage):
             raise TypeError(
                 f"storage must have lock_session and sessions_due_for_refresh, not {storage!r}"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._codecs import DateTimeFormat
+from ._pooler import pooler_engine_options
+from ._server import ServerFacts
 from ._sync import SQLAlchemySessionStorage
-from ._table import COLUMNS, DEFAULT_TABLE_NAME, session_table
+from ._table import COLUMNS, DEFAULT_TABLE_NAME, Kind, session_lock_table, session_table
 from ._url import resolve_url
 
 if TYPE_CHECKING:
@@ -15,12 +18,25 @@ __all__ = [
     "COLUMNS",
     "DEFAULT_TABLE_NAME",
     "AsyncSQLAlchemySessionStorage",
+    "DateTimeFormat",
+    "Kind",
     "SQLAlchemySessionStorage",
+    "ServerFacts",
+    "pooler_engine_options",
     "resolve_url",
+    "session_lock_table",
     "session_table",
 ]
 
-for _name in ("SQLAlchemySessionStorage", "resolve_url", "session_table"):
+for _name in (
+    "Kind",
+    "SQLAlchemySessionStorage",
+    "ServerFacts",
+    "pooler_engine_options",
+    "resolve_url",
+    "session_lock_table",
+    "session_table",
+):
     globals()[_name].__module__ = __name__
 
 

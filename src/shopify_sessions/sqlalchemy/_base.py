@@ -1,4 +1,5 @@
-"""What the sync and async SQL storages share beyond the core: choosing the table."""
+"""What the sync and async SQL storages share beyond the core: choosing the table and the
+engine's options, and what follows from the server found at first use."""
 
 from __future__ import annotations
 
@@ -11,14 +12,20 @@ from sqlalchemy.engine import Dialect
 
 from .._encryption import TokenCipher
 from .._errors import (
+    ConnectionPoolerError,
     MissingSessionTableError,
     SessionStorageError,
+    StorageAccessDeniedError,
     StorageConflictError,
     StorageUnavailableError,
 )
 from ._codecs import DATETIME_FORMATS, DateTimeFormat
 from ._core import SessionTableCore, describe_table
-from ._table import DEFAULT_TABLE_NAME, session_table
+from ._locks import LeaseStatements, check_lease, lease_statements
+from ._pooler import merge_engine_options, pooler_engine_options
+from ._server import ServerFacts
+from ._table import DEFAULT_TABLE_NAME, lock_table_name, session_lock_table, session_table
+from ._translate import POOLER_HINT
 from ._upsert import check_dialect
 
 #: What ``datetime_format=`` accepts: one format for both date-time columns, or one per column.
@@ -48,11 +55,20 @@ DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
 POSTGRESQL_ENGINE_OPTIONS: dict[str, Any] = {"pool_use_lifo": True}
 
 
-def default_engine_options(url: str | URL) -> dict[str, Any]:
-    """The options of an engine the storage builds from ``url``."""
-    if make_url(url).get_backend_name() == "postgresql":
-        return {**DEFAULT_ENGINE_OPTIONS, **POSTGRESQL_ENGINE_OPTIONS}
-    return dict(DEFAULT_ENGINE_OPTIONS)
+def default_engine_options(url: str | URL, *, pooled: bool = False) -> dict[str, Any]:
+    """The options of an engine the storage builds from ``url``; ``pooled`` when it reaches
+    PostgreSQL through a transaction pooler (see :func:`pooler_engine_options`)."""
+    url = make_url(url)
+    if url.get_backend_name() != "postgresql":
+        return dict(DEFAULT_ENGINE_OPTIONS)
+    options = {**DEFAULT_ENGINE_OPTIONS, **POSTGRESQL_ENGINE_OPTIONS}
+    if pooled:
+        options = merge_engine_options(options, pooler_engine_options(url))
+        if url.get_driver_name() == "asyncpg":
+            # asyncpg prepares, then executes, in two exchanges: only a transaction keeps
+            # them on one server connection.
+            del options["isolation_level"], options["skip_autocommit_rollback"]
+    return options
 
 
 #: Drivers that switch one pooled connection to autocommit and back without a round
@@ -67,17 +83,24 @@ AUTOCOMMIT_OPTIONS: Mapping[str, Any] = {"isolation_level": "AUTOCOMMIT"}
 
 
 class StorageBase:
-    """Holds the table and its core; checks the real table once, at first use."""
+    """Holds the table and its core; checks the real table and the server once, at first use."""
 
     __slots__ = (
         "_autocommit",
         "_cipher",
         "_core",
         "_datetime_formats",
+        "_default_layout",
         "_dialect",
+        "_execution_options",
+        "_lease",
+        "_lease_statements",
+        "_lock_table",
         "_name",
+        "_pooled",
         "_ready",
         "_schema",
+        "_server",
         "_single_options",
         "_table",
         "_table_name",
@@ -91,24 +114,20 @@ class StorageBase:
         datetime_format: DateTimeFormatArgument,
         token_cipher: TokenCipher | None,
         execution_options: Mapping[str, Any],
+        *,
+        pooled: bool = False,
+        lock_lease: float,
     ) -> None:
         check_dialect(dialect.name)
-        # Writes on an autocommit engine are single statements that commit by themselves:
-        # a transaction around them would only add a COMMIT round trip (PyMySQL sends one).
-        isolation = execution_options.get("isolation_level") or vars(dialect).get(
-            "_on_connect_isolation_level"
-        )
-        self._autocommit = isolation == "AUTOCOMMIT"
-        #: Execution options for the connection of a single-statement operation.
-        self._single_options: Mapping[str, Any] | None = None
-        if not self._autocommit and (dialect.name, dialect.driver) in FREE_AUTOCOMMIT_DRIVERS:
-            self._single_options = AUTOCOMMIT_OPTIONS
+        self._pooled = pooled
+        self._lease = check_lease(lock_lease)
+        self._use_engine(dialect, execution_options)
         if token_cipher is not None and not isinstance(token_cipher, TokenCipher):
             raise TypeError(f"token_cipher must be a TokenCipher, not {token_cipher!r}")
         self._cipher = token_cipher
-        self._dialect = dialect
         self._datetime_formats = _datetime_formats(datetime_format)
         self._table: Table | None = _declared_table(table, schema)
+        self._default_layout = table is None
         if self._table is not None:
             self._name, self._schema = self._table.name, self._table.schema
             self._core: SessionTableCore | None = SessionTableCore(
@@ -123,6 +142,74 @@ class StorageBase:
         self._table_name = (
             describe_table(self._table) if self._table is not None else f'"{self._name}"'
         )
+        locks = lock_table_name(self._name)
+        declared = (
+            None
+            if self._table is None
+            else self._table.metadata.tables.get(
+                locks if self._schema is None else f"{self._schema}.{locks}"
+            )
+        )
+        self._lock_table = (
+            session_lock_table(MetaData(), locks, schema=self._schema)
+            if declared is None
+            else declared
+        )
+        self._server: ServerFacts | None = None
+        self._lease_statements: LeaseStatements | None = None
+
+    def _use_engine(self, dialect: Dialect, execution_options: Mapping[str, Any]) -> None:
+        """Decide how operations use connections of an engine with these settings."""
+        self._dialect = dialect
+        self._execution_options = execution_options
+        # Writes on an autocommit engine are single statements that commit by themselves:
+        # a transaction around them would only add a COMMIT round trip (PyMySQL sends one).
+        isolation = execution_options.get("isolation_level") or vars(dialect).get(
+            "_on_connect_isolation_level"
+        )
+        self._autocommit = isolation == "AUTOCOMMIT"
+        #: Execution options for the connection of a single-statement operation.
+        self._single_options: Mapping[str, Any] | None = None
+        free = (dialect.name, dialect.driver) in FREE_AUTOCOMMIT_DRIVERS
+        # ... except asyncpg through a pooler: see default_engine_options.
+        if free and not self._autocommit and not (self._pooled and dialect.driver == "asyncpg"):
+            self._single_options = AUTOCOMMIT_OPTIONS
+
+    def _adopt_server(self, facts: ServerFacts, prepares: bool, owns_engine: bool) -> bool:
+        """Take in what the server is (``prepares``: the engine's driver prepares statements
+        on the server). ``True`` when the storage must build its own engine again, without
+        server-side state, for a pooler found that nobody mentioned.
+
+        Raises:
+            ConnectionPoolerError: a pooler stands between, and an engine the storage
+                doesn't own (or one built for a pooler already) is not set up for it.
+        """
+        if facts.pooled:
+            asyncpg_autocommit = self._autocommit and self._dialect.driver == "asyncpg"
+            if prepares or asyncpg_autocommit:
+                if not owns_engine or self._pooled:
+                    raise ConnectionPoolerError(
+                        f"{self._table_name}: a connection pooler stands between the engine "
+                        f"and PostgreSQL, and the engine keeps state on the server (prepared "
+                        f"statements, or asyncpg in autocommit); {POOLER_HINT}"
+                    )
+                self._pooled = True
+                return True
+            if not self._pooled:
+                self._pooled = True
+                self._use_engine(self._dialect, self._execution_options)
+        self._server = facts
+        if self._dialect.name != "sqlite":
+            self._lease_statements = lease_statements(
+                self._lock_table, self._dialect, galera=facts.galera
+            )
+        return False
+
+    @property
+    def lock_table(self) -> Table:
+        """The lock table: where :meth:`lock_session` keeps its leases on PostgreSQL and
+        MySQL/MariaDB (``<table>_locks`` beside the sessions table; unused on SQLite)."""
+        return self._lock_table
 
     @property
     def table(self) -> Table:
@@ -133,9 +220,35 @@ class StorageBase:
         """
         if self._core is None:
             raise MissingSessionTableError(
-                f'the table "{self._name}" has not been reflected yet: call check_table() first'
+                f"the columns of the sessions table {self._table_name} are read from the "
+                "database at the first operation or check_table(); if the table does not "
+                "exist yet, create_table() creates it with the default layout"
             )
         return self._core.table
+
+    def _table_to_create(self) -> Table:
+        """What ``create_table`` creates: the declared table, or the default layout under
+        the name (and schema) the storage was given."""
+        if self._table is not None:
+            return self._table
+        return session_table(MetaData(), self._name, schema=self._schema)
+
+    def _missing_table(self) -> MissingSessionTableError:
+        """The error for a table that does not exist, naming the ways to create it."""
+        if self._table is not None and not self._default_layout:
+            ways = "create_table(), or your own migrations"
+        else:
+            table = self._table_to_create()
+            arguments = "" if table.name == DEFAULT_TABLE_NAME else f", {table.name!r}"
+            if table.schema is not None:
+                arguments += f", schema={table.schema!r}"
+            ways = (
+                "create_table() (the default layout), or in a migration from "
+                f"session_table(metadata{arguments})"
+            )
+        return MissingSessionTableError(
+            f"the sessions table {self._table_name} does not exist: create it with {ways}"
+        )
 
     def _plan(self, write: bool, single: bool) -> tuple[Mapping[str, Any] | None, bool]:
         """How to run an operation: (execution options for its connection, or ``None``;
@@ -151,12 +264,10 @@ class StorageBase:
 
     def _adopt(self, real: Table | None) -> SessionTableCore:
         """Check the reflected table and return the core to run statements with."""
+        if real is None:
+            raise self._missing_table()
         core = self._core
         if core is None:
-            if real is None:
-                raise MissingSessionTableError(
-                    f'the sessions table "{self._name}" does not exist; create it first'
-                )
             core = SessionTableCore(real, self._dialect, self._datetime_formats, self._cipher)
         core.adopt_database_table(real)
         self._core = core
@@ -168,6 +279,9 @@ class StorageBase:
 CONFLICT_RETRIES = 4
 #: Compare-and-set rounds of ``replace_session`` before it gives up on a busy row.
 REPLACE_ATTEMPTS = 4
+#: Seconds a first operation waits for another one's look at the server (it may retry
+#: an unavailable database once).
+FIRST_USE_TIMEOUT = 300.0
 
 
 def retry_delay(error: SessionStorageError, attempt: int) -> float | None:
@@ -175,8 +289,11 @@ def retry_delay(error: SessionStorageError, attempt: int) -> float | None:
 
     Every operation is idempotent, so repeating one is safe: once, at once, after a
     lost connection (the pool hands out a fresh one); a few times, with a growing
-    jittered pause, after a deadlock or lock timeout.
+    jittered pause, after a deadlock or lock timeout. Never after the server refused the
+    connection: that lasts until the configuration is fixed.
     """
+    if isinstance(error, StorageAccessDeniedError):
+        return None
     if isinstance(error, StorageUnavailableError):
         return 0.0 if attempt == 0 else None
     if isinstance(error, StorageConflictError) and attempt < CONFLICT_RETRIES:

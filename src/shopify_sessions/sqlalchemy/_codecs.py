@@ -382,6 +382,8 @@ def sql_type(column: Column[Any], dialect: Dialect) -> types.TypeEngine[Any]:
 #: How a date-time is kept in a column without a SQL date-time type (or in SQLite's
 #: DATETIME, which is only a name): JS ISO text, or epoch seconds or milliseconds.
 DateTimeFormat = Literal["iso", "epoch_s", "epoch_ms"]
+"""How a date-time is kept in a column without a SQL date-time type: ISO text (JS
+``toISOString()``), or seconds or milliseconds since the Unix epoch."""
 DATETIME_FORMATS: tuple[DateTimeFormat, ...] = ("iso", "epoch_s", "epoch_ms")
 
 

@@ -1,15 +1,22 @@
 """The session lock of each dialect, and how long to wait between tries.
 
-PostgreSQL: a session-level advisory lock; MySQL/MariaDB: a named lock (``GET_LOCK``).
-Both are held by the connection that took them, so the server releases them when the
-holder dies. SQLite has no such locks: ``flock`` on a file beside the database, which
-the kernel releases when the holding process dies (one host, like SQLite itself). An
-in-memory SQLite database is seen by one process only, so the storage's in-process
-lock is all it needs.
+PostgreSQL and MySQL/MariaDB: a lease, a row in the sessions table's lock table
+(``<table>_locks``, see ``session_lock_table``) naming its owner and when it expires in
+the database's own time. It is taken and given back by one statement each, in autocommit,
+so no transaction, prepared statement or session state outlives a statement: it holds
+through a transaction pooler (where a session advisory lock belongs to whoever gets the
+server connection next), on engines whose advisory locks are stubs (CockroachDB) or
+node-local (Galera, whose ``GET_LOCK`` answers 1 on two nodes at once: there, two nodes
+taking one lease conflict at commit, and the loser waits). A holder renews its lease
+while it works; a dead holder's lease runs out, and the next taker takes it over. A holder
+that outlived its lease cannot store over a newer pair: ``replace_session`` is the fence.
 
-Every lock is tried without blocking and tried again after a short, growing pause, so
-a wait never holds a transaction, never leaves a setting on a pooled connection, and
-ends at its deadline on every dialect alike.
+SQLite: ``flock`` on a file beside the database, released by the kernel when the holding
+process dies (one host, like SQLite itself). An in-memory SQLite database is seen by one
+process only, so the storage's in-process lock is all it needs.
+
+Every lock is tried without blocking and tried again after a short, growing pause, so a
+wait never holds a transaction and ends at its deadline on every dialect alike.
 """
 
 from __future__ import annotations
@@ -18,28 +25,97 @@ import hashlib
 import os
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import URL, TextClause, text
+from sqlalchemy import URL, Table, TextClause, text
+from sqlalchemy.engine import Dialect
 
 try:
     import fcntl
 except ImportError:  # Windows: SQLite falls back to the in-process lock
     fcntl = None  # type: ignore[assignment]
 
+#: Seconds a lease lasts unless its holder renews it: the longest a dead (or frozen) holder
+#: keeps others waiting. A holder renews it every third of that.
+DEFAULT_LOCK_LEASE = 10.0
+
+#: Galera: each lease statement first waits until this node has applied every write the
+#: cluster committed before it (``wsrep_sync_wait``, bits for UPDATE/DELETE and INSERT), so
+#: the reads its holder then makes on this node see the last holder's pair.
+_GALERA_CAUSAL = "SET STATEMENT wsrep_sync_wait = 6 FOR "
+
 
 @dataclass(frozen=True, slots=True)
-class StatementLock:
-    """A lock taken and given back by one statement each, on a connection of its own.
+class LeaseStatements:
+    """The statements of one lock table's leases on one dialect.
 
-    ``try_statement`` returns a true scalar when it took the lock, at once, without waiting.
+    ``take`` returns a row when it took the lease (PostgreSQL), or, where it can't say so
+    in one statement (MySQL), inserts it and fails on a held one, when ``take_over`` takes
+    a lease that has run out. ``renew`` and ``release`` touch a lease only as its owner:
+    a row count of 0 says the lease was lost.
     """
 
-    try_statement: TextClause
-    release_statement: TextClause
-    parameters: dict[str, Any]
+    take: TextClause
+    take_over: TextClause | None
+    renew: TextClause
+    release: TextClause
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One lease to take: the session id, a new owner, and how long it lasts."""
+
+    id: str
+    owner: str
+    seconds: float
+
+    @classmethod
+    def new(cls, id: str, seconds: float) -> Lease:
+        return cls(id, uuid.uuid4().hex, seconds)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "seconds": self.seconds,
+            "microseconds": round(self.seconds * 1_000_000),
+        }
+
+
+def lease_statements(table: Table, dialect: Dialect, *, galera: bool) -> LeaseStatements:
+    """The lease statements of lock table ``table`` on ``dialect`` (PostgreSQL or MySQL)."""
+    quote = dialect.identifier_preparer.quote
+    name = (
+        quote(table.name) if table.schema is None else f"{quote(table.schema)}.{quote(table.name)}"
+    )
+    if dialect.name == "postgresql":
+        until = "now() + CAST(:seconds AS double precision) * INTERVAL '1 second'"
+        return LeaseStatements(
+            # The owner retakes its own lease: a take whose answer was lost is tried again.
+            take=text(
+                f"INSERT INTO {name} AS held (id, owner, expires) VALUES (:id, :owner, {until}) "
+                "ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, expires = EXCLUDED.expires "
+                "WHERE held.expires <= now() OR held.owner = EXCLUDED.owner RETURNING held.owner"
+            ),
+            take_over=None,
+            renew=text(f"UPDATE {name} SET expires = {until} WHERE id = :id AND owner = :owner"),
+            release=text(f"DELETE FROM {name} WHERE id = :id AND owner = :owner"),
+        )
+    causal = _GALERA_CAUSAL if galera else ""
+    until = "TIMESTAMPADD(MICROSECOND, :microseconds, UTC_TIMESTAMP(6))"
+    return LeaseStatements(
+        take=text(f"{causal}INSERT INTO {name} (id, owner, expires) VALUES (:id, :owner, {until})"),
+        take_over=text(
+            f"{causal}UPDATE {name} SET owner = :owner, expires = {until} "
+            "WHERE id = :id AND (expires <= UTC_TIMESTAMP(6) OR owner = :owner)"
+        ),
+        renew=text(f"UPDATE {name} SET expires = {until} WHERE id = :id AND owner = :owner"),
+        release=text(f"DELETE FROM {name} WHERE id = :id AND owner = :owner"),
+    )
 
 
 class FileLock:
@@ -70,35 +146,14 @@ class FileLock:
             self._fd = None
 
 
-_POSTGRESQL = (
-    text("SELECT pg_try_advisory_lock(:key)"),
-    text("SELECT pg_advisory_unlock(:key)"),
-)
-_MYSQL = (text("SELECT GET_LOCK(:name, 0)"), text("SELECT RELEASE_LOCK(:name)"))
-
-
-class SessionLocks:
-    """Makes the lock of one session id for one table on one database."""
-
-    __slots__ = ("_dialect", "_directory", "_scope")
-
-    def __init__(self, dialect: str, url: URL, scope: str) -> None:
-        self._dialect = dialect
-        self._scope = scope
-        self._directory = _sqlite_lock_directory(url) if dialect == "sqlite" else None
-
-    def for_session(self, id: str) -> StatementLock | FileLock | None:
-        """The lock of session ``id``; ``None`` where the in-process lock is enough."""
-        digest = hashlib.blake2b(f"{self._scope}\0{id}".encode(), digest_size=8).digest()
-        if self._dialect == "postgresql":
-            key = int.from_bytes(digest, "big", signed=True)
-            return StatementLock(*_POSTGRESQL, {"key": key})
-        if self._dialect == "mysql":
-            # Names are at most 64 characters, and server-wide: the digest keeps them apart.
-            return StatementLock(*_MYSQL, {"name": f"shopify_sessions:{digest.hex()}"})
-        if self._directory is None:
-            return None
-        return FileLock(os.path.join(self._directory, f"{digest.hex()}.lock"))
+def file_lock(url: URL, scope: str, id: str) -> FileLock | None:
+    """The ``flock`` of session ``id`` of table ``scope`` in SQLite database ``url``; ``None``
+    for an in-memory database (or without ``fcntl``), where the in-process lock is enough."""
+    directory = _sqlite_lock_directory(url)
+    if directory is None:
+        return None
+    digest = hashlib.blake2b(f"{scope}\0{id}".encode(), digest_size=8).hexdigest()
+    return FileLock(os.path.join(directory, f"{digest}.lock"))
 
 
 def lock_pauses(deadline: float) -> Iterator[float]:
@@ -109,6 +164,15 @@ def lock_pauses(deadline: float) -> Iterator[float]:
     while (left := deadline - time.monotonic()) > 0:
         yield min(pause * (0.5 + random.random()), left)
         pause = min(pause * 2, 0.05)
+
+
+def check_lease(seconds: object) -> float:
+    """Return ``seconds`` if it is a lease length the heartbeat can keep (at least 1 s)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 1:
+        raise ValueError(f"lock_lease must be a number of seconds, 1 or more, not {seconds!r}")
+    if seconds == float("inf"):
+        raise ValueError("lock_lease must be finite: a dead holder's lease must run out")
+    return float(seconds)
 
 
 def _sqlite_lock_directory(url: URL) -> str | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -12,34 +13,40 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import URL, Connection, Engine, Executable, Row, Select, Table, create_engine
+from sqlalchemy.exc import IntegrityError
 
 from .._encryption import TokenCipher
 from .._errors import (
+    ConnectionPoolerError,
     LockTimeoutError,
     MissingSessionTableError,
     SessionStorageError,
     StorageConflictError,
+    StorageOperationError,
     StorageUnavailableError,
 )
-from .._locks import DEFAULT_LOCK_TIMEOUT, KeyedLocks, check_timeout
+from .._locks import DEFAULT_LOCK_TIMEOUT, Heartbeat, KeyedLocks, check_timeout
 from .._session import Session
 from .._storage import check_id, expiry_cutoff
 from .._time import as_utc
 from ._base import (
+    FIRST_USE_TIMEOUT,
     REPLACE_ATTEMPTS,
-    DateTimeFormatArgument,
     StorageBase,
-    TableArgument,
     check_retries,
     default_engine_options,
     retry_delay,
 )
+from ._codecs import DateTimeFormat
 from ._core import SessionTableCore
-from ._locks import FileLock, SessionLocks, StatementLock, lock_pauses
+from ._locks import DEFAULT_LOCK_LEASE, Lease, LeaseStatements, file_lock, lock_pauses
+from ._pooler import PoolerMode, merge_engine_options, take_pooler
 from ._schema import reflect_table
+from ._server import ServerFacts, probe_server
 from ._translate import (
     FAILURES,
     connect_failure,
+    is_missing_table,
     statement_failure,
 )
 from ._url import check_dialect_kind, resolve_url
@@ -57,9 +64,11 @@ class SQLAlchemySessionStorage(StorageBase):
     Args:
         engine: an ``Engine``, or a database URL to build one from (the storage then
             owns it and :meth:`close` disposes of it).
-        table: the table to use: a ``Table``, a declarative model class, the name of an
-            existing table (reflected at first use), or ``None`` for the default
-            ``session`` table of :func:`session_table`.
+        table: the table to use: a ``Table``, a declarative model class, a table name,
+            or ``None`` for the default ``session`` table of :func:`session_table`. A
+            table given by name is read from the database at first use, whatever its
+            layout (Drizzle, Prisma, your own); :meth:`create_table` creates it with the
+            default layout if it does not exist.
         schema: the schema of a table given by name, or of the default table.
         datetime_format: how ``expires`` and ``refreshTokenExpires`` are kept in columns
             without a SQL date-time type: ``"iso"`` (JS ``toISOString()`` text),
@@ -71,6 +80,16 @@ class SQLAlchemySessionStorage(StorageBase):
             :class:`~shopify_sessions.FernetTokenCipher`); rows stored in plaintext before
             still load. A Node app sharing the table cannot read encrypted tokens.
         engine_options: keyword arguments for ``create_engine`` when ``engine`` is a URL.
+        pooler: ``"transaction"`` when PostgreSQL is reached through a transaction pooler
+            (PgBouncer, Supavisor, Neon's pooler), ``"none"`` when not; the URL may say so
+            with ``?pooler=``. Left out, Supabase's and Neon's pooler hosts imply it, and a
+            pooler is also found at first use (the server process answering is not the
+            one the driver was told of): an engine built from a URL is then built again
+            without server-side prepared statements; an engine you pass must be built
+            with :func:`pooler_engine_options`.
+        lock_lease: seconds a session lock's lease lasts unless its holder renews it (it
+            does, every third of that, while it holds the lock): the longest that a holder
+            which died or froze keeps the others waiting.
 
     Each operation runs on a connection of its own, never in the caller's unit of work,
     so a token write commits even if the caller's transaction rolls back: a single
@@ -92,28 +111,30 @@ class SQLAlchemySessionStorage(StorageBase):
         SessionTableSchemaError: the declared table cannot hold sessions.
     """
 
-    __slots__ = ("_engine", "_locks", "_owns_engine", "_session_locks")
+    __slots__ = ("_built_from", "_engine", "_heartbeat", "_locks")
 
     def __init__(
         self,
         engine: Engine | str | URL,
         *,
-        table: TableArgument = None,
+        table: Table | type[Any] | str | None = None,
         schema: str | None = None,
-        datetime_format: DateTimeFormatArgument = None,
+        datetime_format: DateTimeFormat | Mapping[str, DateTimeFormat] | None = None,
         token_cipher: TokenCipher | None = None,
         engine_options: Mapping[str, Any] | None = None,
+        pooler: PoolerMode | None = None,
+        lock_lease: float = DEFAULT_LOCK_LEASE,
     ) -> None:
-        self._owns_engine = not isinstance(engine, Engine)
+        #: The URL and options the storage's own engine is built from (None: the caller's).
+        self._built_from: tuple[URL, Mapping[str, Any]] | None = None
         if isinstance(engine, Engine):
             if engine_options:
                 raise TypeError("engine_options go with a URL, not with an Engine")
+            _, pooled = take_pooler(engine.url, pooler)
         else:
-            url = resolve_url(engine, is_async=False)
-            engine = create_engine(
-                url,
-                **{**default_engine_options(url), **(engine_options or {})},
-            )
+            url, pooled = take_pooler(resolve_url(engine, is_async=False), pooler)
+            self._built_from = url, dict(engine_options or {})
+            engine = _build_engine(*self._built_from, pooled=pooled)
         check_dialect_kind(engine.dialect, is_async=False)
         self._engine = engine
         super().__init__(
@@ -123,9 +144,11 @@ class SQLAlchemySessionStorage(StorageBase):
             datetime_format,
             token_cipher,
             engine.get_execution_options(),
+            pooled=pooled,
+            lock_lease=lock_lease,
         )
         self._locks = KeyedLocks()
-        self._session_locks = SessionLocks(engine.dialect.name, engine.url, self._table_name)
+        self._heartbeat = Heartbeat(self._lease / 3)
 
     @property
     def engine(self) -> Engine:
@@ -133,12 +156,16 @@ class SQLAlchemySessionStorage(StorageBase):
         return self._engine
 
     def create_table(self) -> None:
-        """Create the table (and its index on ``shop``) unless it exists.
+        """Create the table (and its index on ``shop``), and its lock table
+        (:func:`session_lock_table`), unless they exist.
 
-        Meant for prototypes and tests, like ``drizzle-kit push``; manage production
-        schemas with migrations (Alembic) using :func:`session_table`.
+        The declared table, or for a table given by name the default layout of
+        :func:`session_table` under that name and schema. Meant for prototypes and tests,
+        like ``drizzle-kit push``; manage production schemas with migrations (Alembic)
+        using :func:`session_table`.
         """
-        self._run("create_table", _create, None, self.table, write=True, single=False)
+        tables = (self._table_to_create(), self._lock_table)
+        self._run("create_table", _create, None, tables, write=True, single=False)
         self._ready = False
 
     def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
@@ -157,6 +184,8 @@ class SQLAlchemySessionStorage(StorageBase):
         check_retries(retries, retry_interval)
         for attempt in range(retries + 1):
             try:
+                if self._server is None:
+                    self._learn_server()
                 real = self._run("check_table", _reflect, None, (self._name, self._schema))
                 self._adopt(real)
                 return
@@ -225,7 +254,12 @@ class SQLAlchemySessionStorage(StorageBase):
         return True
 
     def delete_sessions(self, ids: Sequence[str]) -> bool:
-        """Delete the sessions with these ids in one transaction. ``[]`` does nothing."""
+        """Delete the sessions with these ids (any number; ``[]`` does nothing). ``True``.
+
+        The ids go 500 to a statement. On the engine the storage builds from a URL
+        (autocommit) each statement commits by itself; on an ``Engine`` you pass
+        they share one transaction. Calling it again after an error is safe.
+        """
         core = self._ready_core()
         deletes = core.ids_deletes(ids)
         if deletes:
@@ -334,13 +368,15 @@ class SQLAlchemySessionStorage(StorageBase):
         """Hold the lock of session ``id``: one holder at a time across threads, tasks,
         processes and hosts.
 
-        On PostgreSQL an advisory lock, on MySQL/MariaDB a named lock, each held by a
-        connection of its own (taken from the engine's pool, in autocommit, so no
-        transaction stays open while it is held), and released by the server if the
-        holder dies. On SQLite, ``flock`` on a file in ``<database>.locks/`` beside the
+        On PostgreSQL and MySQL/MariaDB a lease: a row of the lock table (created at first
+        use if it is missing) that names its holder and expires in the database's time;
+        taken, renewed every third of ``lock_lease`` while held, and given back, each by
+        one statement in autocommit, so it holds through transaction poolers and on
+        Galera and CockroachDB alike, and runs out ``lock_lease`` seconds after its holder
+        died or froze. On SQLite, ``flock`` on a file in ``<database>.locks/`` beside the
         database, released by the kernel if the holder dies. Waiters in one process
-        queue in-process first, so a process spends at most one connection per waited
-        session.
+        queue in-process first. A holder whose lease ran out cannot store over a newer
+        pair: store renewed pairs with :meth:`replace_session`.
 
         Raises:
             LockTimeoutError: the lock was not free within ``timeout`` seconds.
@@ -349,26 +385,48 @@ class SQLAlchemySessionStorage(StorageBase):
         id, timeout = check_id(id), check_timeout(timeout)
         deadline = time.monotonic() + timeout
         with self._locks.hold(id, timeout):
-            lock = self._session_locks.for_session(id)
-            if isinstance(lock, StatementLock):
-                connection = self._take_statement_lock(lock, id, deadline, timeout)
+            if self._server is None:
+                self._learn_server()
+            statements = self._lease_statements
+            if statements is not None:
+                lease = Lease.new(id, self._lease)
                 try:
-                    yield
-                finally:
-                    self._release_statement_lock(connection, lock, id)
-            elif isinstance(lock, FileLock):
+                    self._take_lease(statements, lease, deadline, timeout)
+                except Exception:
+                    raise
+                except BaseException:  # cancelled, interrupted: the take may have landed
+                    self._release_lease(statements, lease, held=False)
+                    raise
                 try:
-                    for pause in lock_pauses(deadline):
-                        time.sleep(pause)
-                        if lock.try_acquire():
-                            break
-                    else:
-                        raise LockTimeoutError(id, timeout)
-                    yield
+                    with self._heartbeat.keep(
+                        functools.partial(self._renew_lease, statements, lease)
+                    ):
+                        yield
                 finally:
-                    lock.release()
-            else:
+                    self._release_lease(statements, lease)
+                return
+            lock = file_lock(self._engine.url, self._table_name, id)
+            if lock is None:
                 yield
+                return
+            try:
+                for pause in lock_pauses(deadline):
+                    if pause:
+                        time.sleep(pause)
+                    if lock.try_acquire():
+                        break
+                else:
+                    raise LockTimeoutError(id, timeout)
+                yield
+            finally:
+                lock.release()
+
+    @property
+    def server(self) -> ServerFacts | None:
+        """What the storage found on the database server at first use (``None`` before):
+        the product (PostgreSQL, CockroachDB, MySQL, MariaDB, MariaDB Galera, SQLite), its
+        version, and whether a connection pooler stands between."""
+        return self._server
 
     def sessions(self, *, batch_size: int = 500) -> Iterator[list[Session]]:
         """Every session in the table, in id order, ``batch_size`` at a time.
@@ -384,7 +442,7 @@ class SQLAlchemySessionStorage(StorageBase):
 
     def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""
-        if self._owns_engine:
+        if self._built_from is not None:
             self._engine.dispose()
 
     def __enter__(self) -> SQLAlchemySessionStorage:
@@ -415,11 +473,12 @@ class SQLAlchemySessionStorage(StorageBase):
         self,
         operation: str,
         work: Work[T],
-        statement: Executable | None,
+        statement: Any,
         parameters: Any,
         *,
         write: bool = False,
         single: bool = True,
+        retry_conflicts: bool = True,
     ) -> T:
         """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
 
@@ -427,6 +486,8 @@ class SQLAlchemySessionStorage(StorageBase):
 
         Every operation is idempotent, so repeating one whose connection died (a
         server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
+        A lock's take raises a conflict at once (``retry_conflicts=False``): it means
+        another taker won.
         """
         attempt = 0
         while True:
@@ -434,7 +495,9 @@ class SQLAlchemySessionStorage(StorageBase):
                 return self._attempt(operation, work, statement, parameters, write, single)
             except (StorageUnavailableError, StorageConflictError) as error:
                 delay = retry_delay(error, attempt)
-                if delay is None:
+                if delay is None or (
+                    isinstance(error, StorageConflictError) and not retry_conflicts
+                ):
                     raise
                 logger.warning("%s: %s; trying again", operation, error)
                 time.sleep(delay)
@@ -444,7 +507,7 @@ class SQLAlchemySessionStorage(StorageBase):
         self,
         operation: str,
         work: Work[T],
-        statement: Executable | None,
+        statement: Any,
         parameters: Any,
         write: bool,
         single: bool,
@@ -467,52 +530,110 @@ class SQLAlchemySessionStorage(StorageBase):
         except FAILURES as error:
             raise statement_failure(operation, self._table_name, error) from error
 
-    def _take_statement_lock(
-        self, lock: StatementLock, id: str, deadline: float, timeout: float
-    ) -> Connection:
-        attempt = 0
-        while True:
-            try:
-                return self._try_statement_lock(lock, id, deadline, timeout)
-            except StorageUnavailableError as error:  # a pooled connection had died
-                if retry_delay(error, attempt) is None:
-                    raise
-                attempt += 1
+    def _learn_server(self) -> None:
+        """Probe the server; for a pooler nobody mentioned, build the storage's own engine
+        again without server-side state (see :meth:`StorageBase._adopt_server`). One
+        caller at a time: the others wait, then find it done."""
+        with self._locks.hold("", FIRST_USE_TIMEOUT):  # "" is no session's id
+            while self._server is None:
+                self._probe_once()
 
-    def _try_statement_lock(
-        self, lock: StatementLock, id: str, deadline: float, timeout: float
-    ) -> Connection:
+    def _probe_once(self) -> None:
         try:
-            connection = self._engine.connect()
-        except FAILURES as error:
-            raise connect_failure(self._table_name, error) from error
-        try:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-            for pause in lock_pauses(deadline):
+            facts, prepares = self._run("check_table", _probe, None, None)
+        except ConnectionPoolerError:
+            # The question itself met another client's prepared statement.
+            facts, prepares = ServerFacts("PostgreSQL", "", pooled=True), True
+        if self._adopt_server(facts, prepares, self._built_from is not None):
+            assert self._built_from is not None
+            logger.warning(
+                "%s: a connection pooler stands between the storage and PostgreSQL; its "
+                "engine is built again without server-side prepared statements (add "
+                "?pooler=transaction to the URL to say so)",
+                self._table_name,
+            )
+            stale, self._engine = self._engine, _build_engine(*self._built_from, pooled=True)
+            self._use_engine(self._engine.dialect, self._engine.get_execution_options())
+            stale.dispose()
+
+    def _take_lease(
+        self, statements: LeaseStatements, lease: Lease, deadline: float, timeout: float
+    ) -> None:
+        created = False
+        for pause in lock_pauses(deadline):
+            if pause:  # none before the first try
                 time.sleep(pause)
-                if connection.execute(lock.try_statement, lock.parameters).scalar():
-                    return connection
-        except BaseException as error:
-            # The lock may have been granted as the wait was interrupted: the connection
-            # goes, never back to the pool, so the server releases whatever it holds.
-            connection.invalidate()
-            if isinstance(error, FAILURES):
-                raise statement_failure("lock_session", self._table_name, error) from error
-            raise
-        connection.close()
-        raise LockTimeoutError(id, timeout)
+            try:
+                if self._run(
+                    "lock_session",
+                    _take,
+                    statements,
+                    lease.parameters,
+                    write=True,
+                    single=statements.take_over is None,  # PostgreSQL: one statement
+                    retry_conflicts=False,
+                ):
+                    return
+            except StorageConflictError:
+                continue  # another taker won (Galera: at commit): the lease is held
+            except StorageOperationError as error:
+                if created or not is_missing_table(error.__cause__):
+                    raise
+                self._create_lock_table(error)
+                created = True
+        raise LockTimeoutError(lease.id, timeout)
 
-    def _release_statement_lock(self, connection: Connection, lock: StatementLock, id: str) -> None:
+    def _create_lock_table(self, missing: StorageOperationError) -> None:
+        name = self._lock_table.name
         try:
-            connection.execute(lock.release_statement, lock.parameters)
-        except BaseException as error:
-            connection.invalidate()
-            if not isinstance(error, FAILURES):
-                raise
-            # The server released the lock with the connection; nothing is left to undo.
-            logger.warning("lock_session %r: the lock's connection was lost while held", id)
-        else:
-            connection.close()
+            self._run("lock_session", _create, None, (self._lock_table,), write=True)
+        except SessionStorageError as error:
+            raise MissingSessionTableError(
+                f'the lock table "{name}" of {self._table_name} does not exist and could not '
+                f"be created ({error}): create it with `shopify-sessions upgrade`, the "
+                "storage's create_table(), or Alembic from session_table() / "
+                "session_lock_table()"
+            ) from missing
+        logger.warning(
+            'created the lock table "%s" of %s; define it in your migrations too '
+            "(session_table() does, or session_lock_table())",
+            name,
+            self._table_name,
+        )
+
+    def _renew_lease(self, statements: LeaseStatements, lease: Lease) -> bool:
+        renewed = self._run("lock_session", _count, statements.renew, lease.parameters, write=True)
+        if not renewed:
+            logger.warning(
+                "lock_session %r: the lease ran out before it was renewed; another worker "
+                "may hold the lock now",
+                lease.id,
+            )
+        return bool(renewed)
+
+    def _release_lease(
+        self, statements: LeaseStatements, lease: Lease, *, held: bool = True
+    ) -> None:
+        try:
+            released = self._run(
+                "lock_session", _count, statements.release, lease.parameters, write=True
+            )
+        except SessionStorageError as error:
+            # Not raised over the holder's own outcome: the lease runs out by itself.
+            logger.warning("lock_session %r: the lease was not given back: %s", lease.id, error)
+            return
+        if held and not released:
+            logger.warning(
+                "lock_session %r: the lease had run out before it was given back; "
+                "another worker may have held the lock meanwhile",
+                lease.id,
+            )
+
+
+def _build_engine(url: URL, options: Mapping[str, Any], *, pooled: bool) -> Engine:
+    return create_engine(
+        url, **merge_engine_options(default_engine_options(url, pooled=pooled), options)
+    )
 
 
 def _execute(connection: Connection, statement: Executable, parameters: Any) -> None:
@@ -545,5 +666,23 @@ def _reflect(
     return reflect_table(connection, *location)
 
 
-def _create(connection: Connection, statement: None, table: Table) -> None:
-    table.create(connection, checkfirst=True)
+def _create(connection: Connection, statement: None, tables: Sequence[Table]) -> None:
+    for table in tables:
+        table.create(connection, checkfirst=True)
+
+
+def _probe(connection: Connection, statement: None, parameters: None) -> Any:
+    return probe_server(connection)
+
+
+def _take(
+    connection: Connection, statements: LeaseStatements, parameters: Mapping[str, Any]
+) -> bool:
+    if statements.take_over is None:
+        return connection.execute(statements.take, parameters).first() is not None
+    try:
+        connection.execute(statements.take, parameters)
+    except IntegrityError:  # held, or run out: take it over if it has
+        result = connection.execute(statements.take_over, parameters)
+        return result.rowcount == 1
+    return True

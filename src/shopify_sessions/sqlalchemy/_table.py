@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     Column,
@@ -13,8 +14,10 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     MetaData,
+    String,
     Table,
     Text,
+    event,
     false,
 )
 from sqlalchemy.dialects import mysql
@@ -25,9 +28,13 @@ class Kind(enum.Enum):
     """What a column holds, whatever SQL type carries it."""
 
     TEXT = "text"
+    """Text: ids, the shop, tokens, scopes, the user's names."""
     BOOLEAN = "boolean"
+    """A boolean, or 0/1 in an integer column."""
     USER_ID = "user id"
+    """The online user's id: a 64-bit integer, or its digits in text or a blob."""
     DATETIME = "datetime"
+    """A date-time: a SQL date-time, ISO text or an epoch number (see ``DateTimeFormat``)."""
 
 
 COLUMNS: dict[str, Kind] = {
@@ -85,6 +92,7 @@ def session_table(
     name: str = DEFAULT_TABLE_NAME,
     *,
     schema: str | None = None,
+    lock_table: bool = True,
 ) -> Table:
     """Define the default sessions table on ``metadata`` and return it.
 
@@ -95,8 +103,13 @@ def session_table(
     2038, and ``id`` and ``shop`` use the ``utf8mb4_bin`` collation so they match
     exactly, as on the other databases. The table has an index on ``shop``.
 
+    Unless ``lock_table=False``, the table's lock table (:func:`session_lock_table`,
+    named ``<name>_locks``) is defined beside it, so that migrations create both.
+
     Use it to create the table from Alembic (``target_metadata``) or ``create_all``.
     """
+    if lock_table:
+        session_lock_table(metadata, lock_table_name(name), schema=schema)
     table = Table(
         name,
         metadata,
@@ -121,4 +134,52 @@ def session_table(
         mysql_charset="utf8mb4",
     )
     Index(f"{name}_shop_idx", table.c.shop, mysql_length=255)
+    return table
+
+
+def lock_table_name(sessions_table: str) -> str:
+    """The name of the lock table of the sessions table ``sessions_table``."""
+    return f"{sessions_table}_locks"
+
+
+def session_lock_table(
+    metadata: MetaData,
+    name: str = lock_table_name(DEFAULT_TABLE_NAME),
+    *,
+    schema: str | None = None,
+) -> Table:
+    """Define a lock table on ``metadata`` and return it: the session locks' leases.
+
+    A row is a held lock: the session ``id``, the ``owner`` that holds it and when its
+    lease ``expires`` (database time); it is deleted on release, and taken over once
+    expired. The sessions table itself is left exactly as Shopify's Node adapters
+    define it. On PostgreSQL the table is made ``UNLOGGED`` when created from this
+    definition: a lease is no more durable than an advisory lock (a crash empties
+    both), and is then as cheap to take, with no WAL flush per lock. SQLite's locks are
+    files (see the storages' ``lock_session``), so there the table stays empty.
+
+    :func:`session_table` defines the lock table of its sessions table already; use
+    this one for a sessions table of your own (a Prisma or Drizzle table), named
+    ``<sessions table>_locks`` in the same schema.
+    """
+    table = Table(
+        name,
+        metadata,
+        Column("id", Text().with_variant(_exact(mysql.VARCHAR(255)), *MYSQL), primary_key=True),
+        Column("owner", String(32), nullable=False),
+        Column(
+            "expires",
+            DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), *MYSQL),
+            nullable=False,
+        ),
+        schema=schema,
+        mysql_charset="utf8mb4",
+    )
+    event.listen(
+        table,
+        "after_create",
+        DDL("ALTER TABLE %(fullname)s SET UNLOGGED").execute_if(  # type: ignore[no-untyped-call]
+            dialect="postgresql"
+        ),
+    )
     return table

@@ -87,13 +87,7 @@ def resolve_url(url: object, *, is_async: bool) -> URL:
             f"{storage} takes {'an AsyncEngine' if is_async else 'an Engine'} or a database "
             f"URL, not {type(url).__name__}{hint}"
         )
-    try:
-        parsed = make_url(url)
-    except ArgumentError as error:
-        raise DatabaseURLError(
-            "not a database URL: expected a URL such as postgresql://user:password@host/db, "
-            "mysql://user:password@host/db or sqlite:///path/to/file.sqlite3"
-        ) from error
+    parsed = parse_url(url)
     backend, _, driver = parsed.drivername.partition("+")
     backend = _BACKEND_ALIASES.get(backend, backend)
     if backend not in SUPPORTED_DIALECTS:
@@ -108,6 +102,17 @@ def resolve_url(url: object, *, is_async: bool) -> URL:
     if chosen == "asyncpg":
         parsed = _asyncpg_ssl(parsed)
     return parsed
+
+
+def parse_url(url: str | URL) -> URL:
+    """``url`` as a ``URL``; :class:`DatabaseURLError` when it is not a database URL."""
+    try:
+        return make_url(url)
+    except ArgumentError as error:
+        raise DatabaseURLError(
+            "not a database URL: expected a URL such as postgresql://user:password@host/db, "
+            "mysql://user:password@host/db or sqlite:///path/to/file.sqlite3"
+        ) from error
 
 
 def check_dialect_kind(dialect: Dialect | type[Dialect], is_async: bool) -> None:

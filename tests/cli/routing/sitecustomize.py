@@ -1,25 +1,28 @@
-"""Loaded by the command's subprocess in the lifecycle tests (PYTHONPATH): every httpx
-client it makes sends ``https://<shop>.myshopify.com`` to the Shopify stand-in, as the
-tests' own clients do. The command itself is unchanged."""
+"""Loaded by the command's subprocess in the tests that put this folder on PYTHONPATH; the
+command itself is unchanged.
+
+- ``FAKE_SHOPIFY_URL``: every httpx client it makes sends ``https://<shop>.myshopify.com``
+  to that FakeShopify, as the tests' own clients do.
+- ``HIDE_MODULES`` (comma-separated): those modules look uninstalled.
+"""
 
 import os
+import sys
 
-_PORT = os.environ.get("SHOPIFY_STANDIN_PORT")
+for _module in filter(None, os.environ.get("HIDE_MODULES", "").split(",")):
+    sys.modules[_module] = None  # type: ignore[assignment]
 
-if _PORT:
+_URL = os.environ.get("FAKE_SHOPIFY_URL")
+
+if _URL:
     import httpx
 
-    class _Routing(httpx.HTTPTransport):
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
-            if not request.url.host.endswith(".myshopify.com"):
-                raise httpx.ConnectError(f"only the stand-in is reachable: {request.url.host}")
-            request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=int(_PORT))
-            return super().handle_request(request)
+    from shopify_sessions.testing._transport import RoutingTransport
 
     _original_init = httpx.Client.__init__
 
     def _routed_init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        kwargs.setdefault("transport", _Routing())
+        kwargs.setdefault("transport", RoutingTransport(_URL))
         _original_init(self, *args, **kwargs)
 
     httpx.Client.__init__ = _routed_init  # type: ignore[method-assign]
