@@ -14,10 +14,15 @@ except ImportError as error:  # pragma: no cover - depends on the install
     ) from error
 
 from ._async import AsyncRedisSessionStorage
-from ._core import DEFAULT_KEY_PREFIX
+from ._core import DEFAULT_KEY_PREFIX, DEFAULT_LOCK_LEASE
 from ._sync import RedisSessionStorage
 
-__all__ = ["DEFAULT_KEY_PREFIX", "AsyncRedisSessionStorage", "RedisSessionStorage"]
+__all__ = [
+    "DEFAULT_KEY_PREFIX",
+    "DEFAULT_LOCK_LEASE",
+    "AsyncRedisSessionStorage",
+    "RedisSessionStorage",
+]
 
 for _name in ("AsyncRedisSessionStorage", "RedisSessionStorage"):
     globals()[_name].__module__ = __name__

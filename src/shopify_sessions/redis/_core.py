@@ -30,9 +30,9 @@ DEFAULT_KEY_PREFIX = "shopify_sessions"
 MIGRATIONS_NAME = "migrations"
 MIGRATIONS_DONE = '{"migrateToVersion1_0_1":true}'
 
-#: Seconds a lock's lease lasts unless its holder renews it (every third of it, while held):
-#: the longest a dead or frozen holder keeps others waiting, as for the SQL storages' leases.
 DEFAULT_LOCK_LEASE = 10.0
+"""Seconds a session lock's lease lasts unless its holder renews it (every third of it,
+while held): the longest a dead or frozen holder keeps the others waiting."""
 
 _TOKEN_KEYS = ("accessToken", "refreshToken")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
