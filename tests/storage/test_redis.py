@@ -303,3 +303,26 @@ async def test_a_walk_skips_the_sessions_of_a_longer_prefix(redis_harness: Harne
     batches = [b async for b in walked] if hasattr(walked, "__aiter__") else list(walked)
     assert [s.id for batch in batches for s in batch] == ["mine"]
     await longer.delete_session("theirs")
+
+
+async def test_tokens_encrypted_at_rest_and_compared_in_clear(redis_harness: Harness) -> None:
+    from cryptography.fernet import Fernet
+
+    from shopify_sessions import FernetTokenCipher, TokenDecryptionError
+
+    key = Fernet.generate_key()
+    storage = redis_harness.storage(token_cipher=FernetTokenCipher({"k1": key}))
+    plain = redis_harness.storage()
+    old = offline(refresh_token="shprt_REDIS_SECRET")
+    await storage.store_session(old)
+    raw = redis_harness.redis_client().get(f"{redis_harness.table_name}_{old.id}")
+    assert TOKEN not in raw and raw.count('"fernet:k1:') == 2
+    assert await storage.load_session(old.id) == old
+    assert (await plain.load_session(old.id)).access_token.startswith("fernet:k1:")
+    renewed = offline(access_token="shpat_renewed", refresh_token="shprt_renewed")
+    assert await storage.replace_session(renewed, previous=old) is True
+    assert await storage.replace_session(offline(access_token="x"), previous=old) is False
+    assert await storage.load_session(old.id) == renewed
+    stranger = redis_harness.storage(token_cipher=FernetTokenCipher({"k9": Fernet.generate_key()}))
+    with pytest.raises(TokenDecryptionError):
+        await stranger.load_session(old.id)
