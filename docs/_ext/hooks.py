@@ -34,6 +34,14 @@ PUBLIC_MODULES = {
         "src/shopify_sessions/shopify_app/__init__.py",
         "reference/shopify_app/",
     ),
+    "shopify_sessions.webhooks": (
+        "src/shopify_sessions/webhooks/__init__.py",
+        "reference/webhooks/",
+    ),
+    "shopify_sessions.telemetry": ("src/shopify_sessions/telemetry.py", "reference/telemetry/"),
+    "shopify_sessions.fastapi": ("src/shopify_sessions/fastapi.py", "reference/fastapi/"),
+    "shopify_sessions.flask": ("src/shopify_sessions/flask.py", "reference/flask/"),
+    "shopify_sessions.django": ("src/shopify_sessions/django/__init__.py", "reference/django/"),
     "shopify_sessions.testing": (
         "src/shopify_sessions/testing/__init__.py",
         "reference/testing/",

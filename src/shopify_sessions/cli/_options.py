@@ -21,10 +21,18 @@ Url = Annotated[
         show_default=False,
     ),
 ]
-TableName = Annotated[str, typer.Option("--table", help="Name of the sessions table.")]
+TableName = Annotated[
+    str,
+    typer.Option("--table", envvar="SHOPIFY_SESSIONS_TABLE", help="Name of the sessions table."),
+]
 Schema = Annotated[
     str | None,
-    typer.Option("--schema", help="Schema (MySQL: database) of the table.", show_default=False),
+    typer.Option(
+        "--schema",
+        envvar="SHOPIFY_SESSIONS_SCHEMA",
+        help="Schema (MySQL: database) of the table.",
+        show_default=False,
+    ),
 ]
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")
