@@ -132,3 +132,21 @@ class NodePeers:
             phase: PhaseResult(phase, int(result["elapsed_ns"]), list(result["latencies_ns"]))
             for phase, result in reply["phases"].items()
         }
+
+    def run_redis(self, url: str, prefix: str) -> dict[str, PhaseResult]:
+        """One round of every phase through the Node Redis adapter under ``prefix``."""
+        base = {"adapter": "redis", "dialect": "redis", "url": url, "table": prefix}
+        try:
+            reply = self._node("bench.mjs", {**base, **self.payload})
+        finally:
+            import redis
+
+            client = redis.Redis.from_url(url)
+            for key in list(client.scan_iter(match=f"{prefix}*")):
+                client.delete(key)
+            client.close()
+        self.versions.update(reply.get("versions", {}))
+        return {
+            phase: PhaseResult(phase, int(result["elapsed_ns"]), list(result["latencies_ns"]))
+            for phase, result in reply["phases"].items()
+        }

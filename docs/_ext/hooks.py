@@ -29,6 +29,7 @@ PUBLIC_MODULES = {
         "src/shopify_sessions/sqlalchemy/__init__.py",
         "reference/sqlalchemy/",
     ),
+    "shopify_sessions.redis": ("src/shopify_sessions/redis/__init__.py", "reference/redis/"),
     "shopify_sessions.shopify_app": (
         "src/shopify_sessions/shopify_app/__init__.py",
         "reference/shopify_app/",

@@ -81,6 +81,15 @@ class StorageOperationError(SessionStorageError):
     """The database was reached but failed or refused the statement."""
 
 
+class SessionDataError(StorageOperationError):
+    """A stored value is not a session this package can read.
+
+    Raised, never returned as "no session", when a session's key holds something else:
+    a shop index or another record of the Node Redis layout, a value of another Redis
+    type, text that is not a property array, or a session under another id's key.
+    """
+
+
 class StorageConflictError(StorageOperationError):
     """The database gave up on the statement because of concurrent work.
 

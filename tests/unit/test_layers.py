@@ -30,6 +30,29 @@ def test_the_lifecycle_names_its_extra_when_shopifyapp_is_missing() -> None:
     assert "pip install 'shopify-sessions[shopifyapp]'" in done.stderr
 
 
+def test_a_backend_never_loads_another() -> None:
+    """Nor a layer above: the Redis storage loads no SQLAlchemy and no lifecycle, webhook,
+    telemetry or framework module of this package (redis-py 8 itself imports OpenTelemetry
+    when it is installed, so only this package's modules are looked at)."""
+    done = _run(
+        "import sys\n"
+        "import shopify_sessions.redis\n"
+        "assert 'sqlalchemy' not in sys.modules and 'shopify_sessions.sqlalchemy' not in"
+        " sys.modules, sorted(m for m in sys.modules if 'sqlalchemy' in m)\n"
+        "upper = [m for m in sys.modules if m.startswith('shopify_sessions.')\n"
+        "         and m.split('.')[1] not in ('redis', '_encryption', '_errors', '_locks',\n"
+        "         '_session', '_scopes', '_shop', '_storage', '_time', '_memory')]\n"
+        "assert not upper, upper\n"
+    )
+    assert done.returncode == 0, done.stderr
+    done = _run(
+        "import sys\n"
+        "import shopify_sessions.sqlalchemy\n"
+        "assert 'shopify_sessions.redis' not in sys.modules and 'redis' not in sys.modules\n"
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_testing_layer_sits_on_top_and_nothing_imports_it() -> None:
     """shopify_sessions.testing takes the model and nothing above it; nothing takes it."""
     import ast
@@ -85,7 +108,7 @@ LAYERS = [
             "_time",
         ],
     ),
-    ("backends", ["sqlalchemy"]),
+    ("backends", ["sqlalchemy", "redis"]),
     ("lifecycle", ["_telemetry", "telemetry", "shopify_app", "webhooks"]),
     ("frameworks, command and testing", ["_web", "fastapi", "flask", "django", "cli", "testing"]),
 ]

@@ -15,7 +15,8 @@ Url = Annotated[
         show_envvar=True,
         help=(
             "Database URL: postgres[ql]://, mysql://, mariadb://, sqlite:///path "
-            "(a synchronous driver is chosen; an asyncio driver in the URL is replaced)."
+            "(a synchronous driver is chosen; an asyncio driver in the URL is replaced), "
+            "or redis://, rediss://, unix:// (add ?cluster=true for a Redis Cluster)."
         ),
         show_default=False,
     ),
@@ -41,6 +42,15 @@ BatchSize = Annotated[
 ]
 
 DEFAULT_TABLE = "session"
+
+KeyPrefix = Annotated[
+    str,
+    typer.Option(
+        "--key-prefix",
+        help="Redis: the prefix of the session keys (the Node adapter's sessionKeyPrefix).",
+    ),
+]
+DEFAULT_KEY_PREFIX = "shopify_sessions"
 
 
 def command_line(subcommand: str, table: str, schema: str | None) -> str:

@@ -125,10 +125,20 @@ function check(condition, message) {
 
 // ---------------------------------------------------------------- main
 
+// The Redis adapter on one Redis (it takes no cluster), under the key prefix `table`.
+async function makeRedis(url, prefix) {
+  const {RedisSessionStorage} = await import('@shopify/shopify-app-session-storage-redis');
+  const storage = new RedisSessionStorage(url, {sessionKeyPrefix: prefix});
+  await storage.ready;
+  return {storage, close: () => storage.disconnect()};
+}
+
 async function main(req) {
-  const {storage, close} = req.adapter === 'drizzle'
-    ? await makeDrizzle(req.dialect, req.url, req.table)
-    : await makePrisma(req.dialect, req.url);
+  const {storage, close} = req.adapter === 'redis'
+    ? await makeRedis(req.url, req.table)
+    : req.adapter === 'drizzle'
+      ? await makeDrizzle(req.dialect, req.url, req.table)
+      : await makePrisma(req.dialect, req.url);
   const sessions = req.sessions.map(specToSession);
   const updated = req.updated.map(specToSession);
   const byId = new Map(updated.map((s) => [s.id, s]));
