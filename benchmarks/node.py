@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import Dataset
-from .phases import DELETE_BATCH, WORKERS, PhaseResult
+from .phases import DELETE_BATCH, RUN_ORDER, WORKERS, PhaseResult
 from .targets import Servers
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "tests" / "interop" / "node"
@@ -133,20 +133,42 @@ class NodePeers:
         if done.returncode != 0 or "error" in reply:
             raise RuntimeError(f"cli.mjs: {reply.get('error')}\n{done.stderr[-2000:]}")
 
-    def open(self, adapter: str, dialect: str, table: str) -> NodePeer:
-        """``adapter`` on a fresh table, ready to run phases (its table dropped at close)."""
-        return NodePeer(self, adapter, dialect, table)
+    def open(self, adapter: str, dialect: str, table: str, url: str | None = None) -> NodePeer:
+        """``adapter`` on a fresh table (on Redis: under the key prefix ``table`` at
+        ``url``), ready to run phases; its table (keys) dropped at close."""
+        return NodePeer(self, adapter, dialect, table, url)
+
+    def run_redis(self, url: str, prefix: str) -> dict[str, PhaseResult]:
+        """One round of every phase through the Node Redis adapter under ``prefix``."""
+        peer = self.open("redis", "redis", prefix, url)
+        try:
+            return {phase: peer.run_phase(phase) for phase in RUN_ORDER}
+        finally:
+            peer.close()
+
+    @staticmethod
+    def drop_keys(url: str, prefix: str) -> None:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        for key in list(client.scan_iter(match=f"{prefix}*")):
+            client.delete(key)
+        client.close()
 
 
 class NodePeer:
     """One adapter in one Node process for one round: phases run when asked."""
 
-    def __init__(self, peers: NodePeers, adapter: str, dialect: str, table: str) -> None:
+    def __init__(
+        self, peers: NodePeers, adapter: str, dialect: str, table: str, url: str | None = None
+    ) -> None:
         self.peers = peers
-        url = peers.url(dialect)
+        self.dialect = dialect
+        url = url or peers.url(dialect)
         table = "Session" if adapter == "prisma" else table
         self.base = {"adapter": adapter, "dialect": dialect, "url": url, "table": table}
-        peers.cli({**self.base, "op": "create_table"})
+        if dialect != "redis":  # Redis keys need no table
+            peers.cli({**self.base, "op": "create_table"})
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())
         self._process = subprocess.Popen(
             ["node", str(NODE_DIR / "bench.mjs")],
@@ -195,4 +217,7 @@ class NodePeer:
                     self._process.wait()
         finally:
             self._stderr.close()
-            self.peers.cli({**self.base, "op": "drop_table"})
+            if self.dialect == "redis":
+                self.peers.drop_keys(self.base["url"], self.base["table"])
+            else:
+                self.peers.cli({**self.base, "op": "drop_table"})

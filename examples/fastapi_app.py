@@ -1,31 +1,37 @@
 """A minimal embedded Shopify app backend on FastAPI, with expiring offline tokens.
 
-- ``GET /``: App Home. ``shopifyapp`` verifies the request (the session token Shopify
-  sends); the first time, a token exchange gets an expiring offline token, stored with
-  this library; then the Admin API is called with a token from ``OfflineTokens.get``,
-  which refreshes it when it is about to expire, once across every worker.
+- ``GET /``: App Home. ``shopify.app_home_session`` verifies the request with
+  ``shopifyapp`` and gives the shop's valid offline session: on the first visit, from a
+  token exchange, stored; later the stored one, refreshed when it is about to expire, once
+  across every worker. The Admin API is called with it.
 - ``POST /api/products/count``: the same call from a fetch request of the app's front end.
+- ``POST /webhooks``: Shopify's webhooks, verified; ``app/uninstalled``,
+  ``app/scopes_update`` and ``shop/redact`` change the sessions, then ``on_webhook`` sees
+  each one. ``GET /auth/patch-id-token``: App Home's page that fetches a new session token.
 
-Run it (``pip install 'shopify-sessions[shopifyapp,aiosqlite]' fastapi uvicorn``)::
+Run it (``pip install 'shopify-sessions[fastapi,aiosqlite]' uvicorn``)::
 
     SHOPIFY_API_KEY=... SHOPIFY_API_SECRET=... \\
         uvicorn examples.fastapi_app:create_app --factory
 """
+# No "from __future__ import annotations": FastAPI reads the routes' annotations, and
+# AppHomeSession is local to create_app.
 
-from __future__ import annotations
-
+import logging
 import os
-from typing import Any
+from typing import Annotated
 
 import httpx
-from fastapi import FastAPI, Request, Response
-from shopify_app import ShopifyApp
+from fastapi import Depends, FastAPI, Response
+from fastapi.responses import PlainTextResponse
 
-from shopify_sessions.shopify_app import AsyncOfflineTokens, session_from_token
-from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage
+from shopify_sessions import Session
+from shopify_sessions.fastapi import ShopifySessions
+from shopify_sessions.webhooks import ReceivedWebhook
 
 API_VERSION = "2026-10"
 QUERY = "{ productsCount { count } }"
+logger = logging.getLogger("app")
 
 
 def create_app(
@@ -37,58 +43,41 @@ def create_app(
 ) -> FastAPI:
     """The app; settings default to the environment (``DATABASE_URL``, ``SHOPIFY_API_KEY``,
     ``SHOPIFY_API_SECRET``). ``http_client`` carries every call to Shopify."""
-    client_id = client_id or os.environ["SHOPIFY_API_KEY"]
-    client_secret = client_secret or os.environ["SHOPIFY_API_SECRET"]
-    storage = AsyncSQLAlchemySessionStorage(
-        database_url or os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///sessions.sqlite3")
+    shopify = ShopifySessions(
+        database_url or os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///sessions.sqlite3"),
+        client_id=client_id or os.environ["SHOPIFY_API_KEY"],
+        client_secret=client_secret or os.environ["SHOPIFY_API_SECRET"],
+        http_client=http_client,
+        create_table=True,  # a prototype's table; use Alembic in production
+        on_webhook=on_webhook,
     )
-    shopify = ShopifyApp(client_id, client_secret)
-    tokens = AsyncOfflineTokens(
-        storage, client_id=client_id, client_secret=client_secret, http_client=http_client
-    )
-    app = FastAPI(on_startup=[storage.create_table], on_shutdown=[storage.close])
+    app = FastAPI(lifespan=shopify.lifespan)
+    app.include_router(shopify.router())  # POST /webhooks, GET /auth/patch-id-token
+    AppHomeSession = Annotated[Session, Depends(shopify.app_home_session)]
 
-    async def products_count(request: Request) -> Response:
-        verified = shopify.verify_app_home_req(
-            {
-                "method": request.method,
-                "headers": dict(request.headers),
-                "url": str(request.url),
-                "body": "",
-            },
-            app_home_patch_id_token_path="/auth/patch-id-token",
-        )
-        if not verified.ok or verified.shop is None:
-            return _response(verified.response)
-        session = await tokens.get(verified.shop)
-        if session is None:  # first visit: exchange the session token, store the session
-            exchange = await shopify.exchange_using_token_exchange_async(
-                "offline",
-                id_token=verified.id_token,
-                invalid_token_response=verified.invalid_token_response,
-                http_client=http_client,
-            )
-            if not exchange.ok or exchange.access_token is None:
-                return _response(exchange.response)
-            session = session_from_token(exchange.access_token)
-            await storage.store_session(session)
-        result = await shopify.admin_graphql_request_async(
+    @app.get("/", response_class=PlainTextResponse, response_model=None)
+    @app.post("/api/products/count", response_class=PlainTextResponse, response_model=None)
+    async def products_count(session: AppHomeSession) -> object:
+        result = await shopify.app.admin_graphql_request_async(
             QUERY,
-            shop=verified.shop,
+            shop=session.shop.removesuffix(".myshopify.com"),
             access_token=session.access_token or "",
             api_version=API_VERSION,
-            http_client=http_client,
+            http_client=shopify.http_client,
         )
         if not result.ok:
-            return _response(result.response)
+            res = result.response
+            return Response(res.body, status_code=res.status, headers=dict(res.headers))
         count = (result.data or {}).get("productsCount", {}).get("count")
-        headers = dict(verified.response.headers)
-        return Response(f"{session.shop} has {count} products", headers=headers)
+        return f"{session.shop} has {count} products"
 
-    app.add_api_route("/", products_count, methods=["GET"])
-    app.add_api_route("/api/products/count", products_count, methods=["POST"])
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
     return app
 
 
-def _response(res: Any) -> Response:
-    return Response(res.body, status_code=res.status, headers=dict(res.headers))
+async def on_webhook(received: ReceivedWebhook) -> None:
+    """The app's own work for a webhook, after its effect on the sessions."""
+    logger.info("webhook %s for %s: %s", received.topic, received.shop, received.result)

@@ -1,8 +1,9 @@
 """Generate the synchronous shells from the asyncio ones.
 
-In src/shopify_sessions/sqlalchemy/ (the SQL storage) and src/shopify_sessions/shopify_app/
-(the token lifecycle), _async.py is the hand-written shell and _sync.py this script's
-output (as httpcore does), so the two cannot drift apart.
+In src/shopify_sessions/sqlalchemy/ (the SQL storage), src/shopify_sessions/redis/ (the
+Redis storage), src/shopify_sessions/shopify_app/ (the token lifecycle) and
+src/shopify_sessions/webhooks/ (the webhooks' effects), _async.py is the hand-written shell
+and _sync.py this script's output (as httpcore does), so the two cannot drift apart.
 
     python scripts/unasync.py           # rewrite _sync.py
     python scripts/unasync.py --check   # fail if _sync.py is not what _async.py gives (CI)
@@ -16,7 +17,12 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "shopify_sessions"
-FOLDERS = [PACKAGE / "sqlalchemy", PACKAGE / "shopify_app"]
+FOLDERS = [
+    PACKAGE / "sqlalchemy",
+    PACKAGE / "redis",
+    PACKAGE / "shopify_app",
+    PACKAGE / "webhooks",
+]
 HEADER = "# Generated from _async.py by scripts/unasync.py: edit that file, then run the script.\n"
 
 #: Applied in order, each to the whole file.
@@ -36,7 +42,10 @@ REWRITES = [
     (r"\bAsyncOfflineTokens\b", "OfflineTokens"),
     (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
     (r"\brefresh_access_token_async\b", "refresh_access_token"),
+    (r"\btoken_exchange_async\b", "token_exchange"),
+    (r"\b(apply|receive)_webhook_async\b", r"\1_webhook"),
     (r"\.aclose\(", ".close("),
+    (r"\baclose_client\b", "close_client"),
     (
         r"^from sqlalchemy\.ext\.asyncio import AsyncConnection, AsyncEngine, create_async_engine$",
         "from sqlalchemy import Connection, Engine, create_engine",
@@ -48,8 +57,12 @@ REWRITES = [
     (r"\bAsyncEngine\b", "Engine"),
     (r"\bcreate_async_engine\b", "create_engine"),
     (r"\bAsyncSQLAlchemySessionStorage\b", "SQLAlchemySessionStorage"),
+    (r"\bAsyncRedisSessionStorage\b", "RedisSessionStorage"),
+    (r"^from redis\.asyncio import", "from redis import"),
+    (r"redis-py's\n    asyncio client", "redis-py's\n    synchronous client"),
+    (r"\bredis\.asyncio\.(Redis|RedisCluster)\b", r"redis.\1"),
     (r"an asyncio SQLAlchemy", "a synchronous SQLAlchemy"),
-    (r"\n\n    The asyncio twin of :class:`\w+`[^\n]*", ""),
+    (r"\n\n    The asyncio twin of :(?:class|func):`\w+`[^\n]*", ""),
     (r"\bis_async=True\b", "is_async=False"),
     (r"__aenter__", "__enter__"),
     (r"__aexit__", "__exit__"),

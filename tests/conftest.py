@@ -1,8 +1,9 @@
 """The backend matrix: every storage x driver, sync and async, each test with its own table.
 
-Servers come from TEST_POSTGRESQL_URL and TEST_MYSQL_URL (defaults: this project's
-machines); the pooled backends reach that PostgreSQL through a PgBouncer the tests start
-(tests/pgbouncer.py). An unreachable server skips its tests, unless
+Servers come from TEST_POSTGRESQL_URL, TEST_MYSQL_URL and TEST_REDIS_URL (defaults: this
+project's machines); the pooled backends reach that PostgreSQL through a PgBouncer the tests
+start (tests/pgbouncer.py), and the Redis Cluster is started by the tests
+(tests/redis_cluster.py). An unreachable server skips its tests, unless
 SHOPIFY_SESSIONS_REQUIRE_SERVERS (or CI) is set: then it fails them, so a CI run cannot
 pass by skipping.
 """
@@ -27,6 +28,7 @@ from galera import GaleraPair
 from galera import missing as galera_missing
 from pgbouncer import PgBouncer
 from pgbouncer import missing as pgbouncer_missing
+from redis_cluster import RedisCluster, cluster_unavailable, start_cluster
 from shopify_sessions import AsyncMemorySessionStorage, MemorySessionStorage
 from shopify_sessions.sqlalchemy import (
     AsyncSQLAlchemySessionStorage,
@@ -38,6 +40,7 @@ from shopify_sessions.testing import FakeShopify
 
 POSTGRESQL_URL = os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVERS = bool(os.environ.get("SHOPIFY_SESSIONS_REQUIRE_SERVERS") or os.environ.get("CI"))
 
 
@@ -46,8 +49,8 @@ class Backend:
     """One storage x driver of the matrix."""
 
     name: str
-    server: str  # "memory", "sqlite", "postgresql" or "mysql"
-    driver: str | None  # SQLAlchemy driver name; None for memory
+    server: str  # "memory", "sqlite", "postgresql", "mysql", "redis" or "redis-cluster"
+    driver: str | None  # SQLAlchemy driver name; None for memory and Redis
     is_async: bool
     #: "pgbouncer": PostgreSQL through the tests' PgBouncer in transaction mode;
     #: "pgbouncer-session": the same in session mode; "galera": the nodes of the tests'
@@ -57,6 +60,10 @@ class Backend:
     @property
     def is_sql(self) -> bool:
         return self.driver is not None
+
+    @property
+    def is_redis(self) -> bool:
+        return self.server in REDIS_SERVERS
 
     def url(self, sqlite_path: Path, node: int = 0) -> str:
         """This backend's URL (for SQL backends); ``node`` picks a Galera node (0 or 1)."""
@@ -123,6 +130,15 @@ GALERA_BACKENDS = [
     Backend("pymysql-galera", "mysql", "pymysql", False, "galera"),
     Backend("aiomysql-galera", "mysql", "aiomysql", True, "galera"),
 ]
+#: Redis: the machine's server, and a cluster of three masters the tests start.
+REDIS_SERVERS = ("redis", "redis-cluster")
+REDIS_BACKENDS = [
+    Backend("redis", "redis", None, False),
+    Backend("redis-async", "redis", None, True),
+    Backend("redis-cluster", "redis-cluster", None, False),
+    Backend("redis-cluster-async", "redis-cluster", None, True),
+]
+BACKENDS += REDIS_BACKENDS
 
 
 @functools.cache
@@ -130,6 +146,10 @@ def server_unreachable(server: str) -> str | None:
     """Why ``server`` cannot be reached (three tries over ~30 s), or None when it can."""
     if server in ("memory", "sqlite"):
         return None
+    if server == "redis":
+        return redis_unreachable(REDIS_URL)
+    if server == "redis-cluster":
+        return cluster_unavailable()
     url = make_url(POSTGRESQL_URL if server == "postgresql" else MYSQL_URL)
     driver = "psycopg" if server == "postgresql" else "pymysql"
     engine = create_engine(
@@ -157,6 +177,24 @@ def require_server(server: str) -> None:
         if REQUIRE_SERVERS:
             pytest.fail(f"{reason} (required: SHOPIFY_SESSIONS_REQUIRE_SERVERS or CI is set)")
         pytest.skip(reason)
+
+
+def redis_unreachable(url: str) -> str | None:
+    """Why the Redis at ``url`` cannot be reached, or None when it answers a PING."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    reason = None
+    for attempt in range(3):
+        try:
+            client.ping()
+            client.close()
+            return None
+        except redis.RedisError as error:
+            reason = f"Redis at {url} is unreachable: {error.__class__.__name__}: {error}"
+            time.sleep(attempt)
+    client.close()
+    return reason
 
 
 def require_backend(backend: Backend) -> None:
@@ -246,6 +284,8 @@ class Harness:
     sqlite_path: Path
     table_name: str
     raw: Engine | None = None
+    #: The Redis URL of a Redis backend (with ``?cluster=true`` for the cluster).
+    redis_url: str | None = None
     #: (name, schema) of every table to drop after the test; the default one is first.
     tables: list[tuple[str, str | None]] = field(default_factory=list)
     _closers: list[Callable[[], Any]] = field(default_factory=list)
@@ -253,6 +293,8 @@ class Harness:
     def storage(self, *, node: int = 0, **options: Any) -> Any:
         """A storage of this backend (awaitable methods, sync or not) with ``options``;
         ``node`` picks the Galera node it connects to."""
+        if self.backend.is_redis:
+            return self.redis_storage(**options)
         if not self.backend.is_sql:
             memory = (
                 AsyncMemorySessionStorage() if self.backend.is_async else MemorySessionStorage()
@@ -267,6 +309,30 @@ class Harness:
         sync_storage = SQLAlchemySessionStorage(url, **options)
         self._closers.append(sync_storage.close)
         return Awaited(sync_storage)
+
+    def redis_storage(self, **options: Any) -> Any:
+        """A Redis storage on the test's own key prefix (``table=`` is dropped: SQL only)."""
+        from shopify_sessions.redis import AsyncRedisSessionStorage, RedisSessionStorage
+
+        options.pop("table", None)
+        options.setdefault("key_prefix", self.table_name)
+        assert self.redis_url is not None
+        if self.backend.is_async:
+            storage = AsyncRedisSessionStorage(self.redis_url, **options)
+            self._closers.append(storage.close)
+            return storage
+        sync_storage = RedisSessionStorage(self.redis_url, **options)
+        self._closers.append(sync_storage.close)
+        return Awaited(sync_storage)
+
+    def redis_client(self) -> Any:
+        """A synchronous redis-py client of the backend's Redis (or cluster), closed later."""
+        from shopify_sessions.redis._client import client_from_url, close_client
+
+        assert self.redis_url is not None
+        client = client_from_url(self.redis_url, is_async=False, options=None)
+        self._closers.append(lambda: close_client(client))
+        return client
 
     def engine_storage(self, **options: Any) -> Any:
         """A storage on an Engine the test built (transactional, SQLAlchemy's defaults; made
@@ -312,6 +378,30 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return backend
 
 
+@pytest.fixture(params=REDIS_BACKENDS, ids=lambda b: b.name)
+def redis_backend(request: pytest.FixtureRequest) -> Backend:
+    backend: Backend = request.param
+    require_server(backend.server)
+    return backend
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """Three Redis masters on free ports, in temporary directories, stopped at the end."""
+    with start_cluster() as cluster:
+        yield cluster
+
+
+def redis_url_of(backend: Backend, request: pytest.FixtureRequest) -> str | None:
+    """The Redis URL of ``backend`` (the cluster is started at its first use)."""
+    if backend.server == "redis":
+        return REDIS_URL
+    if backend.server == "redis-cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    return None
+
+
 @pytest.fixture(params=SQL_BACKENDS, ids=lambda b: b.name)
 def sql_backend(request: pytest.FixtureRequest) -> Backend:
     backend: Backend = request.param
@@ -326,16 +416,19 @@ def server_backend(request: pytest.FixtureRequest) -> Backend:
     return backend
 
 
-def new_harness(backend: Backend, tmp_path: Path) -> Harness:
+def new_harness(backend: Backend, tmp_path: Path, redis_url: str | None = None) -> Harness:
     """A harness with a fresh table name; pair it with :func:`close_harness`."""
     harness = Harness(backend, tmp_path / "sessions.sqlite3", unique_table_name())
     if backend.is_sql:
         harness.raw = create_engine(backend.raw_url(harness.sqlite_path))
+    harness.redis_url = redis_url
     return harness
 
 
 async def close_harness(harness: Harness) -> None:
-    """Dispose of the harness's engines and drop the tables its test made."""
+    """Dispose of the harness's engines and drop the tables (or Redis keys) its test made."""
+    if harness.backend.is_redis:
+        drop_redis_keys(harness)
     for close in reversed(harness._closers):
         result = close()
         if hasattr(result, "__await__"):
@@ -352,9 +445,28 @@ async def close_harness(harness: Harness) -> None:
     harness.raw.dispose()
 
 
+def drop_redis_keys(harness: Harness) -> None:
+    """Delete every key under the test's prefix (sessions, shop lists, locks, record)."""
+    client = harness.redis_client()
+    pattern = harness.table_name.replace("_", "[_]") + "*"
+    for key in list(client.scan_iter(match=pattern, count=1000)):
+        client.delete(key)
+
+
 @pytest.fixture
-async def harness(backend: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = new_harness(backend, tmp_path)
+async def harness(
+    backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Harness]:
+    harness = new_harness(backend, tmp_path, redis_url_of(backend, request))
+    yield harness
+    await close_harness(harness)
+
+
+@pytest.fixture
+async def redis_harness(
+    redis_backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Harness]:
+    harness = new_harness(redis_backend, tmp_path, redis_url_of(redis_backend, request))
     yield harness
     await close_harness(harness)
 
@@ -375,7 +487,8 @@ async def server_harness(server_backend: Backend, tmp_path: Path) -> AsyncIterat
 
 @pytest.fixture
 async def storage(harness: Harness) -> Any:
-    """The battery's storage: the default table layout under a unique name, created."""
+    """The battery's storage: the default table layout under a unique name, created (on
+    Redis: the test's own key prefix)."""
     if not harness.backend.is_sql:
         return harness.storage()
     storage = harness.storage(table=harness.default_table())

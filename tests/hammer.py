@@ -83,10 +83,22 @@ def _check(tally: Tally, found: Any) -> None:
             tally.torn.append(repr(session))
 
 
+def open_storage(url: str, table: str, options: dict[str, Any], is_async: bool) -> Any:
+    """A SQL storage on ``table``, or a Redis one under that key prefix."""
+    if url.startswith("redis"):
+        from shopify_sessions.redis import AsyncRedisSessionStorage, RedisSessionStorage
+
+        return (AsyncRedisSessionStorage if is_async else RedisSessionStorage)(
+            url, key_prefix=table
+        )
+    kind = AsyncSQLAlchemySessionStorage if is_async else SQLAlchemySessionStorage
+    return kind(url, table=table, engine_options=options)
+
+
 def run_sync(
     url: str, table: str, process: int, workers: int, seconds: float, options: dict[str, Any]
 ) -> dict[str, Any]:
-    storage = SQLAlchemySessionStorage(url, table=table, engine_options=options)
+    storage = open_storage(url, table, options, is_async=False)
     tally = Tally()
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -127,7 +139,7 @@ def run_async(
     url: str, table: str, process: int, workers: int, seconds: float, options: dict[str, Any]
 ) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
-        storage = AsyncSQLAlchemySessionStorage(url, table=table, engine_options=options)
+        storage = open_storage(url, table, options, is_async=True)
         tally = Tally()
         deadline = time.monotonic() + seconds
 

@@ -43,6 +43,10 @@ INCLUDED = {
     "examples/quickstart.py": "tests/test_docs.py::test_included_quickstart_runs",
     "examples/fastapi_app.py": "tests/test_examples.py",
     "examples/keep_warm.py": "tests/test_examples.py",
+    "examples/flask_app.py": "tests/frameworks/test_flask.py",
+    "examples/django_app/shopapp/settings.py": "tests/frameworks/test_django.py",
+    "examples/django_app/shopapp/urls.py": "tests/frameworks/test_django.py",
+    "examples/django_app/shopapp/views.py": "tests/frameworks/test_django.py",
 }
 
 

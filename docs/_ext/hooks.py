@@ -29,10 +29,19 @@ PUBLIC_MODULES = {
         "src/shopify_sessions/sqlalchemy/__init__.py",
         "reference/sqlalchemy/",
     ),
+    "shopify_sessions.redis": ("src/shopify_sessions/redis/__init__.py", "reference/redis/"),
     "shopify_sessions.shopify_app": (
         "src/shopify_sessions/shopify_app/__init__.py",
         "reference/shopify_app/",
     ),
+    "shopify_sessions.webhooks": (
+        "src/shopify_sessions/webhooks/__init__.py",
+        "reference/webhooks/",
+    ),
+    "shopify_sessions.telemetry": ("src/shopify_sessions/telemetry.py", "reference/telemetry/"),
+    "shopify_sessions.fastapi": ("src/shopify_sessions/fastapi.py", "reference/fastapi/"),
+    "shopify_sessions.flask": ("src/shopify_sessions/flask.py", "reference/flask/"),
+    "shopify_sessions.django": ("src/shopify_sessions/django/__init__.py", "reference/django/"),
     "shopify_sessions.testing": (
         "src/shopify_sessions/testing/__init__.py",
         "reference/testing/",

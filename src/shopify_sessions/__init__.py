@@ -1,5 +1,6 @@
 """Shopify app session storage for Python: the Session model, storage protocols,
-an in-memory storage, and SQL storage on SQLAlchemy in ``shopify_sessions.sqlalchemy``.
+an in-memory storage, SQL storage on SQLAlchemy in ``shopify_sessions.sqlalchemy`` and
+Redis storage in ``shopify_sessions.redis``.
 """
 
 from ._encryption import FernetTokenCipher, TokenCipher, TokenDecryptionError
@@ -11,6 +12,7 @@ from ._errors import (
     LockTimeoutError,
     MissingSessionTableError,
     ReauthorizationRequiredError,
+    SessionDataError,
     SessionStorageError,
     SessionTableSchemaError,
     ShopTokenError,
@@ -18,6 +20,7 @@ from ._errors import (
     StorageConflictError,
     StorageOperationError,
     StorageUnavailableError,
+    TokenExchangeError,
     TokenPersistenceError,
     TokenRefreshError,
     UnsupportedDialectError,
@@ -58,6 +61,7 @@ __all__ = [
     "ReauthorizationRequiredError",
     "ScopesLike",
     "Session",
+    "SessionDataError",
     "SessionStorage",
     "SessionStorageError",
     "SessionTableSchemaError",
@@ -68,6 +72,7 @@ __all__ = [
     "StorageUnavailableError",
     "TokenCipher",
     "TokenDecryptionError",
+    "TokenExchangeError",
     "TokenPersistenceError",
     "TokenRefreshError",
     "UnsupportedDialectError",

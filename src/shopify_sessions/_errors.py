@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class SessionStorageError(Exception):
@@ -80,6 +81,15 @@ class StorageOperationError(SessionStorageError):
     """The database was reached but failed or refused the statement."""
 
 
+class SessionDataError(StorageOperationError):
+    """A stored value is not a session this package can read.
+
+    Raised, never returned as "no session", when a session's key holds something else:
+    a shop index or another record of the Node Redis layout, a value of another Redis
+    type, text that is not a property array, or a session under another id's key.
+    """
+
+
 class StorageConflictError(StorageOperationError):
     """The database gave up on the statement because of concurrent work.
 
@@ -143,6 +153,23 @@ class ReauthorizationRequiredError(ShopTokenError):
     unknown), the stored refresh token has expired, or there is none to renew an
     expired token with. Token exchange or OAuth gives the app a new session.
     """
+
+
+class TokenExchangeError(ShopTokenError):
+    """Shopify did not exchange a request's session token for an offline token.
+
+    The session token was refused (``invalid_subject_token``: expired, or not the shop's),
+    the app's credentials were (``invalid_client``), or Shopify or the network failed.
+    ``response`` is the response ``shopifyapp`` suggests answering the request with (its
+    ``Res``: ``status``, ``body``, ``headers``); for a refused session token, that is the
+    verification's ``invalid_token_response``, which makes App Bridge fetch a new one.
+    """
+
+    response: Any
+
+    def __init__(self, shop: str, code: str, detail: str, *, response: Any = None) -> None:
+        super().__init__(shop, code, detail)
+        self.response = response
 
 
 class DatabaseURLError(SessionStorageError, ValueError):

@@ -1,12 +1,14 @@
 """In-process locks by key, with a timeout: the memory storages' session lock, and the
-gate in front of the SQL storages' database locks (one waiter per key per process); and
-the heartbeat that keeps a database lock's lease alive while it is held."""
+gate in front of the SQL and Redis storages' shared locks (one waiter per key per
+process); the pauses between tries of a shared lock; and the heartbeat that keeps a lock's
+lease alive while it is held."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -31,6 +33,16 @@ def check_timeout(timeout: object) -> float:
     ):
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
     return float(timeout)
+
+
+def lock_pauses(deadline: float) -> Iterator[float]:
+    """Seconds to sleep before each try of a shared lock: none before the first, then
+    growing jittered pauses (2 ms to 50 ms) until ``deadline`` (``time.monotonic()``)."""
+    yield 0.0
+    pause = 0.002
+    while (left := deadline - time.monotonic()) > 0:
+        yield min(pause * (0.5 + random.random()), left)
+        pause = min(pause * 2, 0.05)
 
 
 class KeyedLocks:

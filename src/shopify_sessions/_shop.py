@@ -6,7 +6,15 @@ import re
 
 from ._errors import InvalidShopError
 
-__all__ = ["is_valid_shop", "offline_session_id", "online_session_id", "sanitize_shop"]
+__all__ = [
+    "is_valid_shop",
+    "offline_session_id",
+    "online_session_id",
+    "sanitize_shop",
+    "shop_domain",
+]
+
+_MYSHOPIFY = ".myshopify.com"
 
 _DOMAINS = r"myshopify\.com|shopify\.com|myshopify\.io|shop\.dev"
 _SHOP_NAME = r"[a-zA-Z0-9][a-zA-Z0-9_-]*"
@@ -38,6 +46,17 @@ def sanitize_shop(shop: str) -> str:
     if not _SHOP_URL.fullmatch(candidate):
         raise InvalidShopError(f"invalid shop domain: {shop!r}")
     return candidate
+
+
+def shop_domain(shop: str) -> str:
+    """``my-shop`` (as ``shopifyapp`` names shops) or ``my-shop.myshopify.com``, as a domain.
+
+    Raises:
+        InvalidShopError: it is neither.
+    """
+    if isinstance(shop, str) and shop and "." not in shop:
+        shop += _MYSHOPIFY
+    return sanitize_shop(shop)
 
 
 def is_valid_shop(shop: str) -> bool:

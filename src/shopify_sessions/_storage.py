@@ -121,6 +121,15 @@ class AsyncLockingSessionStorage(AsyncSessionStorage, Protocol):
         ...
 
 
+def is_asyncio_storage(storage: object) -> bool:
+    """Whether ``storage`` is an asyncio storage: its methods are coroutine functions.
+
+    The protocols alone cannot tell (they check that the methods exist); this can, so that
+    a sync storage is never awaited, and an asyncio one never called from sync code.
+    """
+    return inspect.iscoroutinefunction(getattr(storage, "load_session", None))
+
+
 def session_order(session: Session) -> tuple[bool, float, str]:
     """Sort key of ``find_sessions_by_shop``: the same order on every backend.
 
@@ -180,8 +189,7 @@ def check_storage_kind(storage: object, user: type, *, is_async: bool) -> None:
     back coroutines where sessions are expected. ``user`` is the class taking the storage,
     named ``AsyncX`` for asyncio and ``X`` for sync, so the message can name its twin.
     """
-    load = getattr(storage, "load_session", None)
-    if load is None or inspect.iscoroutinefunction(load) == is_async:
+    if getattr(storage, "load_session", None) is None or is_asyncio_storage(storage) == is_async:
         return  # the right kind, or no storage at all: the caller's own check says so
     needed, given = ("an asyncio", "a synchronous") if is_async else ("a synchronous", "an asyncio")
     name = type(storage).__name__

@@ -40,7 +40,7 @@ def schema(db: Database) -> Iterator[str]:
         yield "main"
         return
     name = unique_table_name("schema")
-    kind = "SCHEMA" if db.server == "postgresql" else "DATABASE"
+    kind = "DATABASE" if db.server == "mysql" else "SCHEMA"  # PostgreSQL, directly or not
     db.sql(f"CREATE {kind} {name}")
     try:
         yield name

@@ -48,7 +48,9 @@ class Database:
                 hide_password=False
             )
         sync = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}
-        self.raw: Engine = create_engine(make_url(self.url).set(drivername=sync[server]))
+        # The test reads a SQLite file while the command writes it: wait out its writes.
+        waits = {"connect_args": {"timeout": 60}} if server == "sqlite" else {}
+        self.raw: Engine = create_engine(make_url(self.url).set(drivername=sync[server]), **waits)
         self.table = unique_table_name("copy")
 
     def storage(self, table: str | None = None, schema: str | None = None) -> Any:
@@ -62,9 +64,10 @@ class Database:
             return int(connection.execute(text(f"SELECT count(*) FROM {quoted}")).scalar_one())
 
     def close(self) -> None:
-        quoted = self.raw.dialect.identifier_preparer.quote(self.table)
+        quote = self.raw.dialect.identifier_preparer.quote
         with self.raw.begin() as connection:
-            connection.execute(text(f"DROP TABLE IF EXISTS {quoted}"))
+            for table in (self.table, f"{self.table}_locks"):  # copy may have created both
+                connection.execute(text(f"DROP TABLE IF EXISTS {quote(table)}"))
         self.raw.dispose()
 
 

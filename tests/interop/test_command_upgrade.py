@@ -103,6 +103,7 @@ def old_rows(harness: Harness) -> None:
 
 def test_upgrade_an_old_raw_adapter_table(harness: Harness) -> None:
     table = harness.table_name
+    harness.drop_later(f"{table}_locks")  # upgrade creates it
     harness.sql(OLD_RAW[harness.backend.server].format(t=table))
     old_rows(harness)
     node = Node("raw", harness.backend, harness)
@@ -126,6 +127,7 @@ def test_upgrade_an_old_raw_adapter_table(harness: Harness) -> None:
             "create index on shop",
         } <= set(steps)
         assert any(step.startswith("add column refreshTokenExpires") for step in steps)
+        assert steps[-1] == f'create the lock table "{table}_locks"'
         assert "onlineAccessInfo" not in _columns(harness, table)
 
         after = run("check", "--table", table, "--json", url=url)
@@ -179,10 +181,9 @@ def test_upgrade_a_prisma_v5_table(prisma_v5: tuple[Harness, Node, str | None, s
     assert (before.code, before.json["layout"]) == (5, "prisma-v5")
     done = run("upgrade", *where, "--json", url=url)
     assert done.code == 0, done.stderr
-    assert [step.split(" ")[2] for step in done.json["steps"]] == [
-        "refreshToken",
-        "refreshTokenExpires",
-    ]
+    *columns, locks = done.json["steps"]
+    assert [step.split(" ")[2] for step in columns] == ["refreshToken", "refreshTokenExpires"]
+    assert locks.startswith('create the lock table "') and locks.endswith('Session_locks"')
     after = run("check", *where, "--json", url=url)
     assert (after.code, after.json["layout"]) == (0, "prisma-v5")
     _both_sides_work(harness, node, schema=schema)

@@ -20,6 +20,18 @@ from shopify_sessions.testing import FakeShopify
 API_VERSION = "2026-10"
 
 
+def open_storage(url: str, table: str, options: dict[str, Any], is_async: bool) -> Any:
+    """The storage a worker process opens: SQL on ``table``, or Redis under that key prefix."""
+    if url.startswith("redis"):
+        from shopify_sessions.redis import AsyncRedisSessionStorage, RedisSessionStorage
+
+        kind = AsyncRedisSessionStorage if is_async else RedisSessionStorage
+        return kind(url, key_prefix=table)
+    if is_async:
+        return AsyncSQLAlchemySessionStorage(url, table=table, engine_options=options)
+    return SQLAlchemySessionStorage(url, table=table, engine_options=options)
+
+
 class WithoutLock:
     """A storage whose lock does nothing: what a refresh without single flight does."""
 
@@ -76,7 +88,7 @@ def run_sync(
     locked: bool,
     options: dict[str, Any],
 ) -> dict[str, Any]:
-    storage: Any = SQLAlchemySessionStorage(url, table=table, engine_options=options)
+    storage: Any = open_storage(url, table, options, is_async=False)
     if not locked:
         storage = WithoutLock(storage)
     tally = Tally()
@@ -130,7 +142,7 @@ def run_async(
     options: dict[str, Any],
 ) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
-        storage: Any = AsyncSQLAlchemySessionStorage(url, table=table, engine_options=options)
+        storage: Any = open_storage(url, table, options, is_async=True)
         if not locked:
             storage = AsyncWithoutLock(storage)
         tally = Tally()
@@ -188,7 +200,7 @@ def migrate_everywhere(
         tokens_seen[shop].append(session.access_token if session else "")
 
     if not is_async:
-        storage = SQLAlchemySessionStorage(url, table=table, engine_options=options)
+        storage = open_storage(url, table, options, is_async=False)
 
         def work() -> None:
             with shopify.http_client(timeout=30) as client:
@@ -216,7 +228,7 @@ def migrate_everywhere(
     else:
 
         async def main() -> None:
-            storage = AsyncSQLAlchemySessionStorage(url, table=table, engine_options=options)
+            storage = open_storage(url, table, options, is_async=True)
             async with shopify.async_http_client(timeout=30) as c:
                 tokens = AsyncOfflineTokens(
                     storage,

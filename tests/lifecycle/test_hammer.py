@@ -17,11 +17,13 @@ import pytest
 from conftest import (
     GALERA_BACKENDS,
     POOLED_BACKENDS,
+    REDIS_BACKENDS,
     SQL_BACKENDS,
     Backend,
     Harness,
     close_harness,
     new_harness,
+    redis_url_of,
     require_backend,
 )
 from lifecycle_hammer import migrate_everywhere, run_async, run_sync
@@ -31,15 +33,38 @@ PROCESSES, WORKERS, SHOPS = 3, 4, 3
 LIFETIME, SKEW, SECONDS = 3, 1.0, 15.0  # access tokens of 3 s, refreshed 1 s before expiry
 
 
-@pytest.fixture(params=[*SQL_BACKENDS, *POOLED_BACKENDS, *GALERA_BACKENDS], ids=lambda b: b.name)
+@pytest.fixture(
+    params=[*SQL_BACKENDS, *POOLED_BACKENDS, *GALERA_BACKENDS, *REDIS_BACKENDS],
+    ids=lambda b: b.name,
+)
 async def hammer_harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     """Every SQL backend, directly, through PgBouncer, and across a Galera pair (each
-    process on one of its nodes, in turn)."""
+    process on one of its nodes, in turn); Redis and the Redis Cluster."""
     backend: Backend = request.param
     require_backend(backend)
-    harness = new_harness(backend, tmp_path)
+    harness = new_harness(backend, tmp_path, redis_url_of(backend, request))
     yield harness
     await close_harness(harness)
+
+
+async def _open(harness: Harness) -> tuple[Any, dict[str, Any]]:
+    """The test's storage (its table created) and the workers' engine options."""
+    storage = harness.storage(table=harness.default_table())
+    options: dict[str, Any] = {}
+    if harness.backend.is_redis:
+        return storage, options
+    await storage.create_table()
+    if harness.backend.server == "sqlite":
+        harness.sql("PRAGMA journal_mode=WAL")
+        options = {"connect_args": {"timeout": 30}}
+    return storage, options
+
+
+def _url(harness: Harness, process: int) -> str:
+    """The URL worker ``process`` opens (a Galera node of its own, in turn)."""
+    if harness.redis_url is not None:
+        return harness.redis_url
+    return harness.backend.url(harness.sqlite_path, node=process)
 
 
 async def _hammer(
@@ -51,12 +76,7 @@ async def _hammer(
     latency: float = 0.0,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     backend = harness.backend
-    storage = harness.storage(table=harness.default_table())
-    await storage.create_table()
-    options: dict[str, Any] = {}
-    if backend.server == "sqlite":
-        harness.sql("PRAGMA journal_mode=WAL")
-        options = {"connect_args": {"timeout": 30}}
+    storage, options = await _open(harness)
     fake_shopify.reset(access_lifetime=LIFETIME, latency=latency)
     shops = [f"hammer-{harness.table_name[-8:]}-{n}.myshopify.com" for n in range(SHOPS)]
     for shop in shops:
@@ -64,7 +84,7 @@ async def _hammer(
     run = run_async if backend.is_async else run_sync
     arguments = [
         (
-            backend.url(harness.sqlite_path, node=p),
+            _url(harness, p),
             harness.table_name,
             fake_shopify,
             shops,
@@ -143,12 +163,7 @@ async def test_legacy_migration_from_many_processes_exchanges_once(
     hammer_harness: Harness, fake_shopify: FakeShopify
 ) -> None:
     sql_harness = hammer_harness
-    storage = sql_harness.storage(table=sql_harness.default_table())
-    await storage.create_table()
-    options: dict[str, Any] = {}
-    if sql_harness.backend.server == "sqlite":
-        sql_harness.sql("PRAGMA journal_mode=WAL")
-        options = {"connect_args": {"timeout": 30}}
+    storage, options = await _open(sql_harness)
     fake_shopify.reset(latency=0.05)
     shops = [f"legacy-{sql_harness.table_name[-8:]}-{n}.myshopify.com" for n in range(SHOPS)]
     legacy = {shop: fake_shopify.seed_offline(shop, legacy=True) for shop in shops}
@@ -156,7 +171,7 @@ async def test_legacy_migration_from_many_processes_exchanges_once(
         await storage.store_session(session)
     arguments = [
         (
-            sql_harness.backend.url(sql_harness.sqlite_path, node=p),
+            _url(sql_harness, p),
             sql_harness.table_name,
             fake_shopify,
             shops,

@@ -299,9 +299,11 @@ async def test_bad_input_is_refused_before_anything_runs(tokens_for: Any) -> Non
     assert "secret" not in repr(tokens_for())
 
 
-async def _get_while(tokens: Any, shop: str, meanwhile: Any) -> Any:
-    """``tokens.get(shop)``, with ``meanwhile()`` awaited while Shopify is answering."""
+async def _get_while(tokens: Any, shop: str, fake: FakeShopify, meanwhile: Any) -> Any:
+    """``tokens.get(shop)``, with ``meanwhile()`` awaited once Shopify has the refresh
+    request and is holding its answer (the fake's latency)."""
     import asyncio
+    import time
 
     from conftest import Awaited
 
@@ -309,9 +311,12 @@ async def _get_while(tokens: Any, shop: str, meanwhile: Any) -> Any:
         pending = asyncio.ensure_future(asyncio.to_thread(tokens.target.get, shop))
     else:
         pending = asyncio.ensure_future(tokens.get(shop))
-    await asyncio.sleep(0.5)  # the stand-in holds its answer for 1 s
-    assert not pending.done()
+    deadline = time.monotonic() + 30
+    while not fake.counters(shop).token_requests:
+        assert time.monotonic() < deadline and not pending.done()
+        await asyncio.sleep(0.01)
     await meanwhile()
+    assert not pending.done()  # the answer is still held: the change came mid-refresh
     return await pending
 
 
@@ -333,7 +338,7 @@ async def test_a_pair_renewed_after_the_row_changed_is_discarded(
             await storage.store_session(other)
 
     with caplog.at_level(logging.WARNING, logger="shopify_sessions"):
-        got = await _get_while(tokens_for(), shop, meanwhile)
+        got = await _get_while(tokens_for(), shop, fake_shopify, meanwhile)
     expected = None if change == "deleted" else other
     assert got == expected
     assert await storage.load_session(old.id) == expected

@@ -97,7 +97,9 @@ async def test_the_lock_is_exclusive_and_bounded(harness: Harness) -> None:
     exclude each other."""
     first = harness.storage(table=harness.default_table())
     second = (
-        first if not harness.backend.is_sql else harness.storage(table=harness.table_name, node=1)
+        first
+        if harness.backend.server == "memory"
+        else harness.storage(table=harness.table_name, node=1)
     )
     if isinstance(first, Awaited):
         with first.target.lock_session("offline_a.myshopify.com"):

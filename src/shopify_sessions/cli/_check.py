@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.markup import escape
 from sqlalchemy import Engine, Table, text
@@ -14,9 +14,29 @@ from ..sqlalchemy import SQLAlchemySessionStorage
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
 from ..sqlalchemy._pooler import take_pooler
-from ._connect import command_url, connection_to, count_rows, missing_table, open_storage, reflect
-from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url, command_line
-from ._output import ExitCode, plain_name, reporting
+from ._connect import (
+    command_url,
+    connection_to,
+    count_rows,
+    describe_keys,
+    is_redis,
+    missing_table,
+    open_redis,
+    open_storage,
+    reflect,
+)
+from ._options import (
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_TABLE,
+    BatchSize,
+    Json,
+    KeyPrefix,
+    Schema,
+    TableName,
+    Url,
+    command_line,
+)
+from ._output import ExitCode, Output, plain_name, reporting
 from ._progress import progress_bar
 from ._upgrade import plan_upgrade
 
@@ -30,14 +50,18 @@ def check(
     schema: Schema = None,
     as_json: Json = False,
     batch_size: BatchSize = 500,
+    key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
 ) -> None:
     """Check the table: its layout, every problem the storage would refuse, the session
     lock it will use (and what that lock still needs), and counts.
 
     Exit 0 when the storage can use the table, 4 when it is missing, 5 when it cannot
-    hold sessions (every problem is listed), 3 when the database is unreachable.
+    hold sessions (every problem is listed), 3 when the database is unreachable. On
+    Redis: the sessions under --key-prefix, counted (shop lists are not sessions).
     """
     with reporting("check", as_json) as output:
+        if is_redis(url):
+            _check_redis(output, url, key_prefix, batch_size)
         storage = open_storage(url, table, schema)
         engine = storage.engine
         real = reflect(engine, table, schema)
@@ -83,6 +107,23 @@ def check(
         result["sessions"] = counts
         output.say(_summary(counts, layout))
         output.done(result)
+
+
+def _check_redis(output: Output, url: str, prefix: str, batch_size: int) -> NoReturn:
+    redis_storage = open_redis(url, prefix)
+    counts = _counts()
+    now = datetime.now(timezone.utc)
+    with progress_bar(output, "counting sessions", 0) as advance:
+        for batch in redis_storage.sessions(batch_size=batch_size):
+            for session in batch:
+                _tally(counts, session, now)
+            advance(len(batch))
+    redis_storage.close()
+    output.say(f"{describe_keys(redis_storage)} (the Node Redis adapter's layout)")
+    output.say(_summary(counts, None))
+    output.done(
+        {"store": "redis", "key_prefix": prefix, "problems": [], "advice": [], "sessions": counts}
+    )
 
 
 def _lock_report(storage: SQLAlchemySessionStorage, url: str) -> dict[str, Any]:
@@ -169,11 +210,11 @@ def _tally(counts: dict[str, int], session: Session, now: datetime) -> None:
         counts["encrypted"] += 1
 
 
-def _summary(counts: dict[str, int], layout: Layout) -> str:
+def _summary(counts: dict[str, int], layout: Layout | None) -> str:
+    what = "these Redis keys" if layout is None else f"this {layout.value} table"
     return (
         f"sessions: {counts['total']} ({counts['offline']} offline, {counts['online']} online), "
         f"{counts['expired']} expired, {counts['with_refresh_token']} with a refresh token "
         f"({counts['refresh_due_7_days']} due within 7 days, {counts['refresh_expired']} "
-        f"expired), {counts['encrypted']} encrypted\nok: the storage can use this "
-        f"{layout.value} table"
+        f"expired), {counts['encrypted']} encrypted\nok: the storage can use {what}"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from sqlalchemy import URL, Connection, Engine, Table, func, make_url, select
 from sqlalchemy.engine import Dialect
@@ -18,6 +20,9 @@ from ..sqlalchemy._schema import reflect_table
 from ..sqlalchemy._translate import FAILURES, connect_failure, statement_failure
 from ..sqlalchemy._url import DRIVERS, resolve_url
 from ._options import command_line
+
+if TYPE_CHECKING:
+    from ..redis import RedisSessionStorage
 
 _ASYNC_DRIVERS = {driver.name for (_, is_async), ds in DRIVERS.items() if is_async for driver in ds}
 
@@ -41,6 +46,23 @@ def command_url(url: str) -> URL:
             mode = parsed.query["ssl"]
             parsed = parsed.difference_update_query(["ssl"]).update_query_dict({"sslmode": mode})
     return resolve_url(parsed, is_async=False)
+
+
+def is_redis(url: str) -> bool:
+    """Whether ``url`` is a Redis URL (the Redis storage) rather than a database URL."""
+    return urlsplit(url).scheme in ("redis", "rediss", "unix")
+
+
+def open_redis(url: str, prefix: str, cipher: TokenCipher | None = None) -> RedisSessionStorage:
+    """A sync Redis storage on ``url`` under the key prefix ``prefix``."""
+    from ..redis import RedisSessionStorage
+
+    return RedisSessionStorage(url, key_prefix=prefix, token_cipher=cipher)
+
+
+def describe_keys(storage: RedisSessionStorage) -> str:
+    """How messages name a Redis storage's keys."""
+    return f"Redis keys {storage.key_prefix}_*"
 
 
 def open_storage(

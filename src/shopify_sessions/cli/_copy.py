@@ -12,8 +12,16 @@ from ..sqlalchemy import session_table
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import detect_layout
 from ._compare import same_up_to_layout
-from ._connect import command_url, count_rows, open_storage, quoted
-from ._options import DEFAULT_TABLE, BatchSize, Json
+from ._connect import (
+    command_url,
+    count_rows,
+    describe_keys,
+    is_redis,
+    open_redis,
+    open_storage,
+    quoted,
+)
+from ._options import DEFAULT_KEY_PREFIX, DEFAULT_TABLE, BatchSize, Json
 from ._output import ExitCode, plain_name, reporting
 from ._progress import progress_bar
 
@@ -25,6 +33,13 @@ TargetTable = Annotated[
 ]
 SourceSchema = Annotated[str | None, typer.Option("--source-schema", show_default=False)]
 TargetSchema = Annotated[str | None, typer.Option("--target-schema", show_default=False)]
+
+SourcePrefix = Annotated[
+    str, typer.Option("--source-key-prefix", help="Redis source: the prefix of its keys.")
+]
+TargetPrefix = Annotated[
+    str, typer.Option("--target-key-prefix", help="Redis target: the prefix of its keys.")
+]
 
 #: Ids of sessions that failed, listed in the result (the count is always complete).
 LISTED = 20
@@ -39,43 +54,55 @@ def copy(
     target_schema: TargetSchema = None,
     batch_size: BatchSize = 500,
     as_json: Json = False,
+    source_key_prefix: SourcePrefix = DEFAULT_KEY_PREFIX,
+    target_key_prefix: TargetPrefix = DEFAULT_KEY_PREFIX,
 ) -> None:
     """Copy every session between databases and layouts, then verify the target.
 
     Reads the source in batches and upserts each session into the target, so it can
     be run again after an interruption. A missing target table is created as the
-    default table. Then every session is loaded from the target and compared; exit 1
-    if one could not be copied or differs.
+    default table. Either side may be Redis (the Node Redis adapter's keys). Then every
+    session is loaded from the target and compared; exit 1 if one could not be copied or
+    differs.
     """
     with reporting("copy", as_json) as output:
-        same_url = command_url(source_url) == command_url(target_url)
-        if same_url and (source_table, source_schema) == (target_table, target_schema):
+        source_prefix, target_prefix = source_key_prefix, target_key_prefix
+        if _same_place(source_url, target_url, (source_table, source_schema, source_prefix),
+                       (target_table, target_schema, target_prefix)):  # fmt: skip
             raise InvalidSessionError(
-                "the source and the target are the same table: give --target-table or "
-                "another TARGET_URL"
+                "the source and the target are the same table: give --target-table "
+                "(--target-key-prefix on Redis) or another TARGET_URL"
             )
-        source = open_storage(source_url, source_table, source_schema, hint=False)
-        try:
-            source.check_table()
-        except MissingSessionTableError:
-            raise MissingSessionTableError(
-                f"the source table {quoted(source_table, source_schema)} does not exist"
-            ) from None
-        target = open_storage(target_url, target_table, target_schema, create=True)
+        source: Any
+        if is_redis(source_url):
+            source, total = open_redis(source_url, source_prefix), 0
+        else:
+            source = open_storage(source_url, source_table, source_schema, hint=False)
+            try:
+                source.check_table()
+            except MissingSessionTableError:
+                raise MissingSessionTableError(
+                    f"the source table {quoted(source_table, source_schema)} does not exist"
+                ) from None
+            total = count_rows(source.engine, source.table)
         created = False
-        try:
-            target.check_table()
-        except MissingSessionTableError:
-            target.close()
-            definition = session_table(MetaData(), target_table, schema=target_schema)
-            target = open_storage(target_url, definition, None, create=True)
-            target.create_table()
-            target.check_table()
-            created = True
-            output.say(f"created {describe_table(definition)} (the default table)")
-        dialect = target.engine.dialect
-        target_layout = detect_layout(target.table, dialect).value
-        total = count_rows(source.engine, source.table)
+        target: Any
+        if is_redis(target_url):
+            target = open_redis(target_url, target_prefix)
+            target_layout = "node-redis"
+        else:
+            target = open_storage(target_url, target_table, target_schema, create=True)
+            try:
+                target.check_table()
+            except MissingSessionTableError:
+                target.close()
+                definition = session_table(MetaData(), target_table, schema=target_schema)
+                target = open_storage(target_url, definition, None, create=True)
+                target.create_table()
+                target.check_table()
+                created = True
+                output.say(f"created {describe_table(definition)} (the default table)")
+            target_layout = detect_layout(target.table, target.engine.dialect).value
         copied = 0
         failed: list[dict[str, str]] = []
         with progress_bar(output, "copying", total) as advance:
@@ -87,6 +114,7 @@ def copy(
                     except InvalidSessionError as error:
                         failed.append({"id": session.id, "error": str(error)})
                 advance(len(batch))
+        total = max(total, copied + len(failed))
         failed_ids = {item["id"] for item in failed}
         equal = equivalent = 0
         different: list[str] = []
@@ -106,8 +134,8 @@ def copy(
         source.close()
         target.close()
         result: dict[str, Any] = {
-            "source": plain_name(source.table),
-            "target": plain_name(target.table),
+            "source": _describe(source, plain=True),
+            "target": _describe(target, plain=True),
             "target_layout": target_layout,
             "target_created": created,
             "sessions": total,
@@ -124,9 +152,27 @@ def copy(
         for session_id in different[:LISTED]:
             output.warn(f"differs on the target: {session_id}")
         output.say(
-            f"copied {copied} of {total} session(s) to {describe_table(target.table)} "
+            f"copied {copied} of {total} session(s) to {_describe(target, plain=False)} "
             f"({target_layout}); verified {equal} equal, {equivalent} equal up to the "
             f"target's layout, {len(different)} different, {len(failed)} not copied"
         )
         code = ExitCode.PROBLEM if failed or different else ExitCode.OK
         output.done(result, code)
+
+
+def _same_place(
+    source_url: str, target_url: str, source: tuple[object, ...], target: tuple[object, ...]
+) -> bool:
+    """Whether the source and the target are one table (or one Redis key prefix)."""
+    if is_redis(source_url) != is_redis(target_url):
+        return False
+    if is_redis(source_url):
+        return source_url == target_url and source[2] == target[2]
+    return command_url(source_url) == command_url(target_url) and source[:2] == target[:2]
+
+
+def _describe(storage: Any, *, plain: bool) -> str:
+    """A table as the JSON (``plain``) or a message names it; Redis keys by their prefix."""
+    if hasattr(storage, "key_prefix"):
+        return describe_keys(storage)
+    return plain_name(storage.table) if plain else describe_table(storage.table)

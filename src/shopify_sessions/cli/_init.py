@@ -10,7 +10,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..sqlalchemy import session_table
 from ..sqlalchemy._core import describe_table
-from ._connect import lock_table_ddl, open_storage, reflect
+from ._connect import is_redis, lock_table_ddl, open_storage, reflect
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
 from ._output import plain_name, reporting
 
@@ -34,6 +34,9 @@ def init(
     their DDL for review instead.
     """
     with reporting("init", as_json) as output:
+        if is_redis(url):
+            output.say("Redis needs no table: there is nothing to create")
+            output.done({"store": "redis", "created": False, "applied": False})
         definition = session_table(MetaData(), table, schema=schema)
         storage = open_storage(url, definition, None, create=True, connect=not sql)
         dialect = storage.engine.dialect

@@ -9,7 +9,16 @@ import typer
 from .._errors import ReauthorizationRequiredError, SessionStorageError
 from .._time import utc_now
 from ..shopify_app import RefreshReport
-from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url
+from ._options import (
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_TABLE,
+    BatchSize,
+    Json,
+    KeyPrefix,
+    Schema,
+    TableName,
+    Url,
+)
 from ._output import reporting
 from ._progress import progress_bar
 from ._shopify import finish, offline_tokens
@@ -34,6 +43,7 @@ def migrate_legacy(
     dry_run: DryRun = False,
     batch_size: BatchSize = 500,
     as_json: Json = False,
+    key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
 ) -> None:
     """Exchange each legacy (non-expiring) offline token for an expiring pair.
 
@@ -44,7 +54,7 @@ def migrate_legacy(
     """
     with (
         reporting("migrate-legacy", as_json) as output,
-        offline_tokens(url, table, schema) as (
+        offline_tokens(url, table, schema, key_prefix) as (
             storage,
             tokens,
         ),

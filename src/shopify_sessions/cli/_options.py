@@ -15,15 +15,24 @@ Url = Annotated[
         show_envvar=True,
         help=(
             "Database URL: postgres[ql]://, mysql://, mariadb://, sqlite:///path "
-            "(a synchronous driver is chosen; an asyncio driver in the URL is replaced)."
+            "(a synchronous driver is chosen; an asyncio driver in the URL is replaced), "
+            "or redis://, rediss://, unix:// (add ?cluster=true for a Redis Cluster)."
         ),
         show_default=False,
     ),
 ]
-TableName = Annotated[str, typer.Option("--table", help="Name of the sessions table.")]
+TableName = Annotated[
+    str,
+    typer.Option("--table", envvar="SHOPIFY_SESSIONS_TABLE", help="Name of the sessions table."),
+]
 Schema = Annotated[
     str | None,
-    typer.Option("--schema", help="Schema (MySQL: database) of the table.", show_default=False),
+    typer.Option(
+        "--schema",
+        envvar="SHOPIFY_SESSIONS_SCHEMA",
+        help="Schema (MySQL: database) of the table.",
+        show_default=False,
+    ),
 ]
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")
@@ -33,6 +42,15 @@ BatchSize = Annotated[
 ]
 
 DEFAULT_TABLE = "session"
+
+KeyPrefix = Annotated[
+    str,
+    typer.Option(
+        "--key-prefix",
+        help="Redis: the prefix of the session keys (the Node adapter's sessionKeyPrefix).",
+    ),
+]
+DEFAULT_KEY_PREFIX = "shopify_sessions"
 
 
 def command_line(subcommand: str, table: str, schema: str | None) -> str:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ._connect import count_rows, ready_storage
-from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url
+from ._connect import count_rows, is_redis, open_redis, ready_storage
+from ._options import (
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_TABLE,
+    BatchSize,
+    Json,
+    KeyPrefix,
+    Schema,
+    TableName,
+    Url,
+)
 from ._output import reporting
 from ._progress import progress_bar
 
@@ -65,14 +74,19 @@ def purge(
     dry_run: DryRun = False,
     batch_size: BatchSize = 500,
     as_json: Json = False,
+    key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
 ) -> None:
     """Delete sessions expired more than --grace ago, unless a refresh token can renew them.
 
     Walks the table in batches (each deleted in its own transaction) with a progress bar.
     """
     with reporting("purge", as_json) as output:
-        storage = ready_storage(url, table, schema)
-        total = count_rows(storage.engine, storage.table, with_expiry=True)
+        storage: Any
+        if is_redis(url):
+            storage, total = open_redis(url, key_prefix), 0
+        else:
+            storage = ready_storage(url, table, schema)
+            total = count_rows(storage.engine, storage.table, with_expiry=True)
         with progress_bar(output, "purging" if not dry_run else "counting", total) as advance:
             count = storage.delete_expired_sessions(
                 grace=grace, batch_size=batch_size, dry_run=dry_run, progress=advance

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .._encryption import FernetTokenCipher
 from .._errors import InvalidSessionError
-from ._connect import count_rows, ready_storage
-from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url
+from ._connect import count_rows, is_redis, open_redis, ready_storage
+from ._options import (
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_TABLE,
+    BatchSize,
+    Json,
+    KeyPrefix,
+    Schema,
+    TableName,
+    Url,
+)
 from ._output import reporting
 from ._progress import progress_bar
 
@@ -56,6 +65,7 @@ def reencrypt(
     keys_env: KeysEnv = KEYS_VARIABLE,
     batch_size: BatchSize = 500,
     as_json: Json = False,
+    key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
 ) -> None:
     """Encrypt plaintext tokens, and re-encrypt those under older keys, with the newest key.
 
@@ -63,10 +73,21 @@ def reencrypt(
     """
     with reporting("reencrypt", as_json) as output:
         cipher, newest = cipher_from_environment(keys_env)
-        storage = ready_storage(url, table, schema, cipher)
-        total = count_rows(storage.engine, storage.table)
+        read = [0]
+
+        def advanced(rows: int) -> None:
+            read[0] += rows
+            advance(rows)
+
+        storage: Any
+        if is_redis(url):
+            storage, total = open_redis(url, key_prefix, cipher), 0
+        else:
+            storage = ready_storage(url, table, schema, cipher)
+            total = count_rows(storage.engine, storage.table)
         with progress_bar(output, "re-encrypting", total) as advance:
-            rewritten = storage.reencrypt_tokens(batch_size=batch_size, progress=advance)
+            rewritten = storage.reencrypt_tokens(batch_size=batch_size, progress=advanced)
+        total = max(total, read[0])
         storage.close()
         output.say(f"rewrote {rewritten} of {total} row(s) under key {newest}")
         output.done({"rewritten": rewritten, "rows": total, "key_id": newest})

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from .._time import utc_now
-from ._options import DEFAULT_TABLE, BatchSize, Json, Schema, TableName, Url
+from ._options import (
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_TABLE,
+    BatchSize,
+    Json,
+    KeyPrefix,
+    Schema,
+    TableName,
+    Url,
+)
 from ._output import reporting
 from ._progress import progress_bar
 from ._purge import parse_duration
@@ -33,6 +42,7 @@ def refresh_expiring(
     within: Within = timedelta(days=7),
     batch_size: BatchSize = 100,
     as_json: Json = False,
+    key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
 ) -> None:
     """Refresh every offline session whose refresh token expires within --within.
 
@@ -43,7 +53,7 @@ def refresh_expiring(
     """
     with (
         reporting("refresh-expiring", as_json) as output,
-        offline_tokens(url, table, schema) as (
+        offline_tokens(url, table, schema, key_prefix) as (
             storage,
             tokens,
         ),

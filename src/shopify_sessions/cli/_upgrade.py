@@ -43,7 +43,7 @@ from ..sqlalchemy._codecs import sql_type
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
 from ..sqlalchemy._table import COLUMNS, MYSQL, Kind
-from ._connect import connection_to, lock_table_ddl, missing_table, open_storage, reflect
+from ._connect import connection_to, is_redis, lock_table_ddl, missing_table, open_storage, reflect
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
 from ._output import ExitCode, plain_name, reporting
 
@@ -191,6 +191,9 @@ def upgrade(
     nothing.
     """
     with reporting("upgrade", as_json) as output:
+        if is_redis(url):
+            output.say("Redis needs no table: there is nothing to upgrade")
+            output.done({"store": "redis", "created": False, "applied": False})
         storage = open_storage(url, table, schema)
         engine = storage.engine
         real = reflect(engine, table, schema)

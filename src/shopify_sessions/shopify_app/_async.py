@@ -7,14 +7,14 @@ is): edit here, then run the script.
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from shopify_app import ResultWithExchangeableIdToken
 from shopify_app.exchange.refresh_token import refresh_access_token_async
+from shopify_app.exchange.token_exchange import token_exchange_async
 
 from .._errors import (
     LockTimeoutError,
@@ -26,6 +26,7 @@ from .._errors import (
 from .._locks import DEFAULT_LOCK_TIMEOUT
 from .._session import Session
 from .._storage import AsyncLockingSessionStorage, check_storage_kind, is_refresh_due
+from .._telemetry import DISCARDED, DONE, DONE_ELSEWHERE, Telemetry
 from ._base import HEADERS, Due, RefreshReport, TokensBase, logger, now
 
 
@@ -55,6 +56,9 @@ class AsyncOfflineTokens(TokensBase):
         delete_on_reauthorization: delete the session when Shopify says the merchant must
             re-authorise (``get`` then returns ``None``); by default the row is kept as it
             was, and each later ``get`` asks Shopify again.
+        telemetry: where to report metrics and spans (see
+            :class:`~shopify_sessions.telemetry.Telemetry`); OpenTelemetry's global
+            providers by default, when ``opentelemetry-api`` is installed.
     """
 
     __slots__ = ("_http_client", "_storage")
@@ -70,6 +74,7 @@ class AsyncOfflineTokens(TokensBase):
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         store_attempts: int = 6,
         delete_on_reauthorization: bool = False,
+        telemetry: Telemetry | None = None,
     ) -> None:
         check_storage_kind(storage, AsyncOfflineTokens, is_async=True)
         if not isinstance(storage, AsyncLockingSessionStorage):
@@ -85,9 +90,16 @@ class AsyncOfflineTokens(TokensBase):
             lock_timeout,
             store_attempts,
             delete_on_reauthorization,
+            telemetry,
         )
         self._storage = storage
         self._http_client = http_client
+
+    @property
+    def http_client(self) -> httpx.AsyncClient | None:
+        """The ``httpx`` client that calls Shopify (``None``: ``shopifyapp`` makes its own);
+        the app's own Admin API calls can share it."""
+        return self._http_client
 
     async def get(self, shop: str) -> Session | None:
         """The shop's offline session, with an access token valid for at least ``skew``.
@@ -125,6 +137,71 @@ class AsyncOfflineTokens(TokensBase):
                 raise
             logger.warning("%s: serving the current token until it expires: %s", domain, error)
             return session
+
+    async def get_or_exchange(self, verified: ResultWithExchangeableIdToken) -> Session:
+        """The offline session of the shop of a request ``shopifyapp`` verified: the stored
+        one, valid for ``skew`` (as :meth:`get`), or, when there is none or its merchant
+        must re-authorise, a new one from Shopify's token exchange of the request's session
+        token, stored.
+
+        This is what an App Home page or an admin extension needs on every request. The
+        exchange runs under the session's lock, so concurrent first requests of a shop
+        make one exchange; a worker that waited uses the session just stored.
+
+        Args:
+            verified: what ``ShopifyApp.verify_app_home_req`` (or
+                ``verify_admin_ui_ext_req``, ``verify_pos_ui_ext_req``) returned, when its
+                ``ok`` is true.
+
+        Raises:
+            ValueError: ``verified`` is not a successful verification with an
+                exchangeable session token.
+            TokenExchangeError: Shopify refused the exchange; its ``response`` is the one
+                to answer the request with.
+            ReauthorizationRequiredError: the session was deleted (the app uninstalled)
+                while the exchange was in flight.
+            TokenRefreshError: As for :meth:`get`.
+            TokenPersistenceError: As for :meth:`get`.
+            LockTimeoutError: As for :meth:`get`.
+            SessionStorageError: As for :meth:`get`.
+        """
+        domain, id = self.exchange_input(verified)
+        try:
+            session = await self.get(domain)
+        except ReauthorizationRequiredError:
+            session = None
+        if session is not None:
+            return session
+        with self.attempt("token exchange", domain, id) as attempt:
+            lock = self._storage.lock_session(id, timeout=self._lock_timeout)
+            async with lock:
+                attempt.locked()
+                stored = await self._storage.load_session(id)
+                if stored is not None and not self.is_stale(stored, now()):
+                    attempt.finish(DONE_ELSEWHERE)
+                    return stored
+                result = await token_exchange_async(
+                    "offline",
+                    self._app_config,
+                    id_token=verified.id_token,
+                    invalid_token_response=verified.invalid_token_response,
+                    http_client=self._http_client,
+                )
+                session = self.exchanged_session(domain, result)
+                if stored is None:
+                    await self._storage.store_session(session)
+                elif not await self._storage.replace_session(session, previous=stored):
+                    # A worker outside the lock stored a pair meanwhile, or the session
+                    # was deleted (an uninstall): never brought back.
+                    attempt.finish(DISCARDED)
+                    current = await self._storage.load_session(id)
+                    if current is None:
+                        raise ReauthorizationRequiredError(
+                            domain, "session_deleted", "the session was deleted meanwhile"
+                        )
+                    return current
+                attempt.finish(DONE)
+                return session
 
     async def migrate_legacy(self, shop: str) -> Session | None:
         """Exchange the shop's non-expiring offline token for an expiring pair, once.
@@ -195,43 +272,28 @@ class AsyncOfflineTokens(TokensBase):
         action: str,
         call: Callable[[str, Session], Awaitable[Session]],
     ) -> Session | None:
-        started = time.monotonic()
-        async with self._storage.lock_session(id, timeout=self._lock_timeout):
-            waited = time.monotonic() - started
-            session = await self._storage.load_session(id)
-            if session is None or not due(session, now()):
-                self.log(logging.DEBUG, action, domain, "done by another worker", waited, waited)
-                return session
-            try:
-                renewed = await call(domain, session)
-            except ReauthorizationRequiredError as error:
-                outcome = f"reauthorization required ({error.code})"
-                self.log(
-                    logging.WARNING, action, domain, outcome, waited, time.monotonic() - started
-                )
-                if self._delete_on_reauthorization:
-                    await self._delete_unless_renewed(session)
-                raise
-            except TokenRefreshError as error:
-                outcome = f"failed ({error.code})"
-                self.log(
-                    logging.WARNING, action, domain, outcome, waited, time.monotonic() - started
-                )
-                raise
-            if await self._store(domain, renewed, session):
-                self.log(logging.INFO, action, domain, "done", waited, time.monotonic() - started)
-                return renewed
-            # The row changed while Shopify answered: this worker outlived its lock, or
-            # the session was deleted (an uninstall). Whatever is stored now wins.
-            self.log(
-                logging.WARNING,
-                action,
-                domain,
-                "discarded: the stored pair changed meanwhile",
-                waited,
-                time.monotonic() - started,
-            )
-            return await self._storage.load_session(id)
+        with self.attempt(action, domain, id) as attempt:
+            lock = self._storage.lock_session(id, timeout=self._lock_timeout)
+            async with lock:
+                attempt.locked()
+                session = await self._storage.load_session(id)
+                if session is None or not due(session, now()):
+                    attempt.finish(DONE_ELSEWHERE)
+                    return session
+                try:
+                    renewed = await call(domain, session)
+                except ReauthorizationRequiredError as error:
+                    attempt.failed(error)
+                    if self._delete_on_reauthorization:
+                        await self._delete_unless_renewed(session)
+                    raise
+                if await self._store(domain, renewed, session):
+                    attempt.finish(DONE)
+                    return renewed
+                # The row changed while Shopify answered: this worker outlived its lock, or
+                # the session was deleted (an uninstall). Whatever is stored now wins.
+                attempt.finish(DISCARDED)
+                return await self._storage.load_session(id)
 
     async def _refresh(self, domain: str, session: Session) -> Session:
         token = self.refresh_input(domain, session, now())

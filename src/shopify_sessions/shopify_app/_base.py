@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,17 +18,37 @@ from typing import Any
 from shopify_app import TokenExchangeResult
 
 from .._errors import (
+    LockTimeoutError,
     ReauthorizationRequiredError,
     SessionStorageError,
+    TokenExchangeError,
     TokenPersistenceError,
     TokenRefreshError,
 )
 from .._locks import check_timeout
 from .._session import Session
-from .._shop import offline_session_id
+from .._shop import offline_session_id, shop_domain
 from .._storage import holds_tokens
+from .._telemetry import (
+    DISCARDED,
+    DONE,
+    DONE_ELSEWHERE,
+    ERROR_CODE,
+    FAILED,
+    LOCK_WAITED,
+    OPERATION,
+    OUTCOME,
+    REAUTHORIZATION_REQUIRED,
+    RENEWAL_SPANS,
+    SESSION_ID,
+    SHOP,
+    TRIGGER,
+    Telemetry,
+    check_telemetry,
+    error_code,
+)
 from .._time import utc_now
-from ._convert import session_from_token, shop_domain, token_from_session
+from ._convert import session_from_token, token_from_session
 
 logger = logging.getLogger("shopify_sessions")
 
@@ -42,6 +64,14 @@ LEGACY_REAUTHORIZE = frozenset({"invalid_grant", "invalid_subject_token", "inval
 LEGACY_ATTEMPTS = 3
 TOKEN_TYPE = "urn:shopify:params:oauth:token-type:offline-access-token"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+#: The log's name of each renewal, and the operation and trigger telemetry gives it.
+ACTIONS = {
+    "refresh": ("refresh", "get"),
+    "keep-warm": ("refresh", "keep_warm"),
+    "legacy exchange": ("legacy_exchange", "migrate_legacy"),
+    "token exchange": ("token_exchange", "request"),
+}
 
 
 @dataclass(slots=True)
@@ -65,6 +95,86 @@ class RefreshReport:
         return not self.failed and not self.reauthorization_required
 
 
+class Attempt:
+    """One renewal of a session's token (a refresh, a legacy or a token exchange), from
+    asking for it to its outcome, which is reported once: one log record (never a token)
+    and, through telemetry, a count, a duration, the lock wait and the span's attributes.
+    """
+
+    __slots__ = ("_action", "_domain", "_span", "_started", "_telemetry", "_waited", "outcome")
+
+    def __init__(self, telemetry: Telemetry, action: str, domain: str, span: Any) -> None:
+        self._telemetry, self._action, self._domain, self._span = telemetry, action, domain, span
+        self._started = time.monotonic()
+        self._waited: float | None = None
+        self.outcome: str | None = None
+
+    def locked(self) -> None:
+        """The session lock is taken: the wait is over."""
+        self._waited = time.monotonic() - self._started
+        self._telemetry.record_lock_wait(ACTIONS[self._action][0], self._waited, acquired=True)
+        if self._span is not None:
+            self._span.set_attribute(LOCK_WAITED, self._waited)
+
+    def failed(self, error: BaseException) -> None:
+        """Report the error that ended the renewal, unless an outcome was reported."""
+        if self.outcome is not None:
+            return
+        if isinstance(error, LockTimeoutError) and self._waited is None:
+            waited = time.monotonic() - self._started
+            self._telemetry.record_lock_wait(ACTIONS[self._action][0], waited, acquired=False)
+        outcome = (
+            REAUTHORIZATION_REQUIRED if isinstance(error, ReauthorizationRequiredError) else FAILED
+        )
+        self.finish(outcome, error_code(error), error)
+
+    def finish(
+        self, outcome: str, code: str | None = None, error: BaseException | None = None
+    ) -> None:
+        """Report the renewal's outcome: one of ``_telemetry``'s outcome values."""
+        if self.outcome is not None:
+            return
+        self.outcome = outcome
+        duration = time.monotonic() - self._started
+        waited = duration if self._waited is None else self._waited
+        level, text = _LOG_OUTCOMES[outcome]
+        logger.log(
+            level,
+            "%s %s: %s (lock wait %.0f ms, %.0f ms in all)",
+            self._action,
+            self._domain,
+            text.format(code=code),
+            waited * 1000,
+            duration * 1000,
+            extra={
+                "shop": self._domain,
+                "action": self._action,
+                "outcome": text.format(code=code),
+                "lock_wait_ms": round(waited * 1000, 1),
+                "duration_ms": round(duration * 1000, 1),
+            },
+        )
+        operation, trigger = ACTIONS[self._action]
+        attributes = {OPERATION: operation, TRIGGER: trigger, OUTCOME: outcome}
+        if code is not None:
+            attributes[ERROR_CODE] = code
+        self._telemetry.count_renewal(operation, duration, attributes)
+        if self._span is not None:
+            self._span.set_attributes(attributes)
+            if code is not None:
+                self._telemetry.fail_span(self._span, error, code)
+
+
+#: The level and the log's wording of each outcome.
+_LOG_OUTCOMES = {
+    DONE: (logging.INFO, "done"),
+    DONE_ELSEWHERE: (logging.DEBUG, "done by another worker"),
+    DISCARDED: (logging.WARNING, "discarded: the stored pair changed meanwhile"),
+    REAUTHORIZATION_REQUIRED: (logging.WARNING, "reauthorization required ({code})"),
+    FAILED: (logging.WARNING, "failed ({code})"),
+}
+
+
 class TokensBase:
     """The settings and decisions shared by the sync and async shells."""
 
@@ -74,6 +184,7 @@ class TokensBase:
         "_lock_timeout",
         "_skew",
         "_store_attempts",
+        "_telemetry",
     )
 
     def __init__(
@@ -84,6 +195,7 @@ class TokensBase:
         lock_timeout: float,
         store_attempts: int,
         delete_on_reauthorization: bool,
+        telemetry: Telemetry | None,
     ) -> None:
         for name, value in (("client_id", client_id), ("client_secret", client_secret)):
             if not isinstance(value, str) or not value:
@@ -105,11 +217,26 @@ class TokensBase:
         self._lock_timeout = check_timeout(lock_timeout)
         self._store_attempts = store_attempts
         self._delete_on_reauthorization = bool(delete_on_reauthorization)
+        self._telemetry = check_telemetry(telemetry)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(client_id={self._app_config['client_id']!r}, skew={self._skew})"
         )
+
+    @contextmanager
+    def attempt(self, action: str, domain: str, id: str) -> Iterator[Attempt]:
+        """An :class:`Attempt` at renewing session ``id``, inside its span; an error that
+        leaves the block before an outcome was reported is reported as the outcome."""
+        operation, trigger = ACTIONS[action]
+        attributes = {SHOP: domain, SESSION_ID: id, OPERATION: operation, TRIGGER: trigger}
+        with self._telemetry.span(RENEWAL_SPANS[operation], attributes) as span:
+            attempt = Attempt(self._telemetry, action, domain, span)
+            try:
+                yield attempt
+            except BaseException as error:
+                attempt.failed(error)
+                raise
 
     @staticmethod
     def offline_id(shop: str) -> tuple[str, str]:
@@ -182,6 +309,45 @@ class TokensBase:
             raise TokenRefreshError(domain, code, detail)
         renewed = session_from_token(result.access_token)
         return self.checked_pair(session, renewed, now)
+
+    def exchange_input(self, verified: Any) -> tuple[str, str]:
+        """``(shop domain, offline session id)`` of a request ``shopifyapp`` verified.
+
+        Raises:
+            ValueError: not a verification that succeeded with an exchangeable session
+                token (``verify_app_home_req``, ``verify_admin_ui_ext_req``,
+                ``verify_pos_ui_ext_req`` give one).
+        """
+        id_token = getattr(verified, "id_token", None)
+        if (
+            getattr(verified, "ok", False) is not True
+            or not getattr(verified, "shop", None)
+            or id_token is None
+            or not getattr(id_token, "exchangeable", False)
+        ):
+            raise ValueError(
+                "get_or_exchange takes a verification of shopifyapp that succeeded with an "
+                "exchangeable session token (verify_app_home_req, verify_admin_ui_ext_req, "
+                "verify_pos_ui_ext_req)"
+            )
+        return self.offline_id(verified.shop)
+
+    def exchanged_session(self, domain: str, result: TokenExchangeResult) -> Session:
+        """The session to store after ``shopifyapp`` exchanged a request's session token.
+
+        Raises:
+            TokenExchangeError: Shopify refused the exchange, or could not be reached;
+                ``response`` is what ``shopifyapp`` suggests answering the request with.
+        """
+        if not result.ok or result.access_token is None:
+            code, detail = result.log.code, result.log.detail
+            raise TokenExchangeError(domain, code, detail, response=result.response)
+        session = session_from_token(result.access_token)
+        if session.shop != domain or session.is_online:
+            raise TokenExchangeError(
+                domain, "unexpected_token", "the exchange answered a token of another kind"
+            )
+        return session
 
     def legacy_request(self, domain: str, session: Session) -> tuple[str, dict[str, Any]]:
         """The URL and JSON body that exchange a legacy token for an expiring pair."""
@@ -273,33 +439,6 @@ class TokensBase:
     def store_pause(attempt: int) -> float:
         """Seconds before storing a renewed pair again: 0.1 s doubling, at most 2 s."""
         return min(0.1 * (1 << attempt), 2.0) * (0.5 + random.random())
-
-    def log(
-        self,
-        level: int,
-        action: str,
-        domain: str,
-        outcome: str,
-        lock_wait: float,
-        duration: float,
-    ) -> None:
-        """One record per renewal attempt; never a token."""
-        logger.log(
-            level,
-            "%s %s: %s (lock wait %.0f ms, %.0f ms in all)",
-            action,
-            domain,
-            outcome,
-            lock_wait * 1000,
-            duration * 1000,
-            extra={
-                "shop": domain,
-                "action": action,
-                "outcome": outcome,
-                "lock_wait_ms": round(lock_wait * 1000, 1),
-                "duration_ms": round(duration * 1000, 1),
-            },
-        )
 
 
 def now() -> datetime:

@@ -9,21 +9,8 @@ from shopify_app import ClientCredentialsAccessToken, TokenExchangeAccessToken, 
 
 from .._errors import InvalidSessionError
 from .._session import AssociatedUser, OnlineAccessInfo, Session
-from .._shop import offline_session_id, online_session_id, sanitize_shop
+from .._shop import _MYSHOPIFY, offline_session_id, online_session_id, sanitize_shop, shop_domain
 from .._time import UTC, as_utc
-
-_MYSHOPIFY = ".myshopify.com"
-
-
-def shop_domain(shop: str) -> str:
-    """``my-shop`` (as ``shopifyapp`` names shops) or ``my-shop.myshopify.com``, as a domain.
-
-    Raises:
-        InvalidShopError: it is neither.
-    """
-    if isinstance(shop, str) and "." not in shop:
-        shop += _MYSHOPIFY
-    return sanitize_shop(shop)
 
 
 def shop_name(domain: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._codecs import DateTimeFormat
-from ._pooler import pooler_engine_options
+from ._locks import DEFAULT_LOCK_LEASE
+from ._pooler import PoolerMode, pooler_engine_options
 from ._server import ServerFacts
 from ._sync import SQLAlchemySessionStorage
 from ._table import COLUMNS, DEFAULT_TABLE_NAME, Kind, session_lock_table, session_table
@@ -16,10 +17,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMNS",
+    "DEFAULT_LOCK_LEASE",
     "DEFAULT_TABLE_NAME",
     "AsyncSQLAlchemySessionStorage",
     "DateTimeFormat",
     "Kind",
+    "PoolerMode",
     "SQLAlchemySessionStorage",
     "ServerFacts",
     "pooler_engine_options",

@@ -38,9 +38,9 @@ try:
 except ImportError:  # Windows: SQLite falls back to the in-process lock
     fcntl = None  # type: ignore[assignment]
 
-#: Seconds a lease lasts unless its holder renews it: the longest a dead (or frozen) holder
-#: keeps others waiting. A holder renews it every third of that.
 DEFAULT_LOCK_LEASE = 10.0
+"""Seconds a session lock's lease lasts unless its holder renews it: the longest a dead (or
+frozen) holder keeps the others waiting. A holder renews it every third of that."""
 
 #: Galera: each lease statement first waits until this node has applied every write the
 #: cluster committed before it (``wsrep_sync_wait``, bits for UPDATE/DELETE and INSERT), so

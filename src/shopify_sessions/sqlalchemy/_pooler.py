@@ -21,10 +21,10 @@ from sqlalchemy import URL
 from .._errors import DatabaseURLError
 from ._url import parse_url
 
-#: What ``pooler=`` and ``?pooler=`` accept: a transaction pooler stands between the
-#: storage and PostgreSQL, or nothing does (or a session-mode pooler, which needs nothing).
-#: Left out, it is inferred from the host.
 PoolerMode = Literal["transaction", "none"]
+"""What ``pooler=`` and ``?pooler=`` accept: ``"transaction"``, a transaction pooler stands
+between the storage and PostgreSQL; ``"none"``, nothing does (or a session-mode pooler, which
+needs nothing). Left out, it is inferred from the host, and found at first use."""
 POOLER_MODES: tuple[PoolerMode, ...] = ("transaction", "none")
 POOLER_PARAMETER = "pooler"
 

@@ -144,7 +144,7 @@ def lock_table_name(sessions_table: str) -> str:
 
 def session_lock_table(
     metadata: MetaData,
-    name: str = lock_table_name(DEFAULT_TABLE_NAME),
+    name: str = "session_locks",
     *,
     schema: str | None = None,
 ) -> Table:

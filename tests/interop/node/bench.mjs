@@ -3,7 +3,7 @@
 // the phases of benchmarks/phases.py on one table, one phase at a time, when asked, so that
 // `python -m benchmarks.run` interleaves them with the Python sides phase by phase.
 // JSON lines: the first request on stdin sets up,
-//   {"adapter": "drizzle"|"prisma", "dialect": "postgresql"|"mysql"|"sqlite", "url": ...,
+//   {"adapter": "drizzle"|"prisma"|"redis", "dialect": "postgresql"|"mysql"|"sqlite"|"redis", "url": ...,
 //    "table": ..., "sessions": [spec], "updated": [spec], "shops": [shop],
 //    "expected_by_shop": {shop: [id]}, "workers": 16, "delete_batch": 100}
 // and is answered {"ready": true, "versions": {...}} after an untimed warm-up load; then
@@ -129,10 +129,20 @@ function check(condition, message) {
 
 // ---------------------------------------------------------------- main
 
+// The Redis adapter on one Redis (it takes no cluster), under the key prefix `table`.
+async function makeRedis(url, prefix) {
+  const {RedisSessionStorage} = await import('@shopify/shopify-app-session-storage-redis');
+  const storage = new RedisSessionStorage(url, {sessionKeyPrefix: prefix});
+  await storage.ready;
+  return {storage, close: () => storage.disconnect()};
+}
+
 async function open(req) {
-  const {storage, close} = req.adapter === 'drizzle'
-    ? await makeDrizzle(req.dialect, req.url, req.table)
-    : await makePrisma(req.dialect, req.url);
+  const {storage, close} = req.adapter === 'redis'
+    ? await makeRedis(req.url, req.table)
+    : req.adapter === 'drizzle'
+      ? await makeDrizzle(req.dialect, req.url, req.table)
+      : await makePrisma(req.dialect, req.url);
   const sessions = req.sessions.map(specToSession);
   const updated = req.updated.map(specToSession);
   const byId = new Map(updated.map((s) => [s.id, s]));

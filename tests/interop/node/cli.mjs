@@ -256,7 +256,16 @@ async function makeRawStorage(dialect, url, table, req) {
   return {storage, close};
 }
 
+/** The Redis adapter: `table` is its sessionKeyPrefix; `dialect` is not used. */
+async function makeRedisStorage(url, prefix) {
+  const {RedisSessionStorage} = await import('@shopify/shopify-app-session-storage-redis');
+  const storage = new RedisSessionStorage(url, {sessionKeyPrefix: prefix});
+  await storage.ready;
+  return {storage, close: () => storage.disconnect()};
+}
+
 async function makeStorage(adapter, dialect, url, table, req = {}) {
+  if (adapter === 'redis') return makeRedisStorage(url, table ?? 'shopify_sessions');
   if (adapter === 'drizzle') return makeDrizzleStorage(dialect, url, table ?? 'session');
   if (adapter === 'prisma') return makePrismaStorage(dialect, url, table, req);
   if (adapter === 'raw') return makeRawStorage(dialect, url, table ?? 'shopify_sessions', req);
@@ -303,6 +312,11 @@ const OPS = {
     for (const spec of req.sessions) stored.push(await storage.storeSession(specToSession(spec)));
     return {stored};
   }),
+
+  // Every session stored at once (Promise.all), as concurrent requests of one app would.
+  store_parallel: (req) => withStorage(req, async (storage) => ({
+    stored: await Promise.all(req.sessions.map((spec) => storage.storeSession(specToSession(spec)))),
+  })),
 
   load: (req) => withStorage(req, async (storage) => {
     const sessions = [];

@@ -1,0 +1,1 @@
+"""A minimal embedded Shopify app backend on Django, with expiring offline tokens."""

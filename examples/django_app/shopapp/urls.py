@@ -1,0 +1,14 @@
+"""The example's routes: App Home, its API, Shopify's webhooks, the patch ID token page."""
+
+from django.urls import path
+
+from shopify_sessions import django as shopify
+
+from . import views
+
+urlpatterns = [
+    path("", views.products_count),
+    path("api/products/count", views.products_count),
+    path("webhooks", shopify.webhook),
+    path("auth/patch-id-token", shopify.patch_id_token),  # SHOPIFY_SESSIONS' default path
+]

@@ -1,0 +1,529 @@
+"""The asyncio Redis storage: the one hand-written shell.
+
+``_sync.py`` is generated from this file by ``scripts/unasync.py`` (CI checks that it
+is): edit here, then run the script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import NoScriptError
+
+from .._encryption import TokenCipher
+from .._errors import (
+    LockTimeoutError,
+    SessionStorageError,
+    StorageConflictError,
+    StorageUnavailableError,
+)
+from .._locks import (
+    DEFAULT_LOCK_TIMEOUT,
+    AsyncHeartbeat,
+    AsyncKeyedLocks,
+    check_timeout,
+    lock_pauses,
+)
+from .._session import Session
+from .._storage import (
+    check_batch_size,
+    check_id,
+    check_ids,
+    check_replacement,
+    expiry_cutoff,
+    is_purgeable,
+    is_refresh_due,
+    session_order,
+)
+from .._time import as_utc
+from ._client import aclose_client, check_client, client_from_url
+from ._core import (
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_LOCK_LEASE,
+    MIGRATIONS_DONE,
+    RedisCore,
+    Stored,
+)
+from ._scripts import DELETE, INDEX_ADD, INDEX_REMOVE, RENEW, REPLACE, STORE, UNLOCK, Script
+from ._translate import FAILURES, failure
+
+logger = logging.getLogger("shopify_sessions")
+
+#: Compare-and-set rounds of ``replace_session`` before it gives up on a busy key.
+REPLACE_ATTEMPTS = 4
+#: Keys read (or deleted) per pipeline in the operations that walk many.
+PIPELINE_SIZE = 500
+
+
+class AsyncRedisSessionStorage:
+    """Sessions in Redis, in the keys of Shopify's Node Redis adapter, on redis-py's
+    asyncio client.
+
+    The asyncio twin of :class:`RedisSessionStorage`: the same behaviour, awaited.
+
+    A session is the key ``<key_prefix>_<id>``, holding the JSON of its property array as
+    ``@shopify/shopify-app-session-storage-redis`` writes it; each shop's sessions are
+    listed in ``<key_prefix>_<shop>``, a JSON array of session keys, updated atomically
+    (a Lua script per key, so it works on Redis Cluster too, where a session and its
+    shop's list live in different slots).
+
+    Args:
+        client: a Redis URL (``redis://``, ``rediss://``, ``unix://``; add
+            ``?cluster=true`` for a Redis Cluster), or a redis-py client the app already
+            has: ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster``. A client built
+            from a URL is the storage's own, and :meth:`close` closes it.
+        key_prefix: the prefix of every key (the Node adapter's ``sessionKeyPrefix``).
+        token_cipher: encrypts ``accessToken`` and ``refreshToken`` at rest (for example
+            :class:`~shopify_sessions.FernetTokenCipher`); a Node app sharing the keys
+            cannot read encrypted tokens.
+        expire_online_sessions: give an online session's key a Redis expiry at the
+            session's ``expires`` (off by default, as in the Node adapter), so that Redis
+            drops it when its token is no longer valid.
+        lock_lease: seconds a :meth:`lock_session` lock's lease lasts unless its holder
+            renews it (every third of it, while held): how long a dead or frozen holder
+            keeps the others waiting.
+        client_options: keyword arguments for the redis-py client built from a URL
+            (defaults: ``decode_responses=True``, ``socket_timeout=10``,
+            ``socket_connect_timeout=5``).
+
+    Raises:
+        DatabaseURLError: the URL is not a Redis URL.
+        TypeError: the client is not a redis-py client of the storage's kind.
+    """
+
+    __slots__ = (
+        "_client",
+        "_core",
+        "_heartbeat",
+        "_lease",
+        "_locks",
+        "_migrated",
+        "_owns_client",
+    )
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster | str,
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        token_cipher: TokenCipher | None = None,
+        expire_online_sessions: bool = False,
+        lock_lease: float = DEFAULT_LOCK_LEASE,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._core = RedisCore(key_prefix, token_cipher, expire_online_sessions)
+        self._lease = check_timeout(lock_lease)
+        self._owns_client = isinstance(client, str)
+        if isinstance(client, str):
+            client = client_from_url(client, is_async=True, options=client_options)
+        elif client_options:
+            raise TypeError("client_options go with a URL, not with a client")
+        check_client(client, is_async=True)
+        self._client: Any = client
+        self._locks = AsyncKeyedLocks()
+        self._heartbeat = AsyncHeartbeat(self._lease / 3)
+        self._migrated = False
+
+    @property
+    def client(self) -> Redis | RedisCluster:
+        """The redis-py client the storage runs on."""
+        return self._client  # type: ignore[no-any-return]
+
+    @property
+    def key_prefix(self) -> str:
+        """The prefix of every key."""
+        return self._core.prefix
+
+    async def store_session(self, session: Session) -> bool:
+        """Store ``session`` over any session of its id, and list it under its shop.
+
+        The value is written first, then added to the shop's list (if the session moved
+        to another shop, it is taken out of the old shop's list). Returns ``True``.
+        """
+        key, arguments = self._core.store_arguments(session)
+        await self._write_migrations()
+        old = await self._script("store_session", STORE, key, arguments)
+        await self._script(
+            "store_session",
+            INDEX_ADD,
+            self._core.index_key(session.shop),
+            self._core.index_arguments(key),
+        )
+        if old is not None:
+            await self._unlist({self._core.shop_of(key, old): [key]})
+        return True
+
+    async def load_session(self, id: str) -> Session | None:
+        """The session with this id, or ``None`` when the key is absent.
+
+        Raises:
+            SessionDataError: the key holds something that is not a session.
+        """
+        stored = await self._load("load_session", self._core.session_key(id))
+        return None if stored is None else stored.session
+
+    async def replace_session(self, session: Session, *, previous: Session) -> bool:
+        """Store ``session`` only if the stored one still holds ``previous``'s tokens.
+
+        A compare-and-set on the session's key: the stored value is read and its tokens
+        compared (decrypted, with a token cipher), then the new value is written by a
+        script only if the key still holds what was read. Never inserts: ``True`` when
+        ``session`` is stored (or already was), ``False`` when the key holds other tokens
+        or is gone, and nothing was written.
+
+        Raises:
+            StorageConflictError: the key kept changing between the read and the write.
+        """
+        session, previous = check_replacement(session, previous)
+        key, (value, expiry, _) = self._core.store_arguments(session)
+        for _ in range(REPLACE_ATTEMPTS):
+            stored = await self._load("replace_session", key)
+            if stored is None or not self._core.holds_tokens(stored, previous):
+                return stored is not None and self._core.holds_tokens(stored, session)
+            if await self._script("replace_session", REPLACE, key, [stored.raw, value, expiry]):
+                index = self._core.index_arguments(key)
+                await self._script(
+                    "replace_session", INDEX_ADD, self._core.index_key(session.shop), index
+                )
+                if stored.session.shop != session.shop:
+                    await self._unlist({stored.session.shop: [key]})
+                return True
+        raise StorageConflictError(
+            f"replace_session on {self._where}: the key changed {REPLACE_ATTEMPTS} times "
+            "between reading and replacing it"
+        )
+
+    async def delete_session(self, id: str) -> bool:
+        """Delete the session with this id (an absent id is fine) and unlist it. ``True``."""
+        key = self._core.session_key(id)
+        old = await self._script("delete_session", DELETE, key, [])
+        if old is not None:
+            await self._unlist({self._core.shop_of(key, old): [key]})
+        return True
+
+    async def delete_sessions(self, ids: Sequence[str]) -> bool:
+        """Delete the sessions with these ids and unlist them. ``[]`` does nothing."""
+        keys = [self._core.session_key(id) for id in check_ids(ids)]
+        for start in range(0, len(keys), PIPELINE_SIZE):
+            chunk = keys[start : start + PIPELINE_SIZE]
+            olds = await self._pipeline(
+                "delete_sessions", [("EVAL", DELETE.text, 1, key) for key in chunk]
+            )
+            listed: dict[str, list[str]] = {}
+            for key, old in zip(chunk, olds, strict=True):
+                if old is not None:
+                    listed.setdefault(self._core.shop_of(key, old), []).append(key)
+            await self._unlist(listed)
+        return True
+
+    async def find_sessions_by_shop(self, shop: str) -> list[Session]:
+        """Every session of ``shop``, in :func:`~shopify_sessions.session_order`.
+
+        The sessions the shop's list names, read in one pipeline; an entry whose key is
+        gone (or holds a session of another shop) is left out and taken off the list.
+        """
+        index_key = self._core.index_key(shop)
+        raw = await self._run("find_sessions_by_shop", self._client.get, index_key)
+        keys = self._core.index_entries(index_key, raw)
+        if not keys:
+            return []
+        values = await self._pipeline("find_sessions_by_shop", [("GET", key) for key in keys])
+        found, stale = [], []
+        for key, value in zip(keys, values, strict=True):
+            session = None if value is None else self._core.read(key, value).session
+            if session is None or session.shop != shop:
+                stale.append(key)
+            else:
+                found.append(session)
+        if stale:
+            await self._unlist({shop: stale})
+        return sorted(found, key=session_order)
+
+    async def sessions(self, *, batch_size: int = 500) -> AsyncIterator[list[Session]]:
+        """Every session under the key prefix, in id order, ``batch_size`` at a time.
+
+        The keys are listed first (``SCAN`` on every primary of a cluster), then read a
+        batch at a time; sessions deleted meanwhile are left out, sessions added meanwhile
+        may or may not be seen. Shop lists and other values under the prefix are skipped.
+        """
+        async for batch in self._stored(batch_size):
+            yield [stored.session for stored in batch]
+
+    async def sessions_due_for_refresh(
+        self, before: datetime, *, batch_size: int = 100
+    ) -> AsyncIterator[list[Session]]:
+        """The offline sessions whose refresh token expires before ``before``.
+
+        Every session is read (see :meth:`sessions`), so that sessions a Node app wrote
+        are seen too; each batch that holds due sessions is yielded as a list, in id order.
+        """
+        before = as_utc(before)
+        async for batch in self.sessions(batch_size=batch_size):
+            due = [session for session in batch if is_refresh_due(session, before)]
+            if due:
+                yield due
+
+    async def delete_expired_sessions(
+        self,
+        *,
+        grace: timedelta = timedelta(0),
+        now: datetime | None = None,
+        batch_size: int = 500,
+        dry_run: bool = False,
+        progress: Callable[[int], object] | None = None,
+    ) -> int:
+        """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
+
+        Walks every session (see :meth:`sessions`) and deletes the doomed ones a batch at
+        a time. Returns how many were deleted, or with ``dry_run=True`` how many would be.
+        ``progress`` is called with the number of sessions examined after each batch.
+        """
+        now, cutoff = expiry_cutoff(grace, now)
+        deleted = 0
+        async for batch in self.sessions(batch_size=batch_size):
+            doomed = [
+                s.id
+                for s in batch
+                if is_purgeable(s.expires, s.refresh_token, s.refresh_token_expires, cutoff, now)
+            ]
+            if doomed and not dry_run:
+                await self.delete_sessions(doomed)
+            deleted += len(doomed)
+            if progress is not None:
+                progress(len(batch))
+        return deleted
+
+    async def reencrypt_tokens(
+        self, *, batch_size: int = 500, progress: Callable[[int], object] | None = None
+    ) -> int:
+        """Rewrite every session whose tokens are not yet encrypted under the current key.
+
+        Each rewrite is a compare-and-set on the value read: a session a store changed
+        in between is left as the store wrote it. Returns how many were rewritten.
+        """
+        self._core.reencrypt_check()
+        rewritten = 0
+        async for batch in self._stored(batch_size):
+            for stored in batch:
+                value = self._core.reencrypted(stored)
+                key = self._core.session_key(stored.session.id)
+                if value is not None and await self._script(
+                    "reencrypt_tokens", REPLACE, key, [stored.raw, value, ""]
+                ):
+                    rewritten += 1
+            if progress is not None:
+                progress(len(batch))
+        return rewritten
+
+    @asynccontextmanager
+    async def lock_session(
+        self, id: str, *, timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> AsyncIterator[None]:
+        """Hold the lock of session ``id``: one holder at a time across threads, tasks,
+        processes and hosts.
+
+        A key of its own, ``<key_prefix>:lock:<id>``, set if absent to a random owner
+        token with an expiry of ``lock_lease`` seconds, renewed every third of it while
+        held, and deleted at the end only by the owner that set it (scripts compare the
+        token). A holder that dies or freezes frees the lock when its lease ends; a holder
+        that outlived its lease is fenced by :meth:`replace_session`, and a warning is
+        logged when it lets go. Waiters in one process queue in-process first.
+
+        Raises:
+            LockTimeoutError: the lock was not free within ``timeout`` seconds.
+            StorageUnavailableError: Redis could not be reached.
+        """
+        id, timeout = check_id(id), check_timeout(timeout)
+        deadline = time.monotonic() + timeout
+        key, token = self._core.lock_key(id), secrets.token_hex(16)
+        lease = max(1, round(self._lease * 1000))
+        async with self._locks.hold(id, timeout):
+            for pause in lock_pauses(deadline):
+                await asyncio.sleep(pause)
+                if await self._take(key, token, lease):
+                    break
+            else:
+                raise LockTimeoutError(id, timeout)
+            try:
+                async with self._heartbeat.keep(functools.partial(self._renew, key, token, lease)):
+                    yield
+            finally:
+                await self._unlock(id, key, token)
+
+    async def close(self) -> None:
+        """Close the client if the storage built it from a URL."""
+        if self._owns_client:
+            await aclose_client(self._client)
+
+    async def __aenter__(self) -> AsyncRedisSessionStorage:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def _where(self) -> str:
+        return f"Redis keys {self._core.prefix}_*"
+
+    async def _load(self, operation: str, key: str) -> Stored | None:
+        raw = await self._run(operation, self._client.get, key)
+        return None if raw is None else self._core.read(key, raw)
+
+    async def _stored(self, batch_size: int) -> AsyncIterator[list[Stored]]:
+        """Every session value under the prefix, in key order, ``batch_size`` at a time."""
+        size = check_batch_size(batch_size)
+        keys = self._core.sorted_keys(await self._run("sessions", self._scan))
+        for start in range(0, len(keys), size):
+            chunk = keys[start : start + size]
+            values = await self._pipeline("sessions", [("GET", key) for key in chunk], skip=True)
+            found = [self._core.scanned(k, v) for k, v in zip(chunk, values, strict=True)]
+            batch = [stored for stored in found if stored is not None]
+            if batch:
+                yield batch
+
+    async def _scan(self) -> list[Any]:
+        return [key async for key in self._client.scan_iter(match=self._core.pattern, count=1000)]
+
+    async def _unlist(self, listed: dict[str, list[str]]) -> None:
+        """Take session keys off their shops' lists, then list again any key that a store
+        wrote back meanwhile (a store writes its key, then lists it: without this second
+        look, a delete racing a store could leave a stored session off its list)."""
+        shops = [shop for shop, keys in listed.items() if keys]
+        if not shops:
+            return
+        removed = await self._pipeline(
+            "unlist",
+            [
+                ("EVAL", INDEX_REMOVE.text, 1, self._core.index_key(shop), *listed[shop])
+                for shop in shops
+            ],
+        )
+        look = [
+            (shop, key)
+            for shop, count in zip(shops, removed, strict=True)
+            if count
+            for key in listed[shop]
+        ]
+        if not look:
+            return
+        values = await self._pipeline("unlist", [("GET", key) for _, key in look], skip=True)
+        relist = [
+            (shop, key)
+            for (shop, key), value in zip(look, values, strict=True)
+            if isinstance(value, (str, bytes))
+            and self._core.is_session_value(value)
+            and self._core.shop_of(key, value) == shop
+        ]
+        if relist:
+            await self._pipeline(
+                "unlist",
+                [
+                    (
+                        "EVAL",
+                        INDEX_ADD.text,
+                        1,
+                        self._core.index_key(shop),
+                        *self._core.index_arguments(key),
+                    )
+                    for shop, key in relist
+                ],
+            )
+
+    async def _write_migrations(self) -> None:
+        """Write the Node adapter's migration record once, if it is absent: a Node app
+        starting on these keys then runs no migration over them."""
+        if not self._migrated:
+            key = self._core.migrations_key
+            await self._run("store_session", self._client.set, key, MIGRATIONS_DONE, nx=True)
+            self._migrated = True
+
+    async def _take(self, key: str, token: str, lease: int) -> bool:
+        """Set the lock to ``token`` if it is free. The answer is what the key held before,
+        so that a try whose answer was lost (and was tried again) still finds it taken by
+        this same owner."""
+        held = await self._run(
+            "lock_session", self._client.set, key, token, nx=True, px=lease, get=True
+        )
+        return held is None or held in (token, token.encode())
+
+    async def _renew(self, key: str, token: str, lease: int) -> bool:
+        """Renew the lock's lease: ``False`` once it was lost (the heartbeat stops)."""
+        return bool(await self._script("lock_session", RENEW, key, [token, str(lease)]))
+
+    async def _unlock(self, id: str, key: str, token: str) -> None:
+        try:
+            released = await self._script("lock_session", UNLOCK, key, [token])
+        except SessionStorageError as error:
+            logger.warning("lock_session %r: the lock could not be released (%s)", id, error)
+            return
+        if not released:
+            logger.warning(
+                "lock_session %r: the lock's lease of %gs ended while it was held", id, self._lease
+            )
+
+    async def _script(self, operation: str, script: Script, key: str, arguments: list[str]) -> Any:
+        """Run ``script`` on ``key``, translating its failures."""
+        return await self._run(operation, self._evalsha, script, key, arguments)
+
+    async def _evalsha(self, script: Script, key: str, arguments: list[str]) -> Any:
+        """Run ``script`` by its digest; send its text when the server doesn't know it yet."""
+        try:
+            return await self._client.evalsha(script.sha, 1, key, *arguments)
+        except NoScriptError:
+            return await self._client.eval(script.text, 1, key, *arguments)
+
+    async def _pipeline(
+        self, operation: str, commands: list[tuple[Any, ...]], *, skip: bool = False
+    ) -> list[Any]:
+        """Send ``commands`` in one pipeline (one per node of a cluster); their answers.
+
+        With ``skip``, a command that fails alone (a key of another type) answers
+        ``None``; otherwise its error is raised, typed.
+        """
+        answers: list[Any] = []
+        for start in range(0, len(commands), PIPELINE_SIZE):
+            chunk = commands[start : start + PIPELINE_SIZE]
+            answers += await self._run(operation, self._execute, chunk, skip)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise failure(operation, self._where, answer) from answer
+        return answers
+
+    async def _execute(self, commands: list[tuple[Any, ...]], skip: bool) -> list[Any]:
+        pipeline = self._client.pipeline(transaction=False)
+        for command in commands:
+            pipeline.execute_command(*command)
+        answers = await pipeline.execute(raise_on_error=False)
+        if skip:
+            answers = [None if isinstance(a, BaseException) else a for a in answers]
+        return list(answers)
+
+    async def _run(
+        self, operation: str, function: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Call ``function`` (a client command), translating its failures; once more at
+        once after a lost connection (every command the storage sends is idempotent)."""
+        for attempt in range(2):
+            try:
+                return await function(*args, **kwargs)
+            except FAILURES as error:
+                typed = failure(operation, self._where, error)
+                if attempt or not isinstance(typed, StorageUnavailableError):
+                    raise typed from error
+                logger.warning("%s: %s; trying again", operation, typed)
+        raise AssertionError("unreachable")

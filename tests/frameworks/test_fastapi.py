@@ -1,0 +1,258 @@
+"""shopify_sessions.fastapi, for real: the example app under uvicorn against the strict
+stand-in, with signed App Home requests and HMAC-signed webhooks; and the traps it avoids
+(a storage per request, a sync storage in async code, a lock wait that stops the loop).
+
+No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations,
+which name objects local to the tests."""
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import Depends, FastAPI
+
+import scenario
+from shopify_requests import (
+    StandIn,
+    async_http_client,
+    counts,
+    seeded,
+    session_token,
+    wait_for_token_request,
+)
+from shopify_sessions import (
+    AsyncMemorySessionStorage,
+    MemorySessionStorage,
+    Session,
+)
+from shopify_sessions.fastapi import ShopifySessions
+from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+
+import fastapi_app
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` under a real uvicorn server in a thread; its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture
+def example(standin: StandIn, tmp_path: Path) -> Iterator[tuple[httpx.Client, Any]]:
+    """The example app on SQLite (aiosqlite), served; a client and a sync storage on its
+    database for looking at the rows."""
+    standin.reset()
+    database = tmp_path / "app.sqlite3"
+    app = fastapi_app.create_app(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        client_id=standin.client_id,
+        client_secret=standin.client_secret,
+        http_client=async_http_client(standin),
+    )
+    storage = SQLAlchemySessionStorage(f"sqlite:///{database}")
+    with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client, storage
+    storage.close()
+
+
+def test_the_example_serves_app_home_and_applies_signed_webhooks(
+    example: tuple[httpx.Client, Any], standin: StandIn, shop: str, caplog: Any
+) -> None:
+    client, storage = example
+    with caplog.at_level(logging.INFO, logger="app"):
+        scenario.app_home_and_webhooks(client, storage, standin, shop)
+    assert any("app/scopes_update for" in r.getMessage() for r in caplog.records)  # on_webhook
+
+
+def test_the_example_refreshes_once_and_replaces_a_dead_refresh_token(
+    example: tuple[httpx.Client, Any], standin: StandIn, shop: str
+) -> None:
+    scenario.expiring_and_dead_tokens(*example, standin, shop)
+
+
+async def test_the_storage_is_made_once_at_startup_and_closed_at_shutdown(
+    standin: StandIn, shop: str
+) -> None:
+    standin.reset()
+    made: list[AsyncMemorySessionStorage] = []
+
+    def storage() -> AsyncMemorySessionStorage:
+        made.append(AsyncMemorySessionStorage())
+        return made[-1]
+
+    shopify = ShopifySessions(
+        storage,
+        client_id=standin.client_id,
+        client_secret=standin.client_secret,
+        http_client=async_http_client(standin),
+    )
+    app = FastAPI(lifespan=shopify.lifespan)
+
+    @app.get("/shop")
+    async def which(
+        session: Annotated[Session, Depends(shopify.app_home_session)],
+    ) -> dict[str, Any]:
+        return {"shop": session.shop, "storage": id(shopify.storage)}
+
+    bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
+    async with shopify.lifespan(app), _client(app) as client:
+        answers = [(await client.get("/shop", headers=bearer)).json() for _ in range(5)]
+    assert len(made) == 1  # not one per request
+    assert {answer["storage"] for answer in answers} == {id(made[0])}
+    assert counts(standin, shop)["id_token_exchanges"] == 1
+    with pytest.raises(RuntimeError, match="lifespan"):
+        shopify.storage  # noqa: B018 - stopped with the app
+
+
+async def test_a_synchronous_storage_is_refused_at_startup(standin: StandIn) -> None:
+    shopify = ShopifySessions(
+        MemorySessionStorage, client_id=standin.client_id, client_secret=standin.client_secret
+    )
+    with pytest.raises(TypeError, match="asyncio twin"):
+        async with shopify.lifespan(FastAPI()):
+            pass
+    with pytest.raises(TypeError, match="function that makes the storage"):
+        ShopifySessions(AsyncMemorySessionStorage(), client_id="a", client_secret="b")  # type: ignore[arg-type]
+
+
+async def test_a_dependency_used_without_the_lifespan_says_so(shop: str, standin: StandIn) -> None:
+    shopify = ShopifySessions(
+        AsyncMemorySessionStorage, client_id=standin.client_id, client_secret=standin.client_secret
+    )
+    app = FastAPI()  # lifespan forgotten
+
+    @app.get("/")
+    async def home(session: Annotated[Session, Depends(shopify.app_home_session)]) -> str:
+        return session.id
+
+    async with _client(app) as client:
+        with pytest.raises(RuntimeError, match="not started"):
+            await client.get(
+                "/", headers={"Authorization": f"Bearer {session_token(standin, shop)}"}
+            )
+
+
+@pytest.mark.parametrize("storage_kind", ["asyncio", "sync-disguised-as-asyncio"])
+async def test_a_refresh_and_a_lock_wait_never_stop_the_event_loop(
+    standin: StandIn, shop: str, tmp_path: Path, storage_kind: str
+) -> None:
+    """A's refresh is held at Shopify for 2 s; B, for the same shop, waits for its lock;
+    meanwhile /health answers, and when A stores its pair, B uses it.
+
+    The counter-proof: a sync storage given async methods (the trap) blocks the loop in
+    B's lock wait, so A cannot finish, and B gives up at its lock timeout: 503."""
+    standin.reset(latency=2.0)
+    url = f"sqlite:///{tmp_path}/loop.sqlite3"
+    sync_storage = SQLAlchemySessionStorage(url)
+    sync_storage.create_table()
+    sync_storage.store_session(seeded(standin, shop, access_expires_in=-10))
+
+    def storage() -> Any:
+        if storage_kind == "asyncio":
+            from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage
+
+            return AsyncSQLAlchemySessionStorage(url.replace("sqlite:", "sqlite+aiosqlite:"))
+        return _Disguised(SQLAlchemySessionStorage(url))
+
+    shopify = ShopifySessions(
+        storage,
+        client_id=standin.client_id,
+        client_secret=standin.client_secret,
+        http_client=async_http_client(standin),
+        lock_timeout=3.0,
+    )
+    app = FastAPI(lifespan=shopify.lifespan)
+
+    @app.get("/products")
+    async def products(
+        session: Annotated[Session, Depends(shopify.admin_extension_session)],
+    ) -> str:
+        return session.id
+
+    @app.get("/health")
+    async def health() -> str:
+        return "ok"
+
+    bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
+    with serving(app) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            a = asyncio.ensure_future(client.get("/products", headers=bearer))
+            await asyncio.to_thread(wait_for_token_request, standin, shop)
+            b = asyncio.ensure_future(client.get("/products", headers=bearer))
+            await asyncio.sleep(0.3)  # B is waiting for the lock now
+            health = await client.get("/health")
+            answered_during_the_refresh = not a.done()
+            statuses = [(await a).status_code, (await b).status_code]
+    sync_storage.close()
+
+    assert health.status_code == 200
+    if storage_kind == "asyncio":
+        assert answered_during_the_refresh
+        assert statuses == [200, 200]
+        assert counts(standin, shop)["refreshes"] == 1
+    else:
+        assert statuses == [200, 503]
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    """A client that calls ``app`` in this event loop (no server, no lifespan)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://app.test")
+
+
+class _Disguised:
+    """The trap: a sync storage with ``async def`` methods that call it on the loop."""
+
+    def __init__(self, storage: SQLAlchemySessionStorage) -> None:
+        self._storage = storage
+
+    async def load_session(self, id: str) -> Session | None:
+        return self._storage.load_session(id)
+
+    async def store_session(self, session: Session) -> bool:
+        return self._storage.store_session(session)
+
+    async def replace_session(self, session: Session, *, previous: Session) -> bool:
+        return self._storage.replace_session(session, previous=previous)
+
+    async def delete_session(self, id: str) -> bool:
+        return self._storage.delete_session(id)
+
+    async def delete_sessions(self, ids: Any) -> bool:
+        return self._storage.delete_sessions(ids)
+
+    async def find_sessions_by_shop(self, shop: str) -> list[Session]:
+        return self._storage.find_sessions_by_shop(shop)
+
+    @asynccontextmanager
+    async def lock_session(self, id: str, *, timeout: float = 15.0) -> AsyncIterator[None]:
+        with self._storage.lock_session(id, timeout=timeout):
+            yield
+
+    async def sessions_due_for_refresh(self, before: Any, *, batch_size: int = 100) -> Any:
+        for batch in self._storage.sessions_due_for_refresh(before, batch_size=batch_size):
+            yield batch
+
+    async def close(self) -> None:
+        self._storage.close()

@@ -1,0 +1,173 @@
+"""Requests as Shopify sends them to an app, signed with FakeShopify's app secret, and every
+operation of FakeShopify that the webhook, framework and telemetry tests use (one place to
+adapt when it changes)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+from typing import Any
+
+import httpx
+import jwt
+from shopify_app import ShopifyApp
+
+from shopify_sessions import AssociatedUser, OnlineAccessInfo, Session, online_session_id
+from shopify_sessions._time import utc_now
+from shopify_sessions.testing import FakeShopify as StandIn
+
+__all__ = ["StandIn"]
+
+#: What a forger signs with: not the app's secret.
+FORGED_SECRET = secrets.token_urlsafe(32)
+
+
+def verifying_app(standin: StandIn) -> ShopifyApp:
+    """``shopifyapp``'s app with the credentials FakeShopify accepts."""
+    return ShopifyApp(standin.client_id, standin.client_secret)
+
+
+def session_token(standin: StandIn, shop: str, *, forged: bool = False) -> str:
+    """What Shopify's App Bridge sends: an HS256 JWT signed with the app's secret (with
+    another one when ``forged``)."""
+    if not forged:
+        return standin.session_token(shop)
+    now = int(time.time())
+    claims = {
+        "iss": f"https://{shop}/admin",
+        "dest": f"https://{shop}",
+        "aud": standin.client_id,
+        "sub": "42",
+        "exp": now + 60,
+        "nbf": now - 5,
+        "iat": now,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, FORGED_SECRET, algorithm="HS256")
+
+
+def webhook(
+    standin: StandIn,
+    topic: str,
+    shop: str,
+    payload: Any,
+    *,
+    forged: bool = False,
+    webhook_id: str = "",
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a webhook as Shopify delivers it, HMAC-signed with the app's
+    secret (with another one when ``forged``)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    secret = FORGED_SECRET if forged else standin.client_secret
+    signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-Hmac-Sha256": signature.decode(),
+        "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+        "X-Shopify-API-Version": "2026-10",
+    }
+    return body, headers
+
+
+def webhook_input(
+    standin: StandIn, topic: str, shop: str, payload: Any, **options: Any
+) -> dict[str, Any]:
+    """The same, as ``shopifyapp``'s ``RequestInput``."""
+    body, headers = webhook(standin, topic, shop, payload, **options)
+    return {
+        "method": "POST",
+        "headers": headers,
+        "url": "https://app.example/webhooks",
+        "body": body.decode(),
+    }
+
+
+def uninstalled(shop: str) -> dict[str, Any]:
+    """An ``app/uninstalled`` payload: the shop, as Shopify sends it."""
+    return {"id": 548380009, "name": "A shop", "domain": shop, "myshopify_domain": shop}
+
+
+def scopes_update(*current: str, previous: tuple[str, ...] = ("read_products",)) -> dict[str, Any]:
+    return {
+        "id": 1,
+        "previous": list(previous),
+        "current": list(current),
+        "updated_at": "2026-11-30T12:00:00-05:00",
+    }
+
+
+def shop_redact(shop: str) -> dict[str, Any]:
+    return {"shop_id": 954889, "shop_domain": shop}
+
+
+def online_session(shop: str, user_id: int = 7) -> Session:
+    return Session(
+        online_session_id(shop, user_id),
+        shop,
+        "",
+        True,
+        scope="read_products",
+        expires=utc_now().replace(microsecond=0),
+        access_token="shpua_online",
+        online_access_info=OnlineAccessInfo(associated_user=AssociatedUser(id=user_id)),
+    )
+
+
+def seeded(
+    standin: StandIn,
+    shop: str,
+    *,
+    access_expires_in: float | None = None,
+    refresh_expires_in: float | None = None,
+    legacy: bool = False,
+) -> Session:
+    """An offline session holding a pair just issued by FakeShopify
+    (``access_expires_in=-10``: one that has expired), or a legacy token."""
+    return standin.seed_offline(
+        shop,
+        legacy=legacy,
+        expires_in=access_expires_in,
+        refresh_token_expires_in=refresh_expires_in,
+    )
+
+
+def counts(standin: StandIn, shop: str) -> dict[str, int]:
+    return dataclasses.asdict(standin.counters(shop))
+
+
+def fail(standin: StandIn, shop: str, *failures: str | int) -> None:
+    """The next token requests of ``shop`` fail: ``503``, or an OAuth error such as
+    ``"invalid_grant"``."""
+    standin.fail(shop, *failures)
+
+
+def http_client(standin: StandIn) -> httpx.Client:
+    """An ``httpx.Client`` whose calls to ``https://<shop>.myshopify.com`` reach FakeShopify."""
+    return standin.http_client()
+
+
+def async_http_client(standin: StandIn) -> httpx.AsyncClient:
+    return standin.async_http_client()
+
+
+def routing_environment(standin: StandIn) -> dict[str, str]:
+    """What a subprocess needs in its environment for its httpx clients to reach FakeShopify
+    (with ``tests/cli/routing`` on its ``PYTHONPATH``)."""
+    return {"FAKE_SHOPIFY_URL": standin.url}
+
+
+def wait_for_token_request(standin: StandIn, shop: str, number: int = 1) -> None:
+    """Until FakeShopify holds the ``number``-th token request of ``shop`` (it answers after
+    its ``latency``)."""
+    deadline = time.monotonic() + 30
+    while standin.counters(shop).token_requests < number:
+        assert time.monotonic() < deadline, "the token request never reached FakeShopify"
+        time.sleep(0.02)
