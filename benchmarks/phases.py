@@ -49,12 +49,11 @@ class PhaseResult:
 
 
 class Checks(Protocol):
-    """What the checks need from the table: its row count and its rows; and a way to leave
-    the database as the next side should find it."""
+    """What the checks need from the table: its row count and its rows. It may also have a
+    ``settle()``, run after each phase, to leave the database as the next side should find it."""
 
     def count(self) -> int: ...
     def dump(self) -> list[tuple[Any, ...]]: ...
-    def settle(self) -> None: ...
 
 
 class SyncStorage(Protocol):
@@ -232,6 +231,13 @@ class Verifier:
         ]
         _require(not wrong, f"find: {len(wrong)} shops differ, e.g. {wrong[:3]}")
 
+    def settle(self) -> None:
+        """After the phase's checks: let the table settle, where it has a way (``Checks.settle``,
+        SQLite's WAL checkpoint); other checks (Redis keys) need none."""
+        settle = getattr(self.table, "settle", None)
+        if settle is not None:
+            settle()
+
     def deleted(self, results: list[bool]) -> None:
         _require(all(r is True for r in results), "delete: a call did not return True")
         count = self.table.count()
@@ -279,7 +285,7 @@ def run_phase(phase: str, storage: SyncStorage, verify: Verifier) -> PhaseResult
         verify.deleted(deleted)
     else:
         raise ValueError(f"unknown phase {phase!r}")
-    verify.table.settle()
+    verify.settle()
     return result
 
 
@@ -306,5 +312,5 @@ async def run_phase_async(phase: str, storage: AsyncStorage, verify: Verifier) -
         verify.deleted(deleted)
     else:
         raise ValueError(f"unknown phase {phase!r}")
-    verify.table.settle()
+    verify.settle()
     return result
