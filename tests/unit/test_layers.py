@@ -97,6 +97,7 @@ LAYERS = [
         "model and storage",
         [
             "__init__",
+            "_batch",
             "_encryption",
             "_errors",
             "_locks",
