@@ -31,7 +31,13 @@ from .._errors import (
     StorageOperationError,
     StorageUnavailableError,
 )
-from .._locks import DEFAULT_LOCK_TIMEOUT, AsyncHeartbeat, AsyncKeyedLocks, check_timeout
+from .._locks import (
+    DEFAULT_LOCK_TIMEOUT,
+    AsyncHeartbeat,
+    AsyncKeyedLocks,
+    check_timeout,
+    lock_pauses,
+)
 from .._session import Session
 from .._storage import check_id, expiry_cutoff
 from .._time import as_utc
@@ -46,7 +52,7 @@ from ._base import (
 )
 from ._codecs import DateTimeFormat
 from ._core import IdsDelete, SessionTableCore
-from ._locks import DEFAULT_LOCK_LEASE, Lease, LeaseStatements, file_lock, lock_pauses
+from ._locks import DEFAULT_LOCK_LEASE, Lease, LeaseStatements, file_lock
 from ._pooler import PoolerMode, merge_engine_options, take_pooler
 from ._schema import reflect_table
 from ._server import ServerFacts, probe_server

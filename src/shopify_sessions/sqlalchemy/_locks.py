@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
-import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,16 +151,6 @@ def file_lock(url: URL, scope: str, id: str) -> FileLock | None:
         return None
     digest = hashlib.blake2b(f"{scope}\0{id}".encode(), digest_size=8).hexdigest()
     return FileLock(os.path.join(directory, f"{digest}.lock"))
-
-
-def lock_pauses(deadline: float) -> Iterator[float]:
-    """Seconds to sleep before each try of a lock: none before the first, then growing
-    jittered pauses (2 ms to 50 ms) until ``deadline`` (``time.monotonic()``) has passed."""
-    yield 0.0
-    pause = 0.002
-    while (left := deadline - time.monotonic()) > 0:
-        yield min(pause * (0.5 + random.random()), left)
-        pause = min(pause * 2, 0.05)
 
 
 def check_lease(seconds: object) -> float:
