@@ -49,6 +49,21 @@ def stop_server(server: str) -> None:
     wait_for(server, reachable=False)
 
 
+def _mariadb_pid_file() -> str:
+    """The machine server's pid file, so that other mariadbd processes are not mistaken for it.
+
+    The tests' own Galera pair runs ``/usr/sbin/mariadbd`` too: matched by executable alone,
+    ``start-stop-daemon --oknodo`` would see it and start nothing.
+    """
+    defaults = subprocess.run(
+        ["my_print_defaults", "--mysqld"], check=False, capture_output=True, text=True
+    ).stdout
+    for option in defaults.split():
+        if option.startswith("--pid-file="):
+            return option.removeprefix("--pid-file=")
+    return "/run/mysqld/mysqld.pid"
+
+
 def start_server(server: str) -> None:
     if server == "postgresql":
         command = ["pg_ctlcluster", "--skip-systemctl-redirect", _postgresql_version(), "main"]
@@ -60,6 +75,8 @@ def start_server(server: str) -> None:
                 "--start",
                 "--oknodo",
                 "--background",
+                "--pidfile",
+                _mariadb_pid_file(),
                 "--exec",
                 "/usr/sbin/mariadbd",
             ],
