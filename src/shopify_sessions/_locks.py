@@ -35,6 +35,20 @@ def check_timeout(timeout: object) -> float:
     return float(timeout)
 
 
+DEFAULT_LOCK_LEASE = 10.0
+"""Seconds a session lock's lease lasts unless its holder renews it (every third of it,
+while held): the longest a dead (or frozen) holder keeps the others waiting."""
+
+
+def check_lease(seconds: object) -> float:
+    """Return ``seconds`` if it is a lease length the heartbeat can keep (at least 1 s)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 1:
+        raise ValueError(f"lock_lease must be a number of seconds, 1 or more, not {seconds!r}")
+    if seconds == float("inf"):
+        raise ValueError("lock_lease must be finite: a dead holder's lease must run out")
+    return float(seconds)
+
+
 def lock_pauses(deadline: float) -> Iterator[float]:
     """Seconds to sleep before each try of a shared lock: none before the first, then
     growing jittered pauses (2 ms to 50 ms) until ``deadline`` (``time.monotonic()``)."""

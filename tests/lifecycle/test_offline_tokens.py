@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from races import locked
 from shopify_sessions import (
     AssociatedUser,
     InvalidShopError,
     LockTimeoutError,
-    MemorySessionStorage,
     OnlineAccessInfo,
     ReauthorizationRequiredError,
     Session,
@@ -188,7 +188,7 @@ async def test_a_failed_early_refresh_serves_the_token_that_still_works(
     with caplog.at_level(logging.WARNING, logger="shopify_sessions"):
         assert await tokens.get(shop) == old
     assert any("serving the current token" in r.getMessage() for r in caplog.records)
-    async with _locked(storage, old.id):  # another worker is refreshing it right now
+    async with locked(storage, old.id):  # another worker is refreshing it right now
         assert await tokens.get(shop) == old
     renewed = await tokens.get(shop)  # Shopify is back: refreshed as usual
     assert renewed is not None and renewed.access_token != old.access_token
@@ -229,7 +229,7 @@ async def test_the_lock_wait_is_bounded(
 ) -> None:
     old = fake_shopify.seed_offline(shop, expires_in=-1)
     await storage.store_session(old)
-    async with _locked(storage, old.id):
+    async with locked(storage, old.id):
         with pytest.raises(LockTimeoutError) as raised:
             await tokens_for(lock_timeout=0.2).get(shop)
     assert raised.value.id == old.id
@@ -345,44 +345,6 @@ async def test_a_pair_renewed_after_the_row_changed_is_discarded(
     assert fake_shopify.counters(shop).refreshes == 1
     [record] = [r for r in caplog.records if getattr(r, "action", None) == "refresh"]
     assert record.outcome == "discarded: the stored pair changed meanwhile"
-
-
-def _locked(storage: Any, id: str) -> Any:
-    """The storage's lock on ``id``, as an async context manager for either kind."""
-    from contextlib import asynccontextmanager
-
-    from conftest import Awaited
-
-    @asynccontextmanager
-    async def held() -> Any:
-        if isinstance(storage, Awaited):
-            if isinstance(storage.target, MemorySessionStorage):
-                # A thread of its own: the in-process lock is per thread.
-                import threading
-
-                taken, done = threading.Event(), threading.Event()
-
-                def hold() -> None:
-                    with storage.target.lock_session(id):
-                        taken.set()
-                        done.wait(30)
-
-                thread = threading.Thread(target=hold)
-                thread.start()
-                taken.wait(10)
-                try:
-                    yield
-                finally:
-                    done.set()
-                    thread.join()
-                return
-            with storage.target.lock_session(id):
-                yield
-        else:
-            async with storage.lock_session(id):
-                yield
-
-    return held()
 
 
 @pytest.mark.parametrize(

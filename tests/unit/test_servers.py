@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import MetaData
 from sqlalchemy.dialects import mysql, postgresql
 
+from shopify_sessions._locks import check_lease
 from shopify_sessions.sqlalchemy import session_lock_table
-from shopify_sessions.sqlalchemy._locks import check_lease, lease_statements
+from shopify_sessions.sqlalchemy._locks import lease_statements
 from shopify_sessions.sqlalchemy._server import ServerFacts, mysql_product, postgresql_product
 
 

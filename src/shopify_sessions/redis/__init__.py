@@ -13,8 +13,9 @@ except ImportError as error:  # pragma: no cover - depends on the install
         "shopify_sessions.redis needs redis-py: pip install 'shopify-sessions[redis]'"
     ) from error
 
+from .._locks import DEFAULT_LOCK_LEASE
 from ._async import AsyncRedisSessionStorage
-from ._core import DEFAULT_KEY_PREFIX, DEFAULT_LOCK_LEASE
+from ._core import DEFAULT_KEY_PREFIX
 from ._sync import RedisSessionStorage
 
 __all__ = [

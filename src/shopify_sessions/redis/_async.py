@@ -28,9 +28,11 @@ from .._errors import (
     StorageUnavailableError,
 )
 from .._locks import (
+    DEFAULT_LOCK_LEASE,
     DEFAULT_LOCK_TIMEOUT,
     AsyncHeartbeat,
     AsyncKeyedLocks,
+    check_lease,
     check_timeout,
     lock_pauses,
 )
@@ -43,16 +45,15 @@ from .._storage import (
     expiry_cutoff,
     is_purgeable,
     is_refresh_due,
-    session_order,
 )
 from .._time import as_utc
 from ._client import aclose_client, check_client, client_from_url
 from ._core import (
     DEFAULT_KEY_PREFIX,
-    DEFAULT_LOCK_LEASE,
     MIGRATIONS_DONE,
     RedisCore,
     Stored,
+    is_own_lock,
 )
 from ._scripts import DELETE, INDEX_ADD, INDEX_REMOVE, RENEW, REPLACE, STORE, UNLOCK, Script
 from ._translate import FAILURES, failure
@@ -122,7 +123,7 @@ class AsyncRedisSessionStorage:
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._core = RedisCore(key_prefix, token_cipher, expire_online_sessions)
-        self._lease = check_timeout(lock_lease)
+        self._lease = check_lease(lock_lease)
         self._owns_client = isinstance(client, str)
         if isinstance(client, str):
             client = client_from_url(client, is_async=True, options=client_options)
@@ -159,8 +160,7 @@ class AsyncRedisSessionStorage:
             self._core.index_key(session.shop),
             self._core.index_arguments(key),
         )
-        if old is not None:
-            await self._unlist({self._core.shop_of(key, old): [key]})
+        await self._unlist(self._core.listed_by_shop([key], [old]))
         return True
 
     async def load_session(self, id: str) -> Session | None:
@@ -207,8 +207,7 @@ class AsyncRedisSessionStorage:
         """Delete the session with this id (an absent id is fine) and unlist it. ``True``."""
         key = self._core.session_key(id)
         old = await self._script("delete_session", DELETE, key, [])
-        if old is not None:
-            await self._unlist({self._core.shop_of(key, old): [key]})
+        await self._unlist(self._core.listed_by_shop([key], [old]))
         return True
 
     async def delete_sessions(self, ids: Sequence[str]) -> bool:
@@ -219,11 +218,7 @@ class AsyncRedisSessionStorage:
             olds = await self._pipeline(
                 "delete_sessions", [("EVAL", DELETE.text, 1, key) for key in chunk]
             )
-            listed: dict[str, list[str]] = {}
-            for key, old in zip(chunk, olds, strict=True):
-                if old is not None:
-                    listed.setdefault(self._core.shop_of(key, old), []).append(key)
-            await self._unlist(listed)
+            await self._unlist(self._core.listed_by_shop(chunk, olds))
         return True
 
     async def find_sessions_by_shop(self, shop: str) -> list[Session]:
@@ -238,16 +233,10 @@ class AsyncRedisSessionStorage:
         if not keys:
             return []
         values = await self._pipeline("find_sessions_by_shop", [("GET", key) for key in keys])
-        found, stale = [], []
-        for key, value in zip(keys, values, strict=True):
-            session = None if value is None else self._core.read(key, value).session
-            if session is None or session.shop != shop:
-                stale.append(key)
-            else:
-                found.append(session)
+        found, stale = self._core.shop_sessions(shop, keys, values)
         if stale:
             await self._unlist({shop: stale})
-        return sorted(found, key=session_order)
+        return found
 
     async def sessions(self, *, batch_size: int = 500) -> AsyncIterator[list[Session]]:
         """Every session under the key prefix, in id order, ``batch_size`` at a time.
@@ -391,8 +380,7 @@ class AsyncRedisSessionStorage:
         for start in range(0, len(keys), size):
             chunk = keys[start : start + size]
             values = await self._pipeline("sessions", [("GET", key) for key in chunk], skip=True)
-            found = [self._core.scanned(k, v) for k, v in zip(chunk, values, strict=True)]
-            batch = [stored for stored in found if stored is not None]
+            batch = self._core.scanned_batch(chunk, values)
             if batch:
                 yield batch
 
@@ -422,13 +410,7 @@ class AsyncRedisSessionStorage:
         if not look:
             return
         values = await self._pipeline("unlist", [("GET", key) for _, key in look], skip=True)
-        relist = [
-            (shop, key)
-            for (shop, key), value in zip(look, values, strict=True)
-            if isinstance(value, (str, bytes))
-            and self._core.is_session_value(value)
-            and self._core.shop_of(key, value) == shop
-        ]
+        relist = self._core.relisted(look, values)
         if relist:
             await self._pipeline(
                 "unlist",
@@ -459,7 +441,7 @@ class AsyncRedisSessionStorage:
         held = await self._run(
             "lock_session", self._client.set, key, token, nx=True, px=lease, get=True
         )
-        return held is None or held in (token, token.encode())
+        return is_own_lock(held, token)
 
     async def _renew(self, key: str, token: str, lease: int) -> bool:
         """Renew the lock's lease: ``False`` once it was lost (the heartbeat stops)."""

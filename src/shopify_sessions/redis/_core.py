@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .._encryption import TokenCipher
 from .._errors import InvalidSessionError, SessionDataError
 from .._session import PropertyValue, Session
-from .._storage import check_id, check_session, check_shop, holds_tokens
+from .._storage import check_id, check_session, check_shop, holds_tokens, session_order
 from .._time import to_epoch_ms
 
 DEFAULT_KEY_PREFIX = "shopify_sessions"
@@ -30,12 +30,12 @@ DEFAULT_KEY_PREFIX = "shopify_sessions"
 MIGRATIONS_NAME = "migrations"
 MIGRATIONS_DONE = '{"migrateToVersion1_0_1":true}'
 
-DEFAULT_LOCK_LEASE = 10.0
-"""Seconds a session lock's lease lasts unless its holder renews it (every third of it,
-while held): the longest a dead or frozen holder keeps the others waiting."""
-
 _TOKEN_KEYS = ("accessToken", "refreshToken")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(raw: str | bytes) -> str:
+    return raw.decode("utf-8") if isinstance(raw, bytes) else raw
 
 
 def to_json(value: object) -> str:
@@ -144,7 +144,7 @@ class RedisCore:
 
     def read(self, key: str, raw: str | bytes) -> Stored:
         """The session ``key`` holds; :class:`SessionDataError` if it holds anything else."""
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        text = _text(raw)
         try:
             entries = json.loads(text)
         except ValueError as error:
@@ -169,7 +169,7 @@ class RedisCore:
 
     def shop_of(self, key: str, raw: str | bytes) -> str:
         """The shop of the session value ``raw`` (read without decrypting its tokens)."""
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        text = _text(raw)
         try:
             entries = json.loads(text)
             for name, value in entries:
@@ -183,7 +183,7 @@ class RedisCore:
         """The session keys of the shop index ``raw`` (none when it is absent)."""
         if raw is None:
             return []
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        text = _text(raw)
         try:
             entries = json.loads(text)
         except ValueError as error:
@@ -235,8 +235,58 @@ class RedisCore:
             return None
         return self.value(stored.session)
 
+    def listed_by_shop(
+        self, keys: Sequence[str], olds: Sequence[str | bytes | None]
+    ) -> dict[str, list[str]]:
+        """The keys whose value a write replaced or deleted (``olds``, ``None`` where the
+        key was absent), by the shop whose list named them."""
+        listed: dict[str, list[str]] = {}
+        for key, old in zip(keys, olds, strict=True):
+            if old is not None:
+                listed.setdefault(self.shop_of(key, old), []).append(key)
+        return listed
+
+    def shop_sessions(
+        self, shop: str, keys: Sequence[str], values: Sequence[str | bytes | None]
+    ) -> tuple[list[Session], list[str]]:
+        """The sessions of ``shop``'s list, read back, in
+        :func:`~shopify_sessions.session_order`; and the list's stale keys (gone, or
+        holding a session of another shop)."""
+        found, stale = [], []
+        for key, value in zip(keys, values, strict=True):
+            session = None if value is None else self.read(key, value).session
+            if session is None or session.shop != shop:
+                stale.append(key)
+            else:
+                found.append(session)
+        return sorted(found, key=session_order), stale
+
+    def scanned_batch(self, keys: Sequence[str], values: Sequence[object]) -> list[Stored]:
+        """The sessions among scanned keys' values (see :meth:`scanned`)."""
+        found = (self.scanned(key, value) for key, value in zip(keys, values, strict=True))
+        return [stored for stored in found if stored is not None]
+
+    def relisted(
+        self, unlisted: Sequence[tuple[str, str]], values: Sequence[object]
+    ) -> list[tuple[str, str]]:
+        """The ``(shop, key)`` pairs taken off a list whose key a store wrote back
+        meanwhile (``values``: what the keys hold now): they belong on the list again."""
+        return [
+            (shop, key)
+            for (shop, key), value in zip(unlisted, values, strict=True)
+            if isinstance(value, (str, bytes))
+            and self.is_session_value(value)
+            and self.shop_of(key, value) == shop
+        ]
+
     def sorted_keys(self, keys: Sequence[str | bytes]) -> list[str]:
         """Scanned keys, without duplicates and the migration record, in id order."""
-        names = {k.decode("utf-8") if isinstance(k, bytes) else k for k in keys}
+        names = {_text(k) for k in keys}
         names.discard(self.migrations_key)
         return sorted(names)
+
+
+def is_own_lock(held: str | bytes | None, token: str) -> bool:
+    """Whether ``SET NX GET``'s answer ``held`` (what the lock key held before) means the
+    lock is ``token``'s now: it was free, or already ours (a try whose answer was lost)."""
+    return held is None or held in (token, token.encode())

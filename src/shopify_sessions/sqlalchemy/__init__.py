@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._locks import DEFAULT_LOCK_LEASE
 from ._codecs import DateTimeFormat
-from ._locks import DEFAULT_LOCK_LEASE
 from ._pooler import PoolerMode, pooler_engine_options
 from ._server import ServerFacts
 from ._sync import SQLAlchemySessionStorage

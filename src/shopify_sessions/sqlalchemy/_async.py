@@ -32,6 +32,7 @@ from .._errors import (
     StorageUnavailableError,
 )
 from .._locks import (
+    DEFAULT_LOCK_LEASE,
     DEFAULT_LOCK_TIMEOUT,
     AsyncHeartbeat,
     AsyncKeyedLocks,
@@ -52,7 +53,7 @@ from ._base import (
 )
 from ._codecs import DateTimeFormat
 from ._core import IdsDelete, SessionTableCore
-from ._locks import DEFAULT_LOCK_LEASE, Lease, LeaseStatements, file_lock
+from ._locks import Lease, LeaseStatements, file_lock
 from ._pooler import PoolerMode, merge_engine_options, take_pooler
 from ._schema import reflect_table
 from ._server import ServerFacts, probe_server

@@ -20,9 +20,10 @@ from .._errors import (
     StorageConflictError,
     StorageUnavailableError,
 )
+from .._locks import check_lease
 from ._codecs import DATETIME_FORMATS, DateTimeFormat
 from ._core import SessionTableCore, describe_table
-from ._locks import LeaseStatements, check_lease, lease_statements
+from ._locks import LeaseStatements, lease_statements
 from ._pooler import merge_engine_options, pooler_engine_options
 from ._server import ServerFacts
 from ._table import DEFAULT_TABLE_NAME, lock_table_name, session_lock_table, session_table

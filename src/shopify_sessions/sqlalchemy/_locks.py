@@ -35,10 +35,6 @@ try:
 except ImportError:  # Windows: SQLite falls back to the in-process lock
     fcntl = None  # type: ignore[assignment]
 
-DEFAULT_LOCK_LEASE = 10.0
-"""Seconds a session lock's lease lasts unless its holder renews it: the longest a dead (or
-frozen) holder keeps the others waiting. A holder renews it every third of that."""
-
 #: Galera: each lease statement first waits until this node has applied every write the
 #: cluster committed before it (``wsrep_sync_wait``, bits for UPDATE/DELETE and INSERT), so
 #: the reads its holder then makes on this node see the last holder's pair.
@@ -151,15 +147,6 @@ def file_lock(url: URL, scope: str, id: str) -> FileLock | None:
         return None
     digest = hashlib.blake2b(f"{scope}\0{id}".encode(), digest_size=8).hexdigest()
     return FileLock(os.path.join(directory, f"{digest}.lock"))
-
-
-def check_lease(seconds: object) -> float:
-    """Return ``seconds`` if it is a lease length the heartbeat can keep (at least 1 s)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 1:
-        raise ValueError(f"lock_lease must be a number of seconds, 1 or more, not {seconds!r}")
-    if seconds == float("inf"):
-        raise ValueError("lock_lease must be finite: a dead holder's lease must run out")
-    return float(seconds)
 
 
 def _sqlite_lock_directory(url: URL) -> str | None:
