@@ -122,6 +122,26 @@ def ready_storage(
     return storage
 
 
+def command_storage(
+    url: str, table: str, schema: str | None, key_prefix: str, cipher: TokenCipher | None = None
+) -> SQLAlchemySessionStorage | RedisSessionStorage:
+    """The storage a command works on: the Redis keys under ``key_prefix`` for a Redis
+    URL, else the table, checked (:func:`ready_storage`)."""
+    if is_redis(url):
+        return open_redis(url, key_prefix, cipher)
+    return ready_storage(url, table, schema, cipher)
+
+
+def count_sessions(
+    storage: SQLAlchemySessionStorage | RedisSessionStorage, *, with_expiry: bool = False
+) -> int:
+    """How many sessions a progress bar can expect: the table's rows (with an ``expires``
+    only, if asked); 0, unknown, for Redis keys, which are not counted before the walk."""
+    if isinstance(storage, SQLAlchemySessionStorage):
+        return count_rows(storage.engine, storage.table, with_expiry=with_expiry)
+    return 0
+
+
 def missing_table(table: str, schema: str | None) -> MissingSessionTableError:
     """The error for a table that is not there, with the ``init`` that creates it."""
     return MissingSessionTableError(

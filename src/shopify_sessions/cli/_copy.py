@@ -14,7 +14,7 @@ from ..sqlalchemy._layout import detect_layout
 from ._compare import same_up_to_layout
 from ._connect import (
     command_url,
-    count_rows,
+    count_sessions,
     describe_keys,
     is_redis,
     open_redis,
@@ -75,7 +75,7 @@ def copy(
             )
         source: Any
         if is_redis(source_url):
-            source, total = open_redis(source_url, source_prefix), 0
+            source = open_redis(source_url, source_prefix)
         else:
             source = open_storage(source_url, source_table, source_schema, hint=False)
             try:
@@ -84,7 +84,7 @@ def copy(
                 raise MissingSessionTableError(
                     f"the source table {quoted(source_table, source_schema)} does not exist"
                 ) from None
-            total = count_rows(source.engine, source.table)
+        total = count_sessions(source)
         created = False
         target: Any
         if is_redis(target_url):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from ._connect import count_rows, is_redis, open_redis, ready_storage
+from ._connect import command_storage, count_sessions
 from ._options import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_TABLE,
@@ -81,12 +81,8 @@ def purge(
     Walks the table in batches (each deleted in its own transaction) with a progress bar.
     """
     with reporting("purge", as_json) as output:
-        storage: Any
-        if is_redis(url):
-            storage, total = open_redis(url, key_prefix), 0
-        else:
-            storage = ready_storage(url, table, schema)
-            total = count_rows(storage.engine, storage.table, with_expiry=True)
+        storage = command_storage(url, table, schema, key_prefix)
+        total = count_sessions(storage, with_expiry=True)
         with progress_bar(output, "purging" if not dry_run else "counting", total) as advance:
             count = storage.delete_expired_sessions(
                 grace=grace, batch_size=batch_size, dry_run=dry_run, progress=advance

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from .._encryption import FernetTokenCipher
 from .._errors import InvalidSessionError
-from ._connect import count_rows, is_redis, open_redis, ready_storage
+from ._connect import command_storage, count_sessions
 from ._options import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_TABLE,
@@ -79,12 +79,8 @@ def reencrypt(
             read[0] += rows
             advance(rows)
 
-        storage: Any
-        if is_redis(url):
-            storage, total = open_redis(url, key_prefix, cipher), 0
-        else:
-            storage = ready_storage(url, table, schema, cipher)
-            total = count_rows(storage.engine, storage.table)
+        storage = command_storage(url, table, schema, key_prefix, cipher)
+        total = count_sessions(storage)
         with progress_bar(output, "re-encrypting", total) as advance:
             rewritten = storage.reencrypt_tokens(batch_size=batch_size, progress=advanced)
         total = max(total, read[0])

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from .._errors import InvalidSessionError, ShopTokenError
 from ..shopify_app import OfflineTokens, RefreshReport
-from ._connect import is_redis, open_redis, ready_storage
+from ._connect import command_storage
 from ._output import ExitCode, Output
 from ._reencrypt import KEYS_VARIABLE, cipher_from_environment
+
+if TYPE_CHECKING:
+    from ..redis import RedisSessionStorage
+    from ..sqlalchemy import SQLAlchemySessionStorage
 
 CLIENT_ID_VARIABLE, CLIENT_SECRET_VARIABLE = "SHOPIFY_API_KEY", "SHOPIFY_API_SECRET"
 
@@ -31,17 +35,13 @@ def app_credentials() -> tuple[str, str]:
 @contextmanager
 def offline_tokens(
     url: str, table: str, schema: str | None, key_prefix: str
-) -> Iterator[tuple[Any, OfflineTokens]]:
+) -> Iterator[tuple[SQLAlchemySessionStorage | RedisSessionStorage, OfflineTokens]]:
     """The table's storage, or the Redis storage under ``key_prefix`` (with the token
     cipher of SHOPIFY_SESSIONS_KEYS, when set) and OfflineTokens on it; the storage is
     closed afterwards."""
     client_id, client_secret = app_credentials()
     cipher = cipher_from_environment(KEYS_VARIABLE)[0] if os.environ.get(KEYS_VARIABLE) else None
-    storage: Any
-    if is_redis(url):
-        storage = open_redis(url, key_prefix, cipher)
-    else:
-        storage = ready_storage(url, table, schema, cipher)
+    storage = command_storage(url, table, schema, key_prefix, cipher)
     try:
         yield storage, OfflineTokens(storage, client_id=client_id, client_secret=client_secret)
     finally:
