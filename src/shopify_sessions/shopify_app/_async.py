@@ -190,7 +190,7 @@ class AsyncOfflineTokens(TokensBase):
                 session = self.exchanged_session(domain, result)
                 if stored is None:
                     await self._storage.store_session(session)
-                elif not await self._storage.replace_session(session, previous=stored):
+                elif not await self._store(domain, session, stored):
                     # A worker outside the lock stored a pair meanwhile, or the session
                     # was deleted (an uninstall): never brought back.
                     attempt.finish(DISCARDED)

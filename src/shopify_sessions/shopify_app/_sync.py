@@ -185,7 +185,7 @@ class OfflineTokens(TokensBase):
                 session = self.exchanged_session(domain, result)
                 if stored is None:
                     self._storage.store_session(session)
-                elif not self._storage.replace_session(session, previous=stored):
+                elif not self._store(domain, session, stored):
                     # A worker outside the lock stored a pair meanwhile, or the session
                     # was deleted (an uninstall): never brought back.
                     attempt.finish(DISCARDED)
