@@ -13,13 +13,13 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from shopify_app import ShopifyApp
-from sqlalchemy import URL, MetaData
+from sqlalchemy import URL
 
 from .._locks import DEFAULT_LOCK_TIMEOUT
 from .._telemetry import Telemetry
 from .._web import DEFAULT_PATCH_ID_TOKEN_PATH
 from ..shopify_app import OfflineTokens
-from ..sqlalchemy import SQLAlchemySessionStorage, session_table
+from ..sqlalchemy import SQLAlchemySessionStorage
 from ..webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT
 
 #: Every key of ``SHOPIFY_SESSIONS``, with its default.
@@ -156,16 +156,15 @@ def made() -> Made:
 def _make() -> Made:
     config = options()
     client_id, client_secret = credentials()
-    table, schema = config["TABLE"], config["SCHEMA"]
-    if table is not None and config["CREATE_TABLE"]:
-        table, schema = session_table(MetaData(), table, schema=schema), None
     http_client = config["HTTP_CLIENT"]
     if http_client is not None and not isinstance(http_client, httpx.Client):
         raise ImproperlyConfigured("SHOPIFY_SESSIONS['HTTP_CLIENT'] must be an httpx.Client")
     telemetry = config["TELEMETRY"]
     if telemetry is not None and not isinstance(telemetry, Telemetry):
         raise ImproperlyConfigured("SHOPIFY_SESSIONS['TELEMETRY'] must be a Telemetry")
-    storage = SQLAlchemySessionStorage(database_url(), table=table, schema=schema)
+    storage = SQLAlchemySessionStorage(
+        database_url(), table=config["TABLE"], schema=config["SCHEMA"]
+    )
     try:
         if config["CREATE_TABLE"]:
             storage.create_table()
