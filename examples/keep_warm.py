@@ -18,8 +18,8 @@ from datetime import timedelta
 
 import httpx
 
-from shopify_sessions.shopify_app import OfflineTokens
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
+from shopify_sessions.tokens import OfflineTokens
 
 
 def main(http_client: httpx.Client | None = None) -> int:

@@ -1,7 +1,7 @@
 """Generate the synchronous shells from the asyncio ones.
 
 In src/shopify_sessions/sqlalchemy/ (the SQL storage), src/shopify_sessions/redis/ (the
-Redis storage), src/shopify_sessions/shopify_app/ (the token lifecycle) and
+Redis storage), src/shopify_sessions/tokens/ (the token lifecycle) and
 src/shopify_sessions/webhooks/ (the webhooks' effects), _async.py is the hand-written shell
 and _sync.py this script's output (as httpcore does), so the two cannot drift apart.
 
@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "shopify_sessions"
 FOLDERS = [
     PACKAGE / "sqlalchemy",
     PACKAGE / "redis",
-    PACKAGE / "shopify_app",
+    PACKAGE / "tokens",
     PACKAGE / "webhooks",
 ]
 HEADER = "# Generated from _async.py by scripts/unasync.py: edit that file, then run the script.\n"

@@ -516,7 +516,7 @@ def shop() -> str:
 @pytest.fixture
 async def tokens_for(fake_shopify: FakeShopify, storage: Any) -> AsyncIterator[Callable[..., Any]]:
     """Makes OfflineTokens (awaitable methods) on the battery's storage, routed to FakeShopify."""
-    from shopify_sessions.shopify_app import AsyncOfflineTokens, OfflineTokens
+    from shopify_sessions.tokens import AsyncOfflineTokens, OfflineTokens
 
     closers: list[Any] = []
 

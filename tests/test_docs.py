@@ -192,9 +192,9 @@ def test_the_build_fails_on_an_export_missing_from_the_reference(tmp_path: Path)
         (tmp_path / page / "index.html").write_text(ids, encoding="utf-8")
     hooks.on_post_build({"site_dir": str(tmp_path)})  # everything there: no error
 
-    page = tmp_path / "reference/shopify_app/index.html"
+    page = tmp_path / "reference/tokens/index.html"
     page.write_text(page.read_text().replace("OfflineTokens", "Gone"), encoding="utf-8")
-    with pytest.raises(PluginError, match=r"shopify_sessions\.shopify_app\.OfflineTokens"):
+    with pytest.raises(PluginError, match=r"shopify_sessions\.tokens\.OfflineTokens"):
         hooks.on_post_build({"site_dir": str(tmp_path)})
 
 
@@ -286,7 +286,7 @@ def test_the_reference_shows_what_a_reader_can_use(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr
     pages = {
         name: re.sub(r"<[^>]+>", "", (site / "reference" / name / "index.html").read_text())
-        for name in ("shopify_sessions", "sqlalchemy", "shopify_app", "testing")
+        for name in ("shopify_sessions", "sqlalchemy", "tokens", "testing")
     }
     sql = pages["sqlalchemy"]
     assert "-&gt; AbstractContextManager[None]" in sql

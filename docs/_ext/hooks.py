@@ -30,9 +30,9 @@ PUBLIC_MODULES = {
         "reference/sqlalchemy/",
     ),
     "shopify_sessions.redis": ("src/shopify_sessions/redis/__init__.py", "reference/redis/"),
-    "shopify_sessions.shopify_app": (
-        "src/shopify_sessions/shopify_app/__init__.py",
-        "reference/shopify_app/",
+    "shopify_sessions.tokens": (
+        "src/shopify_sessions/tokens/__init__.py",
+        "reference/tokens/",
     ),
     "shopify_sessions.webhooks": (
         "src/shopify_sessions/webhooks/__init__.py",

@@ -24,7 +24,7 @@ import griffe
 PUBLIC_MODULES = (
     "shopify_sessions",
     "shopify_sessions.sqlalchemy",
-    "shopify_sessions.shopify_app",
+    "shopify_sessions.tokens",
     "shopify_sessions.testing",
 )
 ROLE = re.compile(r":(?:class|meth|func|attr|data|exc|obj|mod):`(?P<tilde>~?)(?P<target>[^`]+)`")

@@ -37,7 +37,7 @@ from ._web import (
     request_input,
     verify,
 )
-from .shopify_app import AsyncOfflineTokens
+from .tokens import AsyncOfflineTokens
 from .webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT, ReceivedWebhook, receive_webhook_async
 
 __all__ = ["ShopifySessions"]
@@ -77,11 +77,11 @@ class ShopifySessions:
             verified and applied, for the app's own work (an ``async def``, or a plain
             function, which runs in the thread pool). If it raises, Shopify is answered
             500 and delivers the webhook again: the sessions' effects are idempotent.
-        skew: As for :class:`~shopify_sessions.shopify_app.AsyncOfflineTokens`.
-        lock_timeout: As for :class:`~shopify_sessions.shopify_app.AsyncOfflineTokens`.
+        skew: As for :class:`~shopify_sessions.tokens.AsyncOfflineTokens`.
+        lock_timeout: As for :class:`~shopify_sessions.tokens.AsyncOfflineTokens`.
         webhook_lock_timeout: As ``lock_timeout`` of
             :func:`~shopify_sessions.webhooks.apply_webhook`.
-        telemetry: As for :class:`~shopify_sessions.shopify_app.AsyncOfflineTokens`.
+        telemetry: As for :class:`~shopify_sessions.tokens.AsyncOfflineTokens`.
     """
 
     __slots__ = (

@@ -35,7 +35,7 @@ from ._web import (
     request_input,
     verify,
 )
-from .shopify_app import OfflineTokens
+from .tokens import OfflineTokens
 from .webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT, ReceivedWebhook, receive_webhook
 
 __all__ = ["ShopifySessions"]
@@ -76,11 +76,11 @@ class ShopifySessions:
         on_webhook: called with each :class:`~shopify_sessions.webhooks.ReceivedWebhook`
             verified and applied, for the app's own work. If it raises, Shopify is answered
             500 and delivers the webhook again: the sessions' effects are idempotent.
-        skew: As for :class:`~shopify_sessions.shopify_app.OfflineTokens`.
-        lock_timeout: As for :class:`~shopify_sessions.shopify_app.OfflineTokens`.
+        skew: As for :class:`~shopify_sessions.tokens.OfflineTokens`.
+        lock_timeout: As for :class:`~shopify_sessions.tokens.OfflineTokens`.
         webhook_lock_timeout: As ``lock_timeout`` of
             :func:`~shopify_sessions.webhooks.apply_webhook`.
-        telemetry: As for :class:`~shopify_sessions.shopify_app.OfflineTokens`.
+        telemetry: As for :class:`~shopify_sessions.tokens.OfflineTokens`.
     """
 
     __slots__ = ("_options",)

@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import Any
 
-from shopify_sessions.shopify_app import AsyncOfflineTokens, OfflineTokens
 from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage, SQLAlchemySessionStorage
 from shopify_sessions.testing import FakeShopify
+from shopify_sessions.tokens import AsyncOfflineTokens, OfflineTokens
 
 API_VERSION = "2026-10"
 

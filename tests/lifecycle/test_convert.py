@@ -15,7 +15,7 @@ from shopify_sessions import (
     OnlineAccessInfo,
     Session,
 )
-from shopify_sessions.shopify_app import session_from_token, token_from_session
+from shopify_sessions.tokens import session_from_token, token_from_session
 
 USER = User(
     id=902541635,

@@ -18,8 +18,8 @@ from sqlalchemy import event, text
 from conftest import Awaited, Harness
 from shopify_sessions import ReauthorizationRequiredError, TokenPersistenceError
 from shopify_sessions._time import utc_now
-from shopify_sessions.shopify_app import AsyncOfflineTokens, OfflineTokens
 from shopify_sessions.testing import FakeShopify
+from shopify_sessions.tokens import AsyncOfflineTokens, OfflineTokens
 
 
 @asynccontextmanager
@@ -166,7 +166,7 @@ async def test_when_every_store_fails_the_old_pair_stays(
 HOLDER = textwrap.dedent(
     """
     import sys
-    from shopify_sessions.shopify_app import OfflineTokens
+    from shopify_sessions.tokens import OfflineTokens
     from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
     from shopify_sessions.testing import FakeShopify
     url, table, shopify = sys.argv[1], sys.argv[2], FakeShopify.attach(sys.argv[3])

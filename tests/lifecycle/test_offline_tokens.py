@@ -20,8 +20,8 @@ from shopify_sessions import (
     offline_session_id,
 )
 from shopify_sessions._time import utc_now
-from shopify_sessions.shopify_app import OfflineTokens
 from shopify_sessions.testing import Counters, FakeShopify
+from shopify_sessions.tokens import OfflineTokens
 
 
 def tokens_of(*sessions: Session | None) -> set[str]:
@@ -380,8 +380,8 @@ async def test_a_storage_of_the_other_kind_is_refused_at_construction(
     """The mix-up used to pass, and get() then failed with "'coroutine' object has no
     attribute 'expires'" (or blocked the event loop)."""
     import shopify_sessions
-    import shopify_sessions.shopify_app as lifecycle
     import shopify_sessions.sqlalchemy as sql
+    import shopify_sessions.tokens as lifecycle
 
     if "SQLAlchemy" in storage_class:
         url = "sqlite+aiosqlite://" if storage_class.startswith("Async") else "sqlite://"

@@ -315,7 +315,7 @@ async def test_the_refresh_span_is_the_child_of_the_callers_span(
 
 def test_telemetry_refuses_anything_else() -> None:
     from shopify_sessions import MemorySessionStorage
-    from shopify_sessions.shopify_app import OfflineTokens
+    from shopify_sessions.tokens import OfflineTokens
 
     with pytest.raises(TypeError, match="Telemetry"):
         OfflineTokens(
@@ -331,7 +331,7 @@ def test_without_opentelemetry_nothing_changes_and_nothing_is_imported() -> None
 import sys
 sys.modules["opentelemetry"] = None  # as if the extra were not installed
 from shopify_sessions import MemorySessionStorage, Session
-from shopify_sessions.shopify_app import OfflineTokens
+from shopify_sessions.tokens import OfflineTokens
 from shopify_sessions.telemetry import Telemetry
 from shopify_sessions.webhooks import apply_webhook
 from shopify_sessions._telemetry import default_telemetry
@@ -366,7 +366,7 @@ def test_the_telemetry_page_names_every_metric_attribute_span_and_value() -> Non
         if key.isupper() and isinstance(value, str) and key != "SCOPE"
     }
     constants |= set(names.RENEWAL_SPANS.values()) | set(names.RENEWAL_SPANS)
-    from shopify_sessions.shopify_app._base import ACTIONS
+    from shopify_sessions.tokens._base import ACTIONS
     from shopify_sessions.webhooks import _base as webhooks
 
     constants |= {value for pair in ACTIONS.values() for value in pair}

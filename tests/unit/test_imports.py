@@ -61,3 +61,28 @@ def test_nothing_below_the_command_imports_it() -> None:
             else:
                 continue
             assert not any("cli" in name.split(".") for name in names), (module, names)
+
+
+def test_the_old_lifecycle_module_still_imports_with_a_deprecation_warning() -> None:
+    # A subprocess: the warning is raised once, when the module is first imported, and
+    # it must name the importing line (default filters show it only there, in __main__).
+    code = (
+        "import warnings\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    from shopify_sessions.shopify_app import OfflineTokens\n"
+        "import shopify_sessions.tokens as tokens\n"
+        "assert OfflineTokens is tokens.OfflineTokens\n"
+        "[warning] = caught\n"
+        "assert warning.category is DeprecationWarning, warning\n"
+        "assert 'shopify_sessions.tokens' in str(warning.message)\n"
+        "assert warning.filename == '<string>', warning.filename\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shown = subprocess.run(
+        [sys.executable, "-c", "import shopify_sessions.shopify_app"],
+        capture_output=True,
+        text=True,
+    )
+    assert "DeprecationWarning" in shown.stderr

@@ -16,16 +16,14 @@ def test_the_storages_load_neither_shopifyapp_nor_httpx() -> None:
         "import sys\n"
         "import shopify_sessions, shopify_sessions.sqlalchemy\n"
         "shopify_sessions.sqlalchemy.AsyncSQLAlchemySessionStorage\n"
-        "loaded = {'shopify_app', 'httpx', 'shopify_sessions.shopify_app'} & set(sys.modules)\n"
+        "loaded = {'shopify_app', 'httpx', 'shopify_sessions.tokens'} & set(sys.modules)\n"
         "assert not loaded, loaded\n"
     )
     assert done.returncode == 0, done.stderr
 
 
 def test_the_lifecycle_names_its_extra_when_shopifyapp_is_missing() -> None:
-    done = _run(
-        "import sys; sys.modules['shopify_app'] = None\nimport shopify_sessions.shopify_app\n"
-    )
+    done = _run("import sys; sys.modules['shopify_app'] = None\nimport shopify_sessions.tokens\n")
     assert done.returncode != 0
     assert "pip install 'shopify-sessions[shopifyapp]'" in done.stderr
 
@@ -67,7 +65,9 @@ def test_the_testing_layer_sits_on_top_and_nothing_imports_it() -> None:
             if not isinstance(node, ast.ImportFrom):
                 continue
             target = "." * node.level + (node.module or "")
-            upward = any(layer in target for layer in ("shopify_app", "sqlalchemy", "cli"))
+            upward = any(
+                layer in target for layer in ("tokens", "shopify_app", "sqlalchemy", "cli")
+            )
             if inside:
                 assert not upward, (module, target)
             else:
@@ -75,7 +75,7 @@ def test_the_testing_layer_sits_on_top_and_nothing_imports_it() -> None:
     done = _run(
         "import sys\n"
         "import shopify_sessions.testing\n"
-        "loaded = {'shopify_app', 'httpx', 'jwt', 'shopify_sessions.shopify_app',\n"
+        "loaded = {'shopify_app', 'httpx', 'jwt', 'shopify_sessions.tokens',\n"
         "          'shopify_sessions.sqlalchemy'} & set(sys.modules)\n"
         "assert not loaded, loaded\n"
     )
@@ -110,12 +110,12 @@ LAYERS = [
         ],
     ),
     ("backends", ["sqlalchemy", "redis"]),
-    ("lifecycle", ["_telemetry", "telemetry", "shopify_app", "webhooks"]),
+    ("lifecycle", ["_telemetry", "telemetry", "tokens", "shopify_app", "webhooks"]),
     ("frameworks, command and testing", ["_web", "fastapi", "flask", "django", "cli", "testing"]),
 ]
 FRAMEWORKS = {"fastapi": "fastapi", "flask": "flask", "django": "django"}
 UPPER = [
-    "shopify_sessions.shopify_app",
+    "shopify_sessions.tokens",
     "shopify_sessions.webhooks",
     "shopify_sessions.telemetry",
     "shopify_sessions._telemetry",
@@ -199,7 +199,7 @@ def test_the_storages_load_no_lifecycle_webhook_telemetry_or_framework() -> None
 def test_the_lifecycle_and_the_webhooks_load_no_framework() -> None:
     done = _run(
         "import sys\n"
-        "import shopify_sessions.shopify_app, shopify_sessions.webhooks\n"
+        "import shopify_sessions.tokens, shopify_sessions.webhooks\n"
         "frameworks = ['fastapi', 'starlette', 'flask', 'django', 'shopify_sessions._web']\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in frameworks or m in frameworks]\n"
         "assert not loaded, loaded\n"

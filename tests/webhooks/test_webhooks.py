@@ -295,7 +295,7 @@ async def test_without_the_fence_the_uninstalled_session_comes_back(
 ) -> None:
     """The test above fails when the renewed pair is stored with a plain store_session
     instead of replace_session: the session is back, with tokens Shopify revoked."""
-    from shopify_sessions.shopify_app import AsyncOfflineTokens
+    from shopify_sessions.tokens import AsyncOfflineTokens
 
     standin.reset(latency=1.5)
     storage = _Unfenced(AsyncMemorySessionStorage())
@@ -350,7 +350,7 @@ async def test_without_the_lock_the_scope_update_is_lost_to_the_refresh(
     """The test above fails when the scope update does not wait for the refresh: the
     refresh's compare-and-set sees its pair still stored and writes the scope Shopify
     answered it over the new one."""
-    from shopify_sessions.shopify_app import AsyncOfflineTokens
+    from shopify_sessions.tokens import AsyncOfflineTokens
 
     standin.reset(latency=1.5)
     storage = AsyncMemorySessionStorage()

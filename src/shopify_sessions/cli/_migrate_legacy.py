@@ -8,7 +8,7 @@ import typer
 
 from .._errors import ReauthorizationRequiredError, SessionStorageError
 from .._time import utc_now
-from ..shopify_app import RefreshReport
+from ..tokens import RefreshReport
 from ._options import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_TABLE,

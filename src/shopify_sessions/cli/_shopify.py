@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, NoReturn
 
 from .._errors import InvalidSessionError, ShopTokenError
-from ..shopify_app import OfflineTokens, RefreshReport
+from ..tokens import OfflineTokens, RefreshReport
 from ._connect import command_storage
 from ._output import ExitCode, Output
 from ._reencrypt import KEYS_VARIABLE, cipher_from_environment

@@ -34,8 +34,8 @@ from ._views import (
 if TYPE_CHECKING:
     from shopify_app import ShopifyApp
 
-    from ..shopify_app import OfflineTokens
     from ..sqlalchemy import SQLAlchemySessionStorage
+    from ..tokens import OfflineTokens
 
 __all__ = [
     "admin_extension",

@@ -18,8 +18,8 @@ from sqlalchemy import URL
 from .._locks import DEFAULT_LOCK_TIMEOUT
 from .._telemetry import Telemetry
 from .._web import DEFAULT_PATCH_ID_TOKEN_PATH
-from ..shopify_app import OfflineTokens
 from ..sqlalchemy import SQLAlchemySessionStorage
+from ..tokens import OfflineTokens
 from ..webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT
 
 #: Every key of ``SHOPIFY_SESSIONS``, with its default.

@@ -236,7 +236,7 @@ class FakeShopify:
 
         The session holds a fresh expiring pair (an access token and a refresh token),
         or with ``legacy=True`` a non-expiring token that
-        :meth:`~shopify_sessions.shopify_app.OfflineTokens.migrate_legacy` can exchange.
+        :meth:`~shopify_sessions.tokens.OfflineTokens.migrate_legacy` can exchange.
 
         Args:
             shop: ``my-shop.myshopify.com`` or ``my-shop``.

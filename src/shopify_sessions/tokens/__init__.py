@@ -13,7 +13,7 @@ try:
     import shopify_app as _shopify_app  # noqa: F401
 except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
-        "shopify_sessions.shopify_app needs Shopify's shopifyapp package: "
+        "shopify_sessions.tokens needs Shopify's shopifyapp package: "
         "pip install 'shopify-sessions[shopifyapp]'"
     ) from error
 
