@@ -37,6 +37,7 @@ from ._storage import (
     SessionStorage,
     session_order,
 )
+from ._wrappers import AsyncSessionStorageWrapper, SessionStorageWrapper
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,7 @@ __all__ = [
     "AsyncLockingSessionStorage",
     "AsyncMemorySessionStorage",
     "AsyncSessionStorage",
+    "AsyncSessionStorageWrapper",
     "AuthScopes",
     "ConnectionPoolerError",
     "DatabaseURLError",
@@ -64,6 +66,7 @@ __all__ = [
     "SessionDataError",
     "SessionStorage",
     "SessionStorageError",
+    "SessionStorageWrapper",
     "SessionTableSchemaError",
     "ShopTokenError",
     "StorageAccessDeniedError",

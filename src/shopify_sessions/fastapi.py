@@ -29,7 +29,6 @@ from shopify_app import ShopifyApp
 from ._locks import DEFAULT_LOCK_TIMEOUT
 from ._session import Session
 from ._storage import AsyncLockingSessionStorage, is_asyncio_storage
-from ._telemetry import Telemetry
 from ._web import (
     Answer,
     RequestKind,
@@ -37,6 +36,8 @@ from ._web import (
     request_input,
     verify,
 )
+from ._wrappers import is_locking_storage, wrapper_advice
+from .telemetry import Telemetry
 from .tokens import AsyncOfflineTokens
 from .webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT, ReceivedWebhook, receive_webhook_async
 
@@ -282,12 +283,17 @@ class ShopifySessions:
 
             return AsyncSQLAlchemySessionStorage(self._storage)
         storage = self._storage()
-        if not isinstance(storage, AsyncLockingSessionStorage) or not is_asyncio_storage(storage):
+        if getattr(storage, "load_session", None) is not None and not is_asyncio_storage(storage):
             raise TypeError(
                 f"the storage function made {storage!r}, not an asyncio locking storage: a "
                 "synchronous storage would stop the event loop at each call and each lock "
                 "wait; use its asyncio twin (AsyncSQLAlchemySessionStorage, "
                 "AsyncMemorySessionStorage)"
+            )
+        if not is_locking_storage(storage, is_async=True):
+            raise TypeError(
+                f"the storage function made {storage!r}, not an asyncio locking storage"
+                + wrapper_advice(storage, is_async=True)
             )
         return storage
 

@@ -26,7 +26,6 @@ from shopify_app import ShopifyApp
 from ._locks import DEFAULT_LOCK_TIMEOUT
 from ._session import Session
 from ._storage import LockingSessionStorage, is_asyncio_storage
-from ._telemetry import Telemetry
 from ._web import (
     DEFAULT_PATCH_ID_TOKEN_PATH,
     Answer,
@@ -35,6 +34,8 @@ from ._web import (
     request_input,
     verify,
 )
+from ._wrappers import is_locking_storage, wrapper_advice
+from .telemetry import Telemetry
 from .tokens import OfflineTokens
 from .webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT, ReceivedWebhook, receive_webhook
 
@@ -277,11 +278,16 @@ def _make_storage(
 
         return SQLAlchemySessionStorage(storage)
     made = storage()
-    if not isinstance(made, LockingSessionStorage) or is_asyncio_storage(made):
+    if is_asyncio_storage(made):
         raise TypeError(
             f"the storage function made {made!r}, not a synchronous locking storage: a "
             "Flask view cannot await an asyncio one; use its sync twin "
             "(SQLAlchemySessionStorage, MemorySessionStorage)"
+        )
+    if not is_locking_storage(made, is_async=False):
+        raise TypeError(
+            f"the storage function made {made!r}, not a synchronous locking storage"
+            + wrapper_advice(made, is_async=False)
         )
     return made
 

@@ -16,9 +16,9 @@ from shopify_app import ShopifyApp
 from sqlalchemy import URL
 
 from .._locks import DEFAULT_LOCK_TIMEOUT
-from .._telemetry import Telemetry
 from .._web import DEFAULT_PATCH_ID_TOKEN_PATH
 from ..sqlalchemy import SQLAlchemySessionStorage
+from ..telemetry import Telemetry
 from ..tokens import OfflineTokens
 from ..webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT
 

@@ -26,7 +26,8 @@ from .._errors import (
 from .._locks import DEFAULT_LOCK_TIMEOUT
 from .._session import Session
 from .._storage import AsyncLockingSessionStorage, check_storage_kind, is_refresh_due
-from .._telemetry import DISCARDED, DONE, DONE_ELSEWHERE, Telemetry
+from .._wrappers import is_locking_storage, wrapper_advice
+from ..telemetry import DISCARDED, DONE, DONE_ELSEWHERE, Telemetry
 from ._base import HEADERS, Due, RefreshReport, TokensBase, logger, now
 
 
@@ -77,9 +78,11 @@ class AsyncOfflineTokens(TokensBase):
         telemetry: Telemetry | None = None,
     ) -> None:
         check_storage_kind(storage, AsyncOfflineTokens, is_async=True)
-        if not isinstance(storage, AsyncLockingSessionStorage):
+        if not is_locking_storage(storage, is_async=True):
             raise TypeError(
-                f"storage must have lock_session and sessions_due_for_refresh, not {storage!r}"
+                "storage must be a locking storage (lock_session, replace_session, "
+                f"sessions_due_for_refresh), not {storage!r}"
+                + wrapper_advice(storage, is_async=True)
             )
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(f"http_client must be an httpx.AsyncClient, not {http_client!r}")

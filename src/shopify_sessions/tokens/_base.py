@@ -29,7 +29,8 @@ from .._locks import check_timeout
 from .._session import Session
 from .._shop import offline_session_id, shop_domain
 from .._storage import holds_tokens
-from .._telemetry import (
+from .._time import utc_now
+from ..telemetry import (
     DISCARDED,
     DONE,
     DONE_ELSEWHERE,
@@ -47,7 +48,6 @@ from .._telemetry import (
     check_telemetry,
     error_code,
 )
-from .._time import utc_now
 from ._convert import session_from_token, token_from_session
 
 logger = logging.getLogger("shopify_sessions")
@@ -112,7 +112,7 @@ class Attempt:
     def locked(self) -> None:
         """The session lock is taken: the wait is over."""
         self._waited = time.monotonic() - self._started
-        self._telemetry.record_lock_wait(ACTIONS[self._action][0], self._waited, acquired=True)
+        self._telemetry._record_lock_wait(ACTIONS[self._action][0], self._waited, acquired=True)
         if self._span is not None:
             self._span.set_attribute(LOCK_WAITED, self._waited)
 
@@ -122,7 +122,7 @@ class Attempt:
             return
         if isinstance(error, LockTimeoutError) and self._waited is None:
             waited = time.monotonic() - self._started
-            self._telemetry.record_lock_wait(ACTIONS[self._action][0], waited, acquired=False)
+            self._telemetry._record_lock_wait(ACTIONS[self._action][0], waited, acquired=False)
         outcome = (
             REAUTHORIZATION_REQUIRED if isinstance(error, ReauthorizationRequiredError) else FAILED
         )
@@ -158,11 +158,11 @@ class Attempt:
         attributes = {OPERATION: operation, TRIGGER: trigger, OUTCOME: outcome}
         if code is not None:
             attributes[ERROR_CODE] = code
-        self._telemetry.count_renewal(operation, duration, attributes)
+        self._telemetry._count_renewal(operation, duration, attributes)
         if self._span is not None:
             self._span.set_attributes(attributes)
             if code is not None:
-                self._telemetry.fail_span(self._span, error, code)
+                self._telemetry._fail_span(self._span, error, code)
 
 
 #: The level and the log's wording of each outcome.
@@ -230,7 +230,7 @@ class TokensBase:
         leaves the block before an outcome was reported is reported as the outcome."""
         operation, trigger = ACTIONS[action]
         attributes = {SHOP: domain, SESSION_ID: id, OPERATION: operation, TRIGGER: trigger}
-        with self._telemetry.span(RENEWAL_SPANS[operation], attributes) as span:
+        with self._telemetry._span(RENEWAL_SPANS[operation], attributes) as span:
             attempt = Attempt(self._telemetry, action, domain, span)
             try:
                 yield attempt
