@@ -129,14 +129,14 @@ class AsyncOfflineTokens(TokensBase):
                 token has expired.
             SessionStorageError: the storage failed (typed, with its cause).
         """
-        domain, id = self.offline_id(shop)
+        domain, id = self._offline_id(shop)
         session = await self._storage.load_session(id)
-        if session is None or not self.is_stale(session, now()):
+        if session is None or not self._is_stale(session, now()):
             return session
         try:
-            return await self._renew(domain, id, self.is_stale, "refresh", self._refresh)
+            return await self._renew(domain, id, self._is_stale, "refresh", self._refresh)
         except (TokenRefreshError, LockTimeoutError) as error:
-            if not self.may_serve_current(session, error, now()):
+            if not self._may_serve_current(session, error, now()):
                 raise
             logger.warning("%s: serving the current token until it expires: %s", domain, error)
             return session
@@ -168,19 +168,19 @@ class AsyncOfflineTokens(TokensBase):
             LockTimeoutError: As for :meth:`get`.
             SessionStorageError: As for :meth:`get`.
         """
-        domain, id = self.exchange_input(verified)
+        domain, id = self._exchange_input(verified)
         try:
             session = await self.get(domain)
         except ReauthorizationRequiredError:
             session = None
         if session is not None:
             return session
-        with self.attempt("token exchange", domain, id) as attempt:
+        with self._attempt("token exchange", domain, id) as attempt:
             lock = self._storage.lock_session(id, timeout=self._lock_timeout)
             async with lock:
                 attempt.locked()
                 stored = await self._storage.load_session(id)
-                if stored is not None and not self.is_stale(stored, now()):
+                if stored is not None and not self._is_stale(stored, now()):
                     attempt.finish(DONE_ELSEWHERE)
                     return stored
                 result = await token_exchange_async(
@@ -190,7 +190,7 @@ class AsyncOfflineTokens(TokensBase):
                     invalid_token_response=verified.invalid_token_response,
                     http_client=self._http_client,
                 )
-                session = self.exchanged_session(domain, result)
+                session = self._exchanged_session(domain, result)
                 if stored is None:
                     await self._storage.store_session(session)
                 elif not await self._store(domain, session, stored):
@@ -224,11 +224,11 @@ class AsyncOfflineTokens(TokensBase):
             LockTimeoutError: As for :meth:`get`.
             SessionStorageError: As for :meth:`get`.
         """
-        domain, id = self.offline_id(shop)
+        domain, id = self._offline_id(shop)
         session = await self._storage.load_session(id)
-        if session is None or not self.is_legacy(session, now()):
+        if session is None or not self._is_legacy(session, now()):
             return session
-        return await self._renew(domain, id, self.is_legacy, "legacy exchange", self._exchange)
+        return await self._renew(domain, id, self._is_legacy, "legacy exchange", self._exchange)
 
     async def refresh_expiring(
         self,
@@ -275,7 +275,7 @@ class AsyncOfflineTokens(TokensBase):
         action: str,
         call: Callable[[str, Session], Awaitable[Session]],
     ) -> Session | None:
-        with self.attempt(action, domain, id) as attempt:
+        with self._attempt(action, domain, id) as attempt:
             lock = self._storage.lock_session(id, timeout=self._lock_timeout)
             async with lock:
                 attempt.locked()
@@ -299,18 +299,18 @@ class AsyncOfflineTokens(TokensBase):
                 return await self._storage.load_session(id)
 
     async def _refresh(self, domain: str, session: Session) -> Session:
-        token = self.refresh_input(domain, session, now())
+        token = self._refresh_input(domain, session, now())
         result = await refresh_access_token_async(token, self._app_config, self._http_client)
-        return self.refreshed_session(domain, session, result, now())
+        return self._refreshed_session(domain, session, result, now())
 
     async def _exchange(self, domain: str, session: Session) -> Session:
-        url, body = self.legacy_request(domain, session)
+        url, body = self._legacy_request(domain, session)
         attempt = 0
         while True:
             status, answer = await self._post(domain, url, body)
-            pause = self.should_retry_legacy(status, attempt)
+            pause = self._should_retry_legacy(status, attempt)
             if pause is None:
-                return self.migrated_session(domain, session, status, answer, now())
+                return self._migrated_session(domain, session, status, answer, now())
             await asyncio.sleep(pause)
             attempt += 1
 
@@ -347,10 +347,10 @@ class AsyncOfflineTokens(TokensBase):
                 logger.warning(
                     "storing the renewed pair of %s failed (%s); trying again", domain, error
                 )
-                await asyncio.sleep(self.store_pause(attempt - 1))
+                await asyncio.sleep(self._store_pause(attempt - 1))
 
     async def _delete_unless_renewed(self, session: Session) -> None:
         """Delete the session Shopify refused, unless another worker renewed it meanwhile."""
         stored = await self._storage.load_session(session.id)
-        if stored is not None and self.holds_same_pair(stored, session):
+        if stored is not None and self._holds_same_pair(stored, session):
             await self._storage.delete_session(session.id)

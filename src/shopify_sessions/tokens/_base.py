@@ -175,6 +175,17 @@ _LOG_OUTCOMES = {
 }
 
 
+def offline_id(shop: str) -> tuple[str, str]:
+    """``(shop domain, offline session id)`` of ``my-shop`` or ``my-shop.myshopify.com``."""
+    domain = shop_domain(shop)
+    return domain, offline_session_id(domain)
+
+
+def is_legacy(session: Session) -> bool:
+    """Whether the session holds a non-expiring token that has not been migrated."""
+    return session.expires is None and not session.refresh_token
+
+
 class TokensBase:
     """The settings and decisions shared by the sync and async shells."""
 
@@ -225,7 +236,7 @@ class TokensBase:
         )
 
     @contextmanager
-    def attempt(self, action: str, domain: str, id: str) -> Iterator[Attempt]:
+    def _attempt(self, action: str, domain: str, id: str) -> Iterator[Attempt]:
         """An :class:`Attempt` at renewing session ``id``, inside its span; an error that
         leaves the block before an outcome was reported is reported as the outcome."""
         operation, trigger = ACTIONS[action]
@@ -239,12 +250,10 @@ class TokensBase:
                 raise
 
     @staticmethod
-    def offline_id(shop: str) -> tuple[str, str]:
-        """``(shop domain, offline session id)`` of ``my-shop`` or ``my-shop.myshopify.com``."""
-        domain = shop_domain(shop)
-        return domain, offline_session_id(domain)
+    def _offline_id(shop: str) -> tuple[str, str]:
+        return offline_id(shop)
 
-    def is_stale(self, session: Session, now: datetime) -> bool:
+    def _is_stale(self, session: Session, now: datetime) -> bool:
         """Whether ``get`` must renew the session's access token first.
 
         It expires within ``skew``; or it has no expiry but a refresh token, which only a
@@ -256,7 +265,7 @@ class TokensBase:
         return session.expires - self._skew <= now
 
     @staticmethod
-    def may_serve_current(session: Session, error: Exception, now: datetime) -> bool:
+    def _may_serve_current(session: Session, error: Exception, now: datetime) -> bool:
         """Whether ``get`` may hand out the current token after a failed early refresh.
 
         Shopify or the network failed (or another worker held the lock too long), but the
@@ -269,11 +278,10 @@ class TokensBase:
         return session.expires is not None and session.expires > now
 
     @staticmethod
-    def is_legacy(session: Session, now: datetime) -> bool:
-        """Whether the session holds a non-expiring token that has not been migrated."""
-        return session.expires is None and not session.refresh_token
+    def _is_legacy(session: Session, now: datetime) -> bool:
+        return is_legacy(session)
 
-    def refresh_input(self, domain: str, session: Session, now: datetime) -> Any:
+    def _refresh_input(self, domain: str, session: Session, now: datetime) -> Any:
         """What ``shopifyapp.refresh_access_token`` is given to renew ``session``.
 
         ``shopifyapp`` refuses to refresh a token with more than 60 s left, whatever the
@@ -292,7 +300,7 @@ class TokensBase:
             )
         return replace(token_from_session(session), expires=None)
 
-    def refreshed_session(
+    def _refreshed_session(
         self, domain: str, session: Session, result: TokenExchangeResult, now: datetime
     ) -> Session:
         """The session to store after ``shopifyapp`` answered a refresh of ``session``.
@@ -308,9 +316,9 @@ class TokensBase:
         if code != "success" or result.access_token is None:
             raise TokenRefreshError(domain, code, detail)
         renewed = session_from_token(result.access_token)
-        return self.checked_pair(session, renewed, now)
+        return self._checked_pair(session, renewed, now)
 
-    def exchange_input(self, verified: Any) -> tuple[str, str]:
+    def _exchange_input(self, verified: Any) -> tuple[str, str]:
         """``(shop domain, offline session id)`` of a request ``shopifyapp`` verified.
 
         Raises:
@@ -330,9 +338,9 @@ class TokensBase:
                 "exchangeable session token (verify_app_home_req, verify_admin_ui_ext_req, "
                 "verify_pos_ui_ext_req)"
             )
-        return self.offline_id(verified.shop)
+        return self._offline_id(verified.shop)
 
-    def exchanged_session(self, domain: str, result: TokenExchangeResult) -> Session:
+    def _exchanged_session(self, domain: str, result: TokenExchangeResult) -> Session:
         """The session to store after ``shopifyapp`` exchanged a request's session token.
 
         Raises:
@@ -349,7 +357,7 @@ class TokensBase:
             )
         return session
 
-    def legacy_request(self, domain: str, session: Session) -> tuple[str, dict[str, Any]]:
+    def _legacy_request(self, domain: str, session: Session) -> tuple[str, dict[str, Any]]:
         """The URL and JSON body that exchange a legacy token for an expiring pair."""
         body = {
             "client_id": self._app_config["client_id"],
@@ -363,13 +371,13 @@ class TokensBase:
         return f"https://{domain.rstrip('/')}/admin/oauth/access_token", body
 
     @staticmethod
-    def should_retry_legacy(status: int, attempt: int) -> float | None:
+    def _should_retry_legacy(status: int, attempt: int) -> float | None:
         """Seconds to wait before trying the legacy exchange again, or ``None``."""
         if (status == 429 or 500 <= status <= 504) and attempt + 1 < LEGACY_ATTEMPTS:
             return 0.25 * (1 << attempt) * (1 + random.random())
         return None
 
-    def migrated_session(
+    def _migrated_session(
         self, domain: str, session: Session, status: int, answer: Any, now: datetime
     ) -> Session:
         """The session to store after Shopify answered a legacy exchange.
@@ -402,10 +410,10 @@ class TokensBase:
         renewed.refresh_token_expires = (
             None if refresh_expires_in is None else now + refresh_expires_in
         )
-        return self.checked_pair(session, renewed, now)
+        return self._checked_pair(session, renewed, now)
 
     @staticmethod
-    def checked_pair(old: Session, new: Session, now: datetime) -> Session:
+    def _checked_pair(old: Session, new: Session, now: datetime) -> Session:
         """``new`` made safe to store in place of ``old``.
 
         Shopify's answer without ``expires_in`` (shopify-app-js #3400) must not be stored
@@ -431,12 +439,12 @@ class TokensBase:
         return new
 
     @staticmethod
-    def holds_same_pair(stored: Session, session: Session) -> bool:
+    def _holds_same_pair(stored: Session, session: Session) -> bool:
         """Whether ``stored`` still holds the tokens of ``session``."""
         return holds_tokens(stored.access_token, stored.refresh_token, session)
 
     @staticmethod
-    def store_pause(attempt: int) -> float:
+    def _store_pause(attempt: int) -> float:
         """Seconds before storing a renewed pair again: 0.1 s doubling, at most 2 s."""
         return min(0.1 * (1 << attempt), 2.0) * (0.5 + random.random())
 

@@ -125,19 +125,19 @@ class ReceivedWebhook:
         return self.result is not None
 
     @classmethod
-    def answer(cls, response: Any, *, topic: str, webhook_id: str) -> ReceivedWebhook:
+    def _answer(cls, response: Any, *, topic: str, webhook_id: str) -> ReceivedWebhook:
         """Not verified: ``shopifyapp``'s suggested response (its ``Res``)."""
         answer = WebhookResponse(response.status, response.body, dict(response.headers))
         return cls(answer, topic=topic, webhook_id=webhook_id)
 
     @classmethod
-    def refused(cls, status: int, *, topic: str, webhook_id: str) -> ReceivedWebhook:
+    def _refused(cls, status: int, *, topic: str, webhook_id: str) -> ReceivedWebhook:
         headers = {"Retry-After": "5"} if status == 503 else {}
         body = HTTPStatus(status).phrase
         return cls(WebhookResponse(status, body, headers), topic=topic, webhook_id=webhook_id)
 
     @classmethod
-    def applied(cls, webhook: Webhook, result: WebhookResult, webhook_id: str) -> ReceivedWebhook:
+    def _applied(cls, webhook: Webhook, result: WebhookResult, webhook_id: str) -> ReceivedWebhook:
         return cls(
             WebhookResponse(200),
             result,

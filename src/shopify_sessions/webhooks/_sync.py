@@ -124,12 +124,12 @@ def receive_webhook(
     topic, webhook_id = request_headers(request)
     if not verified.ok:
         logger.warning("webhook %s refused: %s", topic or "(no topic)", verified.log.code)
-        return ReceivedWebhook.answer(verified.response, topic=topic, webhook_id=webhook_id)
+        return ReceivedWebhook._answer(verified.response, topic=topic, webhook_id=webhook_id)
     try:
         webhook = parse_webhook(topic, verified.shop or "", request["body"])
     except InvalidSessionError as error:
         logger.warning("webhook %s refused: %s", topic or "(no topic)", error)
-        return ReceivedWebhook.refused(400, topic=topic, webhook_id=webhook_id)
+        return ReceivedWebhook._refused(400, topic=topic, webhook_id=webhook_id)
     try:
         result = _apply(storage, webhook, timeout, telemetry)
     except (LockTimeoutError, StorageUnavailableError) as error:
@@ -139,8 +139,8 @@ def receive_webhook(
             webhook.shop,
             error,
         )
-        return ReceivedWebhook.refused(503, topic=webhook.topic, webhook_id=webhook_id)
-    return ReceivedWebhook.applied(webhook, result, webhook_id)
+        return ReceivedWebhook._refused(503, topic=webhook.topic, webhook_id=webhook_id)
+    return ReceivedWebhook._applied(webhook, result, webhook_id)
 
 
 def _apply(
