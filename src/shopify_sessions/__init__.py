@@ -39,7 +39,7 @@ from ._storage import (
 )
 from ._wrappers import AsyncSessionStorageWrapper, SessionStorageWrapper
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
