@@ -33,8 +33,8 @@ DEFAULT_PYTHON = "3.11"
 OTHER_PYTHONS = [version for version in PYTHONS if version != DEFAULT_PYTHON]
 #: What runs on every other Python: the tests that need no PostgreSQL or MariaDB
 #: (memory, SQLite and Redis backends; unit, webhooks, frameworks, testing, telemetry,
-#: docs and examples), the outage tests never. The full suite, every backend and the Node
-#: interop tests run on the default Python.
+#: docs and examples), never the serial ones (the hammer, the outage tests). The full
+#: suite, every backend and the Node interop tests run on the default Python.
 SUBSET = [
     "tests/unit",
     "tests/storage",
@@ -45,6 +45,8 @@ SUBSET = [
     "tests/telemetry",
     "tests/test_docs.py",
     "tests/test_examples.py",
+    "-m",
+    "not serial",
     "-k",
     "not outages and not (psycopg or asyncpg or pymysql or aiomysql or galera or pgbouncer"
     " or postgresql or mysql or mariadb)",
@@ -98,10 +100,11 @@ def _point_nox_at_pyenv() -> None:
         if _runs(f"python{version}"):
             continue
         links.mkdir(parents=True, exist_ok=True)
-        link = links / f"python{version}"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(interpreter)
+        # Made beside, then renamed over: two nox processes may start at once.
+        staged = links / f".python{version}.{os.getpid()}"
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(interpreter)
+        os.replace(staged, links / f"python{version}")
     if links.is_dir():
         os.environ["PATH"] = f"{links}{os.pathsep}{os.environ['PATH']}"
 

@@ -109,9 +109,12 @@ def test_program_runs(block: Block, tmp_path: Path) -> None:
     is_test = program.name.startswith("test_")
     pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio", "-W", "error"]
     runner = pytest if is_test else []
+    # Not CI's pytest options for this run (workers, the serial phase's selection).
+    environment = {name: value for name, value in os.environ.items() if name != "PYTEST_ADDOPTS"}
     result = subprocess.run(
         [sys.executable, "-W", "error", *runner, program.name],
         cwd=tmp_path,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=120,
