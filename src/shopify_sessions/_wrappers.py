@@ -25,9 +25,6 @@ from ._storage import (
     is_asyncio_storage,
 )
 
-#: The default ``batch_size`` of ``sessions_due_for_refresh`` in every storage of this package.
-_REFRESH_BATCH = 100
-
 
 def protocol_members(protocol: type) -> list[str]:
     """The methods a storage protocol of this package asks for (its own and those of the
@@ -108,10 +105,7 @@ class SessionStorageWrapper:
             :class:`AsyncSessionStorageWrapper`), or not a locking storage.
     """
 
-    __slots__ = ("wrapped",)
-
-    wrapped: LockingSessionStorage
-    """The storage every call is forwarded to."""
+    __slots__ = ("_wrapped",)
 
     def __init__(self, wrapped: LockingSessionStorage) -> None:
         if is_asyncio_storage(wrapped):
@@ -123,13 +117,18 @@ class SessionStorageWrapper:
                 f"SessionStorageWrapper wraps a synchronous locking storage, not {wrapped!r}"
                 + wrapper_advice(wrapped, is_async=False)
             )
-        self.wrapped = wrapped
+        self._wrapped = wrapped
+
+    @property
+    def wrapped(self) -> LockingSessionStorage:
+        """The storage every call is forwarded to."""
+        return self._wrapped
 
     def __getattr__(self, name: str) -> Any:
         # Only for what the class does not define: the storage's own extras.
-        if name == "wrapped":  # not set yet: __init__ failed, or __new__ without it
+        if name == "_wrapped":  # not set yet: __init__ failed, or __new__ without it
             raise AttributeError(name)
-        return getattr(self.wrapped, name)
+        return getattr(self._wrapped, name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.wrapped!r})"
@@ -165,7 +164,7 @@ class SessionStorageWrapper:
         return self.wrapped.replace_session(session, previous=previous)
 
     def sessions_due_for_refresh(
-        self, before: datetime, *, batch_size: int = _REFRESH_BATCH
+        self, before: datetime, *, batch_size: int = 100
     ) -> Iterator[list[Session]]:
         """Forwarded: :meth:`~shopify_sessions.LockingSessionStorage.sessions_due_for_refresh`."""
         return self.wrapped.sessions_due_for_refresh(before, batch_size=batch_size)
@@ -190,10 +189,7 @@ class AsyncSessionStorageWrapper:
             :class:`SessionStorageWrapper`), or not a locking storage.
     """
 
-    __slots__ = ("wrapped",)
-
-    wrapped: AsyncLockingSessionStorage
-    """The storage every call is forwarded to."""
+    __slots__ = ("_wrapped",)
 
     def __init__(self, wrapped: AsyncLockingSessionStorage) -> None:
         if getattr(wrapped, "load_session", None) is not None and not is_asyncio_storage(wrapped):
@@ -205,12 +201,17 @@ class AsyncSessionStorageWrapper:
                 f"AsyncSessionStorageWrapper wraps an asyncio locking storage, not {wrapped!r}"
                 + wrapper_advice(wrapped, is_async=True)
             )
-        self.wrapped = wrapped
+        self._wrapped = wrapped
+
+    @property
+    def wrapped(self) -> AsyncLockingSessionStorage:
+        """The storage every call is forwarded to."""
+        return self._wrapped
 
     def __getattr__(self, name: str) -> Any:
-        if name == "wrapped":
+        if name == "_wrapped":
             raise AttributeError(name)
-        return getattr(self.wrapped, name)
+        return getattr(self._wrapped, name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.wrapped!r})"
@@ -246,7 +247,7 @@ class AsyncSessionStorageWrapper:
         return await self.wrapped.replace_session(session, previous=previous)
 
     def sessions_due_for_refresh(
-        self, before: datetime, *, batch_size: int = _REFRESH_BATCH
+        self, before: datetime, *, batch_size: int = 100
     ) -> AsyncIterator[list[Session]]:
         """Forwarded:
         :meth:`~shopify_sessions.AsyncLockingSessionStorage.sessions_due_for_refresh`."""
