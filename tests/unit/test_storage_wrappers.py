@@ -144,7 +144,7 @@ async def test_a_getattr_wrapper_is_refused_by_the_framework_integrations() -> N
         client_secret="b",
     )
     with pytest.raises(TypeError, match=r"only through __getattr__.*AsyncSessionStorageWrapper"):
-        async with shopify.lifespan(FastAPI()):
+        async with shopify.lifespan(FastAPI(exception_handlers=shopify.exception_handlers)):
             pass
 
 
@@ -242,7 +242,7 @@ async def test_the_async_lifecycle_webhooks_and_fastapi_call_a_wrappers_override
     assert wrapper.calls[-1] == "find_sessions_by_shop"
 
     shopify = ShopifySessions(lambda: wrapper, client_id="a", client_secret="b")
-    async with shopify.lifespan(FastAPI()):
+    async with shopify.lifespan(FastAPI(exception_handlers=shopify.exception_handlers)):
         assert shopify.storage is wrapper
 
 
