@@ -40,7 +40,17 @@ NODE_DIR = Path(__file__).parent / "node"
 UTC = timezone.utc
 SHOP = "interop-shop.myshopify.com"
 ADAPTERS = ("drizzle", "prisma", "raw")
-CELLS = [(adapter, backend) for adapter in ADAPTERS for backend in SQL_BACKENDS]
+CELLS = [
+    # Prisma's table is always "Session", here in the database's default schema: under
+    # pytest-xdist its cells share one worker, so two of them never drop each other's table.
+    pytest.param(
+        (adapter, backend),
+        marks=[pytest.mark.xdist_group("prisma-session-table")] if adapter == "prisma" else [],
+        id=f"{adapter}-{backend.name}",
+    )
+    for adapter in ADAPTERS
+    for backend in SQL_BACKENDS
+]
 
 
 def node_missing() -> str | None:
@@ -51,7 +61,7 @@ def node_missing() -> str | None:
     return None
 
 
-@pytest.fixture(params=CELLS, ids=lambda cell: f"{cell[0]}-{cell[1].name}")
+@pytest.fixture(params=CELLS)
 async def cell(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[str, Harness]]:
