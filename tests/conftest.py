@@ -299,6 +299,9 @@ class Harness:
     raw: Engine | None = None
     #: The Redis URL of a Redis backend (with ``?cluster=true`` for the cluster).
     redis_url: str | None = None
+    #: A PostgreSQL schema (MySQL: database) of the test's own, for a table whose name is
+    #: fixed (Prisma's "Session"), so that tests running at once never share it.
+    schema: str | None = None
     #: (name, schema) of every table to drop after the test; the default one is first.
     tables: list[tuple[str, str | None]] = field(default_factory=list)
     _closers: list[Callable[[], Any]] = field(default_factory=list)

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,17 +41,7 @@ NODE_DIR = Path(__file__).parent / "node"
 UTC = timezone.utc
 SHOP = "interop-shop.myshopify.com"
 ADAPTERS = ("drizzle", "prisma", "raw")
-CELLS = [
-    # Prisma's table is always "Session", here in the database's default schema: under
-    # pytest-xdist its cells share one worker, so two of them never drop each other's table.
-    pytest.param(
-        (adapter, backend),
-        marks=[pytest.mark.xdist_group("prisma-session-table")] if adapter == "prisma" else [],
-        id=f"{adapter}-{backend.name}",
-    )
-    for adapter in ADAPTERS
-    for backend in SQL_BACKENDS
-]
+CELLS = [(adapter, backend) for adapter in ADAPTERS for backend in SQL_BACKENDS]
 
 
 def node_missing() -> str | None:
@@ -61,7 +52,7 @@ def node_missing() -> str | None:
     return None
 
 
-@pytest.fixture(params=CELLS)
+@pytest.fixture(params=CELLS, ids=lambda cell: f"{cell[0]}-{cell[1].name}")
 async def cell(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[str, Harness]]:
@@ -73,14 +64,22 @@ async def cell(
         pytest.skip(reason)
     require_server(backend.server)
     harness = new_harness(backend, tmp_path)
+    kind = "SCHEMA" if backend.server == "postgresql" else "DATABASE"
     if adapter == "prisma":
         harness.table_name = "Session"  # the Prisma client maps its model to one table
+        if backend.server != "sqlite":  # in a schema (MySQL: database) of the test's own
+            harness.schema = f"p_{uuid.uuid4().hex[:12]}"
+            harness.sql(f"CREATE {kind} {harness.schema}")
     node = Node(adapter, backend, harness)
     node("drop_table")
     node("create_table")
     yield adapter, harness
     await close_harness(harness)
     node("drop_table")
+    if harness.schema is not None:
+        drop = new_harness(backend, tmp_path)  # close_harness disposed of the raw engine
+        drop.sql(f"DROP {kind} {harness.schema}" + (" CASCADE" if kind == "SCHEMA" else ""))
+        await close_harness(drop)
 
 
 class Node:
@@ -93,6 +92,14 @@ class Node:
             "url": node_url(backend, harness),
             "table": harness.table_name,
         }
+        if harness.schema is not None and backend.server == "postgresql":
+            self.base["schema"] = harness.schema
+        elif harness.schema is not None:
+            self.base["url"] = (
+                make_url(self.base["url"])
+                .set(database=harness.schema)
+                .render_as_string(hide_password=False)
+            )
 
     def __call__(self, op: str, **fields: Any) -> dict[str, Any]:
         request = json.dumps({**self.base, "op": op, **fields})
@@ -202,7 +209,7 @@ def without_prisma_booleans(adapter: str, specs: list[dict[str, Any]]) -> list[d
 
 
 def python_storage(harness: Harness) -> Any:
-    return harness.storage(table=harness.table_name)
+    return harness.storage(table=harness.table_name, schema=harness.schema)
 
 
 # --- both directions ----------------------------------------------------------------------
