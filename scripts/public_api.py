@@ -23,6 +23,7 @@ import importlib
 import inspect
 import re
 import sys
+import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,7 +196,10 @@ def entries(module_name: str) -> Iterator[tuple[str, str]]:
     for name in sorted(module.__all__):
         value = getattr(module, name)
         key = f"{module_name}:{name}"
-        if inspect.isclass(value):
+        # A parametrised generic (Callable[...]) passes isinstance(..., type) on Python 3.10.
+        if isinstance(value, types.GenericAlias) or typing.get_origin(value) is not None:
+            yield key, f"type alias = {alias_source(module, name)}"
+        elif inspect.isclass(value):
             yield key, describe_class(value)
             for member in member_names(value):
                 yield f"{key}.{member}", describe_member(value, member)

@@ -4,6 +4,7 @@ Redis storage in ``shopify_sessions.redis``.
 """
 
 import inspect as _inspect
+import types as _types
 
 from ._encryption import FernetTokenCipher, TokenCipher, TokenDecryptionError
 from ._errors import (
@@ -91,5 +92,10 @@ __all__ = [
 ]
 
 for _name in __all__:
-    if isinstance(globals()[_name], type) or _inspect.isfunction(globals()[_name]):
-        globals()[_name].__module__ = __name__  # not the constant, nor the type aliases
+    _value = globals()[_name]
+    # Classes and functions only: not the constant, nor the type aliases (on Python 3.10 a
+    # parametrised Callable passes isinstance(..., type) and refuses a new __module__).
+    if not isinstance(_value, _types.GenericAlias) and (
+        isinstance(_value, type) or _inspect.isfunction(_value)
+    ):
+        _value.__module__ = __name__
