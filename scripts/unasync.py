@@ -46,6 +46,8 @@ REWRITES = [
     (r"\b(apply|receive)_webhook_async\b", r"\1_webhook"),
     (r"\.aclose\(", ".close("),
     (r"\baclose_client\b", "close_client"),
+    (r"\basync_(checkout|execute|release)\b", r"\1"),
+    (r"\._direct_async\b", "._direct"),
     (
         r"^from sqlalchemy\.ext\.asyncio import AsyncConnection, AsyncEngine, create_async_engine$",
         "from sqlalchemy import Connection, Engine, create_engine",

@@ -69,7 +69,7 @@ def expected(backend: Backend, path: str, kind: str, statements: list[str]) -> l
 class Counted:
     """A storage on one path whose round trips are counted, and the engine it runs on."""
 
-    def __init__(self, harness: Harness, path: str) -> None:
+    def __init__(self, harness: Harness, path: str, *, listen: bool = True) -> None:
         backend = harness.backend
         self.harness = harness
         self.path = path
@@ -93,10 +93,13 @@ class Counted:
             self.engine = create_engine(url)
             self.storage = SQLAlchemySessionStorage(self.engine, table=table)
         self.sqlite = SQLiteTrace(self.engine) if backend.server == "sqlite" else None
-        #: What the engine's own event listeners saw (an app's tracing, say).
+        #: What the engine's own event listeners saw (an app's tracing, say); with
+        #: ``listen=False`` nothing listens, and the storage built from a URL runs its hot
+        #: statements on the driver connection (tests/storage/test_hot_path.py).
         self.seen: list[str] = []
-        sync_engine = getattr(self.engine, "sync_engine", self.engine)
-        event.listen(sync_engine, "before_cursor_execute", self._seen)
+        if listen:
+            sync_engine = getattr(self.engine, "sync_engine", self.engine)
+            event.listen(sync_engine, "before_cursor_execute", self._seen)
 
     def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.seen.append(statement.split(None, 1)[0].upper())
