@@ -1,8 +1,9 @@
-"""The hot path: the storage built from a URL runs its hot statements on the pooled driver
-connection (``sqlalchemy/_direct.py``) while nothing listens to its engine.
+"""The hot path: a storage runs its hot statements on the pooled driver connection
+(``sqlalchemy/_direct.py``) while nothing listens to its engine.
 
-- each operation is one round trip, counted at the wire (SQLite: by SQLite's trace), and
-  no SQLAlchemy ``Connection`` is made for it;
+- each operation makes the round trips that test_round_trips.py lists for its engine (one
+  on the storage's own engine), counted at the wire (SQLite: by SQLite's trace), and no
+  SQLAlchemy ``Connection`` is made for it;
 - an event listener added at any time (``before_cursor_execute``, OpenTelemetry's
   SQLAlchemy instrumentation) sees every later statement, on the storage's own engine and
   on an app's;
@@ -23,7 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Connection, Engine, event
-from test_round_trips import SHOP, Counted, sample
+from test_round_trips import PATHS, SHOP, Counted, expected, sample
 
 from conftest import Harness
 from shopify_sessions import Session, StorageOperationError, session_order
@@ -65,57 +66,63 @@ async def run(storage: Any, operation: str, session: Session) -> Any:
     return await call(storage, "delete_sessions", [session.id, "absent"])
 
 
-@pytest.fixture
-async def quiet_url(sql_harness: Harness) -> AsyncIterator[Counted]:
-    """The storage built from a URL, its round trips counted, nothing listening."""
-    counted = Counted(sql_harness, "url", listen=False)
+@pytest.fixture(params=PATHS)
+async def quiet_storage(
+    request: pytest.FixtureRequest, sql_harness: Harness
+) -> AsyncIterator[Counted]:
+    """A storage built from a URL, or on an app's engine, its round trips counted,
+    nothing listening."""
+    counted = Counted(sql_harness, request.param, listen=False)
     await sql_harness.storage(table=sql_harness.default_table()).create_table()
     yield counted
     await counted.close()
 
 
 async def test_each_operation_is_one_round_trip_without_sqlalchemys_connection(
-    quiet_url: Counted,
+    quiet_storage: Counted,
 ) -> None:
-    storage = quiet_url.storage
+    storage = quiet_storage.storage
     engine = sync_engine_of(storage)
     sessions = [sample(index) for index in range(3)]
     for _ in range(6):  # warm: the table check, the pool, prepared statements
         for session in sessions:
-            await quiet_url.call("store_session", session)
-            await quiet_url.call("load_session", session.id)
-        await quiet_url.call("find_sessions_by_shop", SHOP)
-        await quiet_url.call("delete_session", "absent")
-        await quiet_url.call("delete_sessions", ["absent", "also-absent"])
-    quiet_url.take()
+            await quiet_storage.call("store_session", session)
+            await quiet_storage.call("load_session", session.id)
+        await quiet_storage.call("find_sessions_by_shop", SHOP)
+        await quiet_storage.call("delete_session", "absent")
+        await quiet_storage.call("delete_sessions", ["absent", "also-absent"])
+    quiet_storage.take()
     assert storage._direct and quiet(storage.engine)
     engine._connection_cls = CountedConnection
     CountedConnection.made = 0
 
-    await quiet_url.call("store_session", sessions[0])
-    assert quiet_url.take() == ["INSERT"]
-    assert await quiet_url.call("load_session", sessions[0].id) == sessions[0]
-    assert quiet_url.take() == ["SELECT"]
-    assert await quiet_url.call("load_session", "absent") is None
-    assert quiet_url.take() == ["SELECT"]
-    assert await quiet_url.call("find_sessions_by_shop", SHOP) == sorted(
+    def trips(kind: str, statement: str) -> list[str]:
+        return expected(quiet_storage.harness.backend, quiet_storage.path, kind, [statement])
+
+    await quiet_storage.call("store_session", sessions[0])
+    assert quiet_storage.take() == trips("write", "INSERT")
+    assert await quiet_storage.call("load_session", sessions[0].id) == sessions[0]
+    assert quiet_storage.take() == trips("read", "SELECT")
+    assert await quiet_storage.call("load_session", "absent") is None
+    assert quiet_storage.take() == trips("read", "SELECT")
+    assert await quiet_storage.call("find_sessions_by_shop", SHOP) == sorted(
         sessions, key=session_order
     )
-    assert quiet_url.take() == ["SELECT"]
-    await quiet_url.call("delete_session", sessions[2].id)
-    assert quiet_url.take() == ["DELETE"]
-    await quiet_url.call("delete_sessions", [sessions[0].id, sessions[1].id])
-    assert quiet_url.take() == ["DELETE"]
-    assert await quiet_url.call("find_sessions_by_shop", SHOP) == []
-    assert quiet_url.take() == ["SELECT"]
+    assert quiet_storage.take() == trips("read", "SELECT")
+    await quiet_storage.call("delete_session", sessions[2].id)
+    assert quiet_storage.take() == trips("write", "DELETE")
+    await quiet_storage.call("delete_sessions", [sessions[0].id, sessions[1].id])
+    assert quiet_storage.take() == trips("write", "DELETE")
+    assert await quiet_storage.call("find_sessions_by_shop", SHOP) == []
+    assert quiet_storage.take() == trips("read", "SELECT")
     assert CountedConnection.made == 0, "a hot operation went through SQLAlchemy's Connection"
 
 
-async def test_a_listener_added_later_sees_every_statement(quiet_url: Counted) -> None:
-    storage = quiet_url.storage
+async def test_a_listener_added_later_sees_every_statement(quiet_storage: Counted) -> None:
+    storage = quiet_storage.storage
     engine = sync_engine_of(storage)
     session = sample(1)
-    await quiet_url.call("store_session", session)  # on the hot path, nothing listening
+    await quiet_storage.call("store_session", session)  # on the hot path, nothing listening
     seen: list[str] = []
 
     def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:

@@ -165,7 +165,6 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             engine.get_execution_options(),
             pooled=pooled,
             lock_lease=lock_lease,
-            owns_engine=self._built_from is not None,
         )
         self._locks = AsyncKeyedLocks()
         self._heartbeat = AsyncHeartbeat(self._lease / 3)
@@ -603,7 +602,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             raise connect_failure(self._table_name, error) from error
         try:
             try:
-                return await async_execute(self._engine, connection, hot)
+                return await async_execute(self._engine, connection, hot, self._direct_mode)
             finally:
                 await async_release(connection)
         except FAILURES as error:

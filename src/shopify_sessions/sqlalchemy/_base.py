@@ -23,7 +23,7 @@ from .._errors import (
 from .._locks import check_lease
 from ._codecs import DATETIME_FORMATS, DateTimeFormat
 from ._core import HotCall, HotStatement, SessionTableCore, describe_table
-from ._direct import ASYNC_DRIVERS
+from ._direct import ASYNC_DRIVERS, AUTOCOMMIT, COMMIT, SWITCH
 from ._locks import LeaseStatements, lease_statements
 from ._pooler import merge_engine_options, pooler_engine_options
 from ._server import ServerFacts
@@ -96,12 +96,12 @@ class StorageBase:
         "_default_layout",
         "_dialect",
         "_direct",
+        "_direct_mode",
         "_execution_options",
         "_lease",
         "_lease_statements",
         "_lock_table",
         "_name",
-        "_owns_engine",
         "_pooled",
         "_ready",
         "_schema",
@@ -122,11 +122,9 @@ class StorageBase:
         *,
         pooled: bool = False,
         lock_lease: float,
-        owns_engine: bool = False,
     ) -> None:
         check_dialect(dialect.name)
         self._pooled = pooled
-        self._owns_engine = owns_engine
         self._lease = check_lease(lock_lease)
         self._use_engine(dialect, execution_options)
         if token_cipher is not None and not isinstance(token_cipher, TokenCipher):
@@ -181,15 +179,21 @@ class StorageBase:
         # ... except asyncpg through a pooler: see default_engine_options.
         if free and not self._autocommit and not (self._pooled and dialect.driver == "asyncpg"):
             self._single_options = AUTOCOMMIT_OPTIONS
-        #: Whether the hot statements may run on the pooled driver connection (``_direct``):
-        #: on the storage's own autocommit engine, where a single statement needs nothing
-        #: around it (asyncpg through a pooler is transactional, so never), with no
-        #: execution options that change how a statement runs (a schema translation, say).
+        #: Whether the hot statements may run on the pooled driver connection (``_direct``,
+        #: while nothing listens to the engine), and how (``_direct_mode``): not with
+        #: execution options that change how a statement runs (a schema translation, say),
+        #: nor for asyncpg through a pooler, which needs a transaction around each statement.
         self._direct = (
-            self._owns_engine
-            and self._autocommit
-            and not execution_options
+            not execution_options
             and (not dialect.is_async or dialect.driver in ASYNC_DRIVERS)
+            and not (self._pooled and dialect.driver == "asyncpg" and not self._autocommit)
+        )
+        self._direct_mode = (
+            AUTOCOMMIT
+            if self._autocommit
+            else SWITCH
+            if self._single_options is not None
+            else COMMIT
         )
 
     def _hot(self, statement: HotStatement | None, parameters: Mapping[str, Any]) -> HotCall | None:

@@ -39,6 +39,15 @@ from ._core import FETCH_ALL, FETCH_NONE, FETCH_ONE, HotCall
 logger = logging.getLogger("shopify_sessions")
 
 
+#: How a connection of the engine runs a hot statement. AUTOCOMMIT: it commits each
+#: statement by itself (the engine the storage builds from a URL, or an app's engine in
+#: autocommit). SWITCH: the driver's autocommit is a flag in the client, switched on for
+#: the call and off again (psycopg; asyncpg is in autocommit outside a transaction), as
+#: the storage does on an app's engine through SQLAlchemy. COMMIT: the connection is in a
+#: transaction, and a write commits after its statement (a read is ended by the pool's
+#: reset on return), as a transaction of the storage's own does through SQLAlchemy.
+AUTOCOMMIT, SWITCH, COMMIT = 0, 1, 2
+
 #: The asyncio drivers whose own calls ``_direct_async.async_execute`` knows.
 ASYNC_DRIVERS = frozenset({"asyncpg", "aiomysql", "aiosqlite", "psycopg"})
 
@@ -64,14 +73,21 @@ def checkout(engine: Engine) -> PoolProxiedConnection:
         raise  # not reached: the call above raises
 
 
-def execute(engine: Engine, connection: PoolProxiedConnection, call: HotCall) -> Any:
-    """Run ``call`` on ``connection``: ``None``, its first row or its rows, processed."""
+def execute(engine: Engine, connection: PoolProxiedConnection, call: HotCall, mode: int) -> Any:
+    """Run ``call`` on ``connection`` in ``mode``: ``None``, its first row or its rows,
+    processed. (A hot statement that fetches nothing is a write.)"""
     sql, arguments, fetch, results = call
-    cursor = connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi: Any = connection.dbapi_connection
+    if mode == SWITCH:
+        dbapi.autocommit = True
+    cursor = None
     try:
+        cursor = dbapi.cursor()
         cursor.execute(sql, arguments)
         if fetch == FETCH_NONE:
             rows: Sequence[Any] = ()
+            if mode == COMMIT:
+                dbapi.commit()
         elif fetch == FETCH_ONE:
             row = cursor.fetchone()
             rows = () if row is None else (row,)
@@ -82,8 +98,20 @@ def execute(engine: Engine, connection: PoolProxiedConnection, call: HotCall) ->
         if failure is error:
             raise
         raise failure from error
+    finally:
+        if mode == SWITCH and connection.is_valid:
+            switch_back(connection, dbapi)
     cursor.close()
     return answer(rows, fetch, results)
+
+
+def switch_back(connection: PoolProxiedConnection, dbapi: Any) -> None:
+    """The driver's autocommit off again, as the pool's return would set it; a connection
+    that can't is never pooled again."""
+    try:
+        dbapi.autocommit = False
+    except Exception as error:
+        connection.invalidate(error)
 
 
 def release(connection: PoolProxiedConnection) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from ._core import FETCH_NONE, FETCH_ONE, HotCall
-from ._direct import answer, checkout, failed
+from ._direct import COMMIT, SWITCH, answer, checkout, failed
 
 
 async def async_checkout(engine: AsyncEngine) -> PoolProxiedConnection:
@@ -26,13 +26,16 @@ async def async_checkout(engine: AsyncEngine) -> PoolProxiedConnection:
 
 
 async def async_execute(
-    engine: AsyncEngine, connection: PoolProxiedConnection, call: HotCall
+    engine: AsyncEngine, connection: PoolProxiedConnection, call: HotCall, mode: int
 ) -> Any:
     """:func:`execute` through the asyncio driver's own calls."""
     sql, arguments, fetch, results = call
     driver: Any = connection.driver_connection
     name = engine.dialect.driver
+    switch = mode == SWITCH and name == "psycopg"  # asyncpg: autocommit already
     try:
+        if switch:
+            await driver.set_autocommit(True)
         if name == "asyncpg":
             assert isinstance(arguments, tuple)
             if fetch == FETCH_NONE:
@@ -57,6 +60,8 @@ async def async_execute(
             async with driver.cursor() as cursor:
                 await cursor.execute(sql, arguments)
                 rows = () if fetch == FETCH_NONE else await cursor.fetchall()
+        if mode == COMMIT and fetch == FETCH_NONE:
+            await driver.commit()
     except BaseException as error:
         translated = error
         if isinstance(error, Exception):
@@ -70,6 +75,12 @@ async def async_execute(
         if failure is error:
             raise
         raise failure from translated
+    finally:
+        if switch and connection.is_valid:
+            try:
+                await driver.set_autocommit(False)
+            except Exception as error:  # never pooled again
+                await greenlet_spawn(connection.invalidate, error)
     if fetch == FETCH_ONE:
         rows = rows[:1]
     return answer(rows, fetch, results)

@@ -157,7 +157,6 @@ class SQLAlchemySessionStorage(StorageBase):
             engine.get_execution_options(),
             pooled=pooled,
             lock_lease=lock_lease,
-            owns_engine=self._built_from is not None,
         )
         self._locks = KeyedLocks()
         self._heartbeat = Heartbeat(self._lease / 3)
@@ -587,7 +586,7 @@ class SQLAlchemySessionStorage(StorageBase):
             raise connect_failure(self._table_name, error) from error
         try:
             try:
-                return execute(self._engine, connection, hot)
+                return execute(self._engine, connection, hot, self._direct_mode)
             finally:
                 release(connection)
         except FAILURES as error:
