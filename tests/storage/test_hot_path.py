@@ -66,12 +66,12 @@ async def run(storage: Any, operation: str, session: Session) -> Any:
     return await call(storage, "delete_sessions", [session.id, "absent"])
 
 
-@pytest.fixture(params=PATHS)
+@pytest.fixture(params=(*PATHS, "autocommit"))
 async def quiet_storage(
     request: pytest.FixtureRequest, sql_harness: Harness
 ) -> AsyncIterator[Counted]:
-    """A storage built from a URL, or on an app's engine, its round trips counted,
-    nothing listening."""
+    """A storage built from a URL, or on an app's engine (SQLAlchemy's defaults, or in
+    autocommit), its round trips counted, nothing listening."""
     counted = Counted(sql_harness, request.param, listen=False)
     await sql_harness.storage(table=sql_harness.default_table()).create_table()
     yield counted
