@@ -306,7 +306,8 @@ def report_tables(summaries: Sequence[Summary]) -> list[str]:
 
 
 #: Where the README's summary table goes (``update_readme``).
-README_START, README_END = "<!-- benchmark-summary:start -->", "<!-- benchmark-summary:end -->"
+README_START = "<!-- --8<-- [start:benchmark-summary] -->"
+README_END = "<!-- --8<-- [end:benchmark-summary] -->"
 
 
 def readme_table(summaries: Sequence[Summary]) -> list[str]:
