@@ -455,14 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     progress(f"wrote {args.output}")
-    if not args.no_chart:
-        ratio_chart(summaries, args.chart)
-        progress(f"wrote {args.chart}")
     readme = args.readme
     if readme is None and args.output.resolve() == DEFAULT_OUTPUT.resolve():
         readme = ROOT / "README.md"
     if readme is not None and not args.no_readme and update_readme(readme, readme_table(summaries)):
         progress(f"wrote the summary table of {readme}")
+    if not args.no_chart:
+        ratio_chart(summaries, args.chart)
+        progress(f"wrote {args.chart}")
     return 0
 
 
