@@ -291,16 +291,20 @@ class AsyncDynamoDBSessionStorage:
     async def sessions_due_for_refresh(
         self, before: datetime, *, batch_size: int = 100
     ) -> AsyncIterator[list[Session]]:
-        """The offline sessions whose refresh token expires before ``before``.
+        """The offline sessions whose refresh token expires before ``before``, in id order,
+        ``batch_size`` at a time.
 
         Every session is read (see :meth:`sessions`), so that sessions a Node app wrote
-        are seen too; each batch that holds due sessions is yielded as a list.
+        are seen too; the due ones are gathered, then yielded in id order as the other
+        storages yield them (a scan reads DynamoDB's own order).
         """
-        before = as_utc(before)
-        async for batch in self.sessions(batch_size=batch_size):
-            due = [session for session in batch if is_refresh_due(session, before)]
-            if due:
-                yield due
+        before, size = as_utc(before), check_batch_size(batch_size)
+        due: list[Session] = []
+        async for batch in self.sessions():
+            due += [session for session in batch if is_refresh_due(session, before)]
+        due.sort(key=lambda session: session.id)
+        for start in range(0, len(due), size):
+            yield due[start : start + size]
 
     async def delete_expired_sessions(
         self,

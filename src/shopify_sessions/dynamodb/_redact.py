@@ -2,15 +2,16 @@
 
 At DEBUG, botocore logs every request's parameters and every response's body
 (``botocore.endpoint``: "Making request ... with params", ``botocore.parsers``:
-"Response body"), and each signed request's headers ("Sending http request"), which hold
-the signature and, with temporary credentials (a Lambda function's role), the
+"Response body"), each signed request's headers ("Sending http request"), and what it
+signs (``botocore.auth``: the canonical request, the signature), which hold the signature
+and, with temporary credentials (a Lambda function's role), the
 ``X-Amz-Security-Token``. An app that turns every logger to DEBUG would then log the
-sessions' tokens. A filter on those two loggers (aiobotocore logs through the same ones)
-replaces the values of ``accessToken`` and ``refreshToken`` (and of the condition values
-of the same names that ``replace_session`` sends), the signature and the security token
-with ``<redacted>`` before any handler sees the record. It is installed once per process
-by the first DynamoDB storage, and redacts the same attributes for any other boto3 code
-of the process.
+sessions' tokens and an AWS secret. A filter on those three loggers (aiobotocore logs
+through the same ones) replaces the values of ``accessToken`` and ``refreshToken`` (and of
+the condition values of the same names that ``replace_session`` sends), the signature and
+the security token with ``<redacted>`` before any handler sees the record. It is installed
+once per process by the first DynamoDB storage, and redacts the same for any other boto3
+code of the process.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import re
 import threading
 
 #: The loggers that log bodies and headers (aiobotocore reuses botocore's).
-LOGGERS = ("botocore.endpoint", "botocore.parsers")
+LOGGERS = ("botocore.endpoint", "botocore.parsers", "botocore.auth")
 
 _TOKEN_VALUE = re.compile(
     r'("(?::?)(?:accessToken|refreshToken)"\s*:\s*\{\s*"S"\s*:\s*")(.*?)("\s*\})'
@@ -29,6 +30,8 @@ _HEADER_VALUE = re.compile(
     r"""(['"](?:X-Amz-Security-Token|Authorization)['"]\s*:\s*b?['"])([^'"]*)(['"])""",
     re.IGNORECASE,
 )
+#: A canonical request's security token header line, and a signature logged alone.
+_SIGNED_VALUE = re.compile(r"(^x-amz-security-token:|\ASignature:\n)(.*)()$", re.MULTILINE)
 _REDACTED = r"\1<redacted>\3"
 
 
@@ -37,6 +40,8 @@ def redacted(text: str) -> str:
     if "Token" in text or "Authorization" in text:
         text = _TOKEN_VALUE.sub(_REDACTED, text)
         text = _HEADER_VALUE.sub(_REDACTED, text)
+    if "x-amz-security-token:" in text or text.startswith("Signature:"):
+        text = _SIGNED_VALUE.sub(_REDACTED, text)
     return text
 
 
