@@ -6,6 +6,7 @@ clients, never through a stubbed one."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import shutil
@@ -107,6 +108,25 @@ class Dynalite:
                 self.process.wait(10)
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+def dynalite_index_slot(id: str) -> str:
+    """The 6 hex digits dynalite keys an index entry by, after the shop: ids that share
+    them collide in its index (a dynalite quirk, not DynamoDB's), so the test avoids them."""
+    return hashlib.md5(b"Outliers" + id.encode()).hexdigest()[:6]
+
+
+def many_ids(shop: str, count: int, width: int) -> list[str]:
+    ids: list[str] = []
+    slots: set[str] = set()
+    n = 0
+    while len(ids) < count:
+        id = f"{shop}_{n:06d}_".ljust(width, "x")
+        n += 1
+        if dynalite_index_slot(id) not in slots:
+            slots.add(dynalite_index_slot(id))
+            ids.append(id)
+    return ids
 
 
 # --- the fault-injecting proxy -----------------------------------------------------------

@@ -7,7 +7,6 @@ that is down or silent), DynamoDB's failures injected by the proxy of tests/dyna
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import socket
@@ -24,7 +23,7 @@ from botocore.config import Config
 
 import dynalite as dynalite_module
 from conftest import Awaited, Harness, dynalite
-from dynalite import FaultProxy
+from dynalite import FaultProxy, many_ids
 from shopify_sessions import (
     AssociatedUser,
     DatabaseURLError,
@@ -202,25 +201,6 @@ def test_an_endpoint_that_is_down_or_silent_is_unavailable() -> None:
 
 
 # --- better than Node: every page, every key, read consistently -------------------------
-
-
-def dynalite_index_slot(id: str) -> str:
-    """The 6 hex digits dynalite keys an index entry by, after the shop: ids that share
-    them collide in its index (a dynalite quirk, not DynamoDB's), so the test avoids them."""
-    return hashlib.md5(b"Outliers" + id.encode()).hexdigest()[:6]
-
-
-def many_ids(shop: str, count: int, width: int) -> list[str]:
-    ids: list[str] = []
-    slots: set[str] = set()
-    n = 0
-    while len(ids) < count:
-        id = f"{shop}_{n:06d}_".ljust(width, "x")
-        n += 1
-        if dynalite_index_slot(id) not in slots:
-            slots.add(dynalite_index_slot(id))
-            ids.append(id)
-    return ids
 
 
 async def test_a_shop_past_one_page_of_its_index_loses_no_session(
