@@ -8,19 +8,23 @@ from typing import Any, NoReturn
 from rich.markup import escape
 from sqlalchemy import Engine, Table, text
 
-from .._errors import SessionTableSchemaError
+from .._errors import MissingSessionTableError, SessionTableSchemaError
 from .._session import Session
 from ..sqlalchemy import SQLAlchemySessionStorage
 from ..sqlalchemy._core import describe_table
-from ..sqlalchemy._layout import Layout, detect_layout
+from ..sqlalchemy._layout import detect_layout
 from ..sqlalchemy._pooler import take_pooler
 from ._connect import (
     command_url,
     connection_to,
     count_rows,
+    describe_dynamodb,
     describe_keys,
+    is_dynamodb,
     is_redis,
+    missing_dynamodb_table,
     missing_table,
+    open_dynamodb,
     open_redis,
     open_storage,
     reflect,
@@ -57,11 +61,15 @@ def check(
 
     Exit 0 when the storage can use the table, 4 when it is missing, 5 when it cannot
     hold sessions (every problem is listed), 3 when the database is unreachable. On
-    Redis: the sessions under --key-prefix, counted (shop lists are not sessions).
+    Redis: the sessions under --key-prefix, counted (shop lists are not sessions). On
+    DynamoDB: the table of the URL, its key and its index on shop, and its sessions
+    (lock items are not sessions).
     """
     with reporting("check", as_json) as output:
         if is_redis(url):
             _check_redis(output, url, key_prefix, batch_size)
+        if is_dynamodb(url):
+            _check_dynamodb(output, url, batch_size)
         storage = open_storage(url, table, schema)
         engine = storage.engine
         real = reflect(engine, table, schema)
@@ -105,7 +113,7 @@ def check(
                 advance(len(batch))
         storage.close()
         result["sessions"] = counts
-        output.say(_summary(counts, layout))
+        output.say(_summary(counts, f"this {layout.value} table"))
         output.done(result)
 
 
@@ -120,10 +128,45 @@ def _check_redis(output: Output, url: str, prefix: str, batch_size: int) -> NoRe
             advance(len(batch))
     redis_storage.close()
     output.say(f"{describe_keys(redis_storage)} (the Node Redis adapter's layout)")
-    output.say(_summary(counts, None))
+    output.say(_summary(counts, "these Redis keys"))
     output.done(
         {"store": "redis", "key_prefix": prefix, "problems": [], "advice": [], "sessions": counts}
     )
+
+
+def _check_dynamodb(output: Output, url: str, batch_size: int) -> NoReturn:
+    storage = open_dynamodb(url)
+    result: dict[str, Any] = {
+        "store": "dynamodb",
+        "table": storage.table_name,
+        "shop_index": storage.shop_index,
+        "problems": [],
+        "advice": [],
+    }
+    output.say(f"{describe_dynamodb(storage)}, index {storage.shop_index} on shop")
+    try:
+        storage.check_table()
+    except MissingSessionTableError:
+        raise missing_dynamodb_table(storage.table_name) from None
+    except SessionTableSchemaError as error:
+        result["problems"] = list(error.problems)
+        for problem in error.problems:
+            output.say(f"[red]problem:[/] {escape(problem)}")
+        output.done(result, ExitCode.SCHEMA)
+    mechanism = "a lease item lock:<id> in the table, taken and released by conditional writes"
+    result["lock"] = {"mechanism": mechanism, "advice": []}
+    output.say(f"session lock: {mechanism}")
+    counts = _counts()
+    now = datetime.now(timezone.utc)
+    with progress_bar(output, "counting sessions", 0) as advance:
+        for batch in storage.sessions(batch_size=batch_size):
+            for session in batch:
+                _tally(counts, session, now)
+            advance(len(batch))
+    storage.close()
+    result["sessions"] = counts
+    output.say(_summary(counts, "this DynamoDB table (the Node DynamoDB adapter's layout)"))
+    output.done(result)
 
 
 def _lock_report(storage: SQLAlchemySessionStorage, url: str) -> dict[str, Any]:
@@ -210,8 +253,8 @@ def _tally(counts: dict[str, int], session: Session, now: datetime) -> None:
         counts["encrypted"] += 1
 
 
-def _summary(counts: dict[str, int], layout: Layout | None) -> str:
-    what = "these Redis keys" if layout is None else f"this {layout.value} table"
+def _summary(counts: dict[str, int], what: str) -> str:
+    """The counts, and that the storage can use ``what`` (the table, the keys)."""
     return (
         f"sessions: {counts['total']} ({counts['offline']} offline, {counts['online']} online), "
         f"{counts['expired']} expired, {counts['with_refresh_token']} with a refresh token "

@@ -16,7 +16,7 @@ except ImportError as error:  # pragma: no cover - depends on the install
 
 from .._locks import DEFAULT_LOCK_LEASE
 from ._async import AsyncDynamoDBSessionStorage
-from ._core import DEFAULT_SHOP_INDEX, DEFAULT_TABLE_NAME
+from ._core import DEFAULT_SHOP_INDEX, DEFAULT_TABLE_NAME, table_definition
 from ._sync import DynamoDBSessionStorage
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_TABLE_NAME",
     "AsyncDynamoDBSessionStorage",
     "DynamoDBSessionStorage",
+    "table_definition",
 ]
 
 for _name in ("AsyncDynamoDBSessionStorage", "DynamoDBSessionStorage"):

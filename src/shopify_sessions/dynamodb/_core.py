@@ -317,22 +317,7 @@ class DynamoDBCore:
 
     def create_table_request(self) -> dict[str, Any]:
         """``CreateTable`` of the table and index the Node adapter reads, billed on demand."""
-        return {
-            "TableName": self.table,
-            "AttributeDefinitions": [
-                {"AttributeName": "id", "AttributeType": "S"},
-                {"AttributeName": "shop", "AttributeType": "S"},
-            ],
-            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": self.index,
-                    "KeySchema": [{"AttributeName": "shop", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
-            "BillingMode": "PAY_PER_REQUEST",
-        }
+        return table_definition(self.table, self.index)
 
     def table_problems(self, description: Mapping[str, Any]) -> list[str]:
         """What keeps the described table (``DescribeTable``'s ``Table``) from holding
@@ -360,6 +345,30 @@ class DynamoDBCore:
             if index.get("IndexStatus", "ACTIVE") not in ("ACTIVE", "UPDATING"):
                 problems.append(f"its index {self.index} is {index.get('IndexStatus')}, not ACTIVE")
         return problems
+
+
+def table_definition(
+    table: str = DEFAULT_TABLE_NAME, shop_index: str = DEFAULT_SHOP_INDEX
+) -> dict[str, Any]:
+    """The table and index the Node adapter reads, billed on demand, as ``CreateTable``'s
+    input: boto3's ``client.create_table(**table_definition())``, or the JSON of the AWS
+    CLI's ``aws dynamodb create-table --cli-input-json``."""
+    return {
+        "TableName": check_table_name(table),
+        "AttributeDefinitions": [
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "shop", "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": check_table_name(shop_index, "shop_index"),
+                "KeySchema": [{"AttributeName": "shop", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
 
 
 def unprocessed_keys(answer: Mapping[str, Any], table: str) -> dict[str, Any] | None:
