@@ -120,7 +120,10 @@ LAYERS = [
     ),
     ("backends", ["sqlalchemy", "redis", "dynamodb"]),
     ("lifecycle", ["_telemetry", "telemetry", "tokens", "shopify_app", "webhooks"]),
-    ("frameworks, command and testing", ["_web", "fastapi", "flask", "django", "cli", "testing"]),
+    (
+        "frameworks, command and testing",
+        ["_app_storage", "_web", "fastapi", "flask", "django", "cli", "testing"],
+    ),
 ]
 FRAMEWORKS = {"fastapi": "fastapi", "flask": "flask", "django": "django"}
 UPPER = [

@@ -5,7 +5,8 @@
   is made from it once per process (:func:`get_storage`).
 - Views: :func:`webhook` (verified, applied, then sent as :data:`webhook_received`),
   :func:`patch_id_token`, and the decorators :func:`app_home`, :func:`admin_extension`,
-  :func:`pos_extension`, which hand a view ``request.shopify_session``.
+  :func:`pos_extension`, which hand a view ``request.shopify_session`` (and, with
+  ``@app_home(online=True)``, the staff user's ``request.shopify_online_session``).
 - ``manage.py shopify_sessions SUBCOMMAND``: the ``shopify-sessions`` command on that
   table (with ``shopify_sessions.django`` in ``INSTALLED_APPS``).
 """
@@ -34,7 +35,7 @@ from ._views import (
 if TYPE_CHECKING:
     from shopify_app import ShopifyApp
 
-    from ..sqlalchemy import SQLAlchemySessionStorage
+    from .._storage import LockingSessionStorage
     from ..tokens import OfflineTokens
 
 __all__ = [
@@ -51,9 +52,10 @@ __all__ = [
 ]
 
 
-def get_storage() -> SQLAlchemySessionStorage:
+def get_storage() -> LockingSessionStorage:
     """The process's sessions storage, made from the settings on first use (never one per
-    request), with the table created first when ``SHOPIFY_SESSIONS["CREATE_TABLE"]``."""
+    request), with the table created first when ``SHOPIFY_SESSIONS["CREATE_TABLE"]``: a
+    ``SQLAlchemySessionStorage``, or a ``RedisSessionStorage`` for a Redis ``URL``."""
     return made().storage
 
 

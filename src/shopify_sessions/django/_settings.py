@@ -15,10 +15,11 @@ from django.core.signals import setting_changed
 from shopify_app import ShopifyApp
 from sqlalchemy import URL
 
+from .._app_storage import StorageOptions, storage_from_url
 from .._locks import DEFAULT_LOCK_TIMEOUT
+from .._storage import LockingSessionStorage
 from .._telemetry import Telemetry
 from .._web import DEFAULT_PATCH_ID_TOKEN_PATH
-from ..sqlalchemy import SQLAlchemySessionStorage
 from ..tokens import OfflineTokens
 from ..webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT
 
@@ -134,7 +135,7 @@ def database_url(alias: str | None = None) -> str:
 class Made:
     """What the process makes once: the storage, the tokens, ``shopifyapp``'s app."""
 
-    storage: SQLAlchemySessionStorage
+    storage: LockingSessionStorage
     tokens: OfflineTokens
     app: ShopifyApp
     options: dict[str, Any]
@@ -162,11 +163,11 @@ def _make() -> Made:
     telemetry = config["TELEMETRY"]
     if telemetry is not None and not isinstance(telemetry, Telemetry):
         raise ImproperlyConfigured("SHOPIFY_SESSIONS['TELEMETRY'] must be a Telemetry")
-    storage = SQLAlchemySessionStorage(
-        database_url(), table=config["TABLE"], schema=config["SCHEMA"]
-    )
+    # The URL of a DATABASES entry, or SHOPIFY_SESSIONS["URL"]: a database's, or Redis's.
+    given = StorageOptions(config["TABLE"], config["SCHEMA"])
+    storage = storage_from_url(database_url(), is_async=False, options=given)
     try:
-        if config["CREATE_TABLE"]:
+        if config["CREATE_TABLE"] and hasattr(storage, "create_table"):
             storage.create_table()
         tokens = OfflineTokens(
             storage,
@@ -178,7 +179,7 @@ def _make() -> Made:
             telemetry=telemetry,
         )
     except BaseException:
-        storage.close()
+        _close(storage)
         raise
     app = ShopifyApp(client_id, client_secret, config["OLD_CLIENT_SECRET"])
     return Made(storage, tokens, app, config)
@@ -201,7 +202,13 @@ def _forget(*, setting: str, **kwargs: Any) -> None:
     with _lock:
         old, _made = _made, None
     if old is not None:
-        old.storage.close()
+        _close(old.storage)
+
+
+def _close(storage: LockingSessionStorage) -> None:
+    close = getattr(storage, "close", None)
+    if close is not None:
+        close()
 
 
 setting_changed.connect(_forget, dispatch_uid="shopify_sessions.django")
