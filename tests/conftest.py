@@ -15,6 +15,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,29 @@ class Awaited:
 
 def unique_table_name(prefix: str = "s") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@contextmanager
+def dynamodb_app_url() -> Iterator[str]:
+    """A ``dynamodb://`` URL of a fresh table in the tests' dynalite, as an app is given it:
+    dynalite's credentials in the environment (as a Lambda function finds its role's), the
+    table deleted afterwards if the app made it."""
+    require_server("dynamodb")
+    server, name = dynalite(), unique_table_name("app")
+    saved = {key: os.environ.get(key) for key in dynalite_module.CREDENTIALS_ENV}
+    os.environ.update(dynalite_module.CREDENTIALS_ENV)
+    try:
+        yield server.url(name)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        client = server.client()
+        if name in client.list_tables()["TableNames"]:
+            client.delete_table(TableName=name)
+        client.close()
 
 
 @dataclass

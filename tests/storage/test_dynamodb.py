@@ -505,6 +505,9 @@ def test_construction_from_a_url_a_table_name_or_a_client(
     assert DynamoDBSessionStorage(region_name="eu-west-1").shop_index == "shop_index"
     with pytest.raises(DatabaseURLError, match="region"):
         DynamoDBSessionStorage("shopify_sessions")
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")  # what the AWS SDKs of Node read
+    assert DynamoDBSessionStorage("dynamodb://t12")._plan.options["region_name"] == "ap-south-1"
+    monkeypatch.delenv("AWS_REGION")
     with pytest.raises(DatabaseURLError, match="takes"):
         DynamoDBSessionStorage("dynamodb://t12?region=x&password=y")
     with pytest.raises(DatabaseURLError):

@@ -3,6 +3,7 @@ boto3's options or a ``dynamodb://`` URL."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,7 +122,12 @@ def _config(given: Any) -> Any:
 
 
 def _check_region(plan: ClientPlan, is_async: bool) -> None:
-    """Refuse, before any call, a client that would have no region to sign for."""
+    """Refuse, before any call, a client that would have no region to sign for.
+
+    botocore reads ``AWS_DEFAULT_REGION`` and the config files; ``AWS_REGION``, which the
+    AWS SDKs of other languages read (a Node app's environment often has only it), is
+    taken when botocore finds nothing.
+    """
     if plan.options.get("region_name"):
         return
     if is_async:
@@ -136,9 +142,12 @@ def _check_region(plan: ClientPlan, is_async: bool) -> None:
         region = session.get_config_variable("region")
     except Exception as error:  # a profile that does not exist, a broken config file
         raise DatabaseURLError(f"cannot read the AWS configuration: {error}") from error
-    if not region:
+    if not region and os.environ.get("AWS_REGION"):
+        plan.options["region_name"] = os.environ["AWS_REGION"]
+    elif not region:
         raise DatabaseURLError(
-            "no AWS region: give ?region= in the URL, region_name=, or set AWS_REGION"
+            "no AWS region: give ?region= in the URL, region_name=, or set AWS_REGION "
+            "(or AWS_DEFAULT_REGION)"
         )
 
 
