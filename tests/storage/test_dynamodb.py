@@ -276,6 +276,23 @@ async def test_the_index_lag_and_app_uninstalled(
     assert await storage.load_session(sessions[2].id) == sessions[2]
 
 
+async def test_legacy_sessions_are_the_offline_ones_that_never_expire(
+    dynamodb_harness: Harness,
+) -> None:
+    storage = dynamodb_harness.storage()
+    legacy = [offline(f"offline_l{n}.myshopify.com", f"l{n}.myshopify.com") for n in range(5)]
+    others = [
+        offline("offline_e.myshopify.com", "e.myshopify.com", expires=utc_now()),
+        offline("offline_r.myshopify.com", "r.myshopify.com", refresh_token="shprt"),
+        online(1),
+    ]
+    for session in [*legacy, *others]:
+        await storage.store_session(session)
+    batches = await walk(storage, "legacy_sessions", batch_size=2)
+    assert all(0 < len(batch) <= 2 for batch in batches)
+    assert sorted(s.id for batch in batches for s in batch) == sorted(s.id for s in legacy)
+
+
 # --- the lease lock ----------------------------------------------------------------------
 
 

@@ -53,6 +53,7 @@ from ._core import (
     Item,
     Stored,
     backoff,
+    is_legacy,
     unprocessed_items,
     unprocessed_keys,
 )
@@ -305,6 +306,15 @@ class AsyncDynamoDBSessionStorage:
         due.sort(key=lambda session: session.id)
         for start in range(0, len(due), size):
             yield due[start : start + size]
+
+    async def legacy_sessions(self, *, batch_size: int = 100) -> AsyncIterator[list[Session]]:
+        """The offline sessions with a non-expiring token (no expiry, no refresh token),
+        what the token exchange migrates: each page of the walk (see :meth:`sessions`)
+        that holds some, as a list; memory is bounded by the page."""
+        async for batch in self.sessions(batch_size=batch_size):
+            legacy = [session for session in batch if is_legacy(session)]
+            if legacy:
+                yield legacy
 
     async def delete_expired_sessions(
         self,

@@ -286,7 +286,9 @@ class DynamoDBCore:
         with the others): the session an uninstall must delete is never missed.
         """
         ids = dict.fromkeys(_id_of(entry) for entry in indexed)
-        ids.setdefault(f"offline_{shop}")
+        offline = f"offline_{shop}"
+        if len(offline.encode("utf-8", "surrogatepass")) <= MAX_KEY_BYTES:
+            ids.setdefault(offline)
         return [id for id in ids if id and not id.startswith(LOCK_PREFIX)]
 
     def get_batches(self, ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -345,6 +347,12 @@ class DynamoDBCore:
             if index.get("IndexStatus", "ACTIVE") not in ("ACTIVE", "UPDATING"):
                 problems.append(f"its index {self.index} is {index.get('IndexStatus')}, not ACTIVE")
         return problems
+
+
+def is_legacy(session: Session) -> bool:
+    """Whether ``session`` is offline with a non-expiring token (no expiry, no refresh
+    token): what Shopify's token exchange migrates to an expiring pair."""
+    return not session.is_online and session.expires is None and not session.refresh_token
 
 
 def table_definition(

@@ -49,6 +49,7 @@ from ._core import (
     Item,
     Stored,
     backoff,
+    is_legacy,
     unprocessed_items,
     unprocessed_keys,
 )
@@ -297,6 +298,15 @@ class DynamoDBSessionStorage:
         due.sort(key=lambda session: session.id)
         for start in range(0, len(due), size):
             yield due[start : start + size]
+
+    def legacy_sessions(self, *, batch_size: int = 100) -> Iterator[list[Session]]:
+        """The offline sessions with a non-expiring token (no expiry, no refresh token),
+        what the token exchange migrates: each page of the walk (see :meth:`sessions`)
+        that holds some, as a list; memory is bounded by the page."""
+        for batch in self.sessions(batch_size=batch_size):
+            legacy = [session for session in batch if is_legacy(session)]
+            if legacy:
+                yield legacy
 
     def delete_expired_sessions(
         self,
