@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -306,6 +307,79 @@ async def _run_async(
 
 verify_dumps: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
 
+#: The calls whose CPU time is measured: what each one does, by side.
+CPU_CALLS = ("store_session", "load_session", "find_sessions_by_shop")
+
+
+def cpu_per_call(endpoint: str, data: Dataset, rounds: int, calls: int) -> dict[str, Any]:
+    """The process's CPU time per call (``time.process_time``), library and raw alternated
+    ``rounds`` times, sync and asyncio: what a side costs the host, which a busy machine's
+    other processes move far less than wall-clock time."""
+    import boto3
+
+    table = f"benchcpu{uuid.uuid4().hex[:6]}"
+    options: Any = {"endpoint_url": endpoint, "region_name": REGION, "client_options": CREDENTIALS}
+    library = DynamoDBSessionStorage(table, **options)
+    library.create_table()
+    raw = RawDynamoDB(
+        boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION, **CREDENTIALS), table
+    )
+    sessions = data.sessions[:calls]
+    for session in sessions:
+        library.store_session(session)
+    arguments = {
+        "store_session": sessions,
+        "load_session": [s.id for s in sessions],
+        "find_sessions_by_shop": [s.shop for s in sessions],
+    }
+    samples: dict[tuple[str, str, str], list[float]] = {}
+    for round_ in range(rounds):
+        sides = (("library", library), ("raw", raw))
+        for side, storage in sides if round_ % 2 == 0 else sides[::-1]:
+            for call in CPU_CALLS:
+                method = getattr(storage, call)
+                started = time.process_time()
+                for argument in arguments[call]:
+                    method(argument)
+                spent = (time.process_time() - started) / len(arguments[call])
+                samples.setdefault(("sync", call, side), []).append(spent * 1e6)
+        asyncio.run(_cpu_async(endpoint, table, arguments, round_, samples))
+    library.client.delete_table(TableName=table)
+    library.close()
+    raw.close()
+    return {key: sorted(values)[len(values) // 2] for key, values in samples.items()}
+
+
+async def _cpu_async(
+    endpoint: str,
+    table: str,
+    arguments: dict[str, list[Any]],
+    round_: int,
+    samples: dict[tuple[str, str, str], list[float]],
+) -> None:
+    from aiobotocore.session import get_session
+
+    library = AsyncDynamoDBSessionStorage(
+        table, endpoint_url=endpoint, region_name=REGION, client_options=CREDENTIALS
+    )
+    context = get_session().create_client(
+        "dynamodb", endpoint_url=endpoint, region_name=REGION, **CREDENTIALS
+    )
+    raw = AsyncRawDynamoDB(await context.__aenter__(), table)
+    await library.load_session("warm-up-absent-id")
+    await raw.load_session("warm-up-absent-id")
+    sides: tuple[tuple[str, Any], ...] = (("library", library), ("raw", raw))
+    for side, storage in sides if round_ % 2 == 0 else sides[::-1]:
+        for call in CPU_CALLS:
+            method = getattr(storage, call)
+            started = time.process_time()
+            for argument in arguments[call]:
+                await method(argument)
+            spent = (time.process_time() - started) / len(arguments[call])
+            samples.setdefault(("async", call, side), []).append(spent * 1e6)
+    await library.close()
+    await raw.close()
+
 
 def _row(results: list[dict[str, PhaseResult]], phase: str) -> tuple[float, float]:
     ops = [r[phase].ops_per_s for r in results]
@@ -319,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--shops", type=int, default=250)
     parser.add_argument("--no-node", action="store_true")
+    parser.add_argument("--cpu-rounds", type=int, default=5)
+    parser.add_argument("--cpu-calls", type=int, default=200)
     parser.add_argument("--output", default="benchmarks/results/dynamodb.md")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -347,9 +423,24 @@ def main(argv: list[str] | None = None) -> int:
                     reply = peers.run_dynamodb(server.endpoint, f"benchnode{uuid.uuid4().hex[:8]}")
                 results.setdefault(("dynamodb-node", "node"), []).append(reply)
             loads.append(os.getloadavg()[0])
+        cpu = cpu_per_call(server.endpoint, data, args.cpu_rounds, args.cpu_calls)
+        loads.append(os.getloadavg()[0])
     finally:
         server.close()
     lines = report(results, args, load_before, loads)
+    lines += [
+        "",
+        f"CPU time of this process per call (µs, median of {args.cpu_rounds} rounds of"
+        f" {args.cpu_calls} calls, library and raw alternated; above 1.0 the library costs"
+        " more; the load average moves it far less than wall-clock time):",
+        "",
+        "| client | call | library µs | raw µs | library / raw |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for kind in ("sync", "async"):
+        for call in CPU_CALLS:
+            ours, theirs = cpu[(kind, call, "library")], cpu[(kind, call, "raw")]
+            lines.append(f"| {kind} | {call} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f} |")
     text = "\n".join(lines) + "\n"
     Path(args.output).write_text(text)
     print(text)
