@@ -174,8 +174,8 @@ class DynamoDBSessionStorage:
         Raises:
             SessionTableSchemaError: a table of that name exists and cannot hold sessions.
         """
-        self._attempt("create_table", "create_table", self._core.create_table_request(),
-                            expected=TABLE_EXISTS)  # fmt: skip
+        request = self._core.create_table_request()
+        self._attempt("create_table", "create_table", request, expected=TABLE_EXISTS)
         deadline = time.monotonic() + CREATE_TIMEOUT
         pause = 0.01
         while not self._is_active() and time.monotonic() < deadline:
