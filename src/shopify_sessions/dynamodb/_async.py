@@ -36,6 +36,7 @@ from .._locks import (
 )
 from .._session import Session
 from .._storage import (
+    InvalidEntryHandler,
     check_batch_size,
     check_ids,
     check_replacement,
@@ -280,13 +281,18 @@ class AsyncDynamoDBSessionStorage:
         items = await self._get_items("find_sessions_by_shop", self._core.shop_ids(shop, entries))
         return self._core.shop_sessions(shop, items)
 
-    async def sessions(self, *, batch_size: int = 500) -> AsyncIterator[list[Session]]:
+    async def sessions(
+        self, *, batch_size: int = 500, on_invalid: InvalidEntryHandler | None = None
+    ) -> AsyncIterator[list[Session]]:
         """Every session of the table, ``batch_size`` at a time, in the table's order.
 
         A consistent ``Scan``, a page at a time; lock items are skipped. Sessions deleted
-        meanwhile are left out, sessions added meanwhile may or may not be seen.
+        meanwhile are left out, sessions added meanwhile may or may not be seen. An item
+        that holds no session raises :class:`~shopify_sessions.SessionDataError`; with
+        ``on_invalid``, it is handed to it (by its id) with the error and left out, and
+        the walk goes on.
         """
-        async for batch in self._stored(batch_size):
+        async for batch in self._stored(batch_size, on_invalid):
             yield [stored.session for stored in batch]
 
     async def sessions_due_for_refresh(
@@ -324,16 +330,18 @@ class AsyncDynamoDBSessionStorage:
         batch_size: int = 500,
         dry_run: bool = False,
         progress: Callable[[int], object] | None = None,
+        on_invalid: InvalidEntryHandler | None = None,
     ) -> int:
         """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
 
-        Walks every session (see :meth:`sessions`) and deletes the doomed ones a batch at
-        a time. Returns how many were deleted, or with ``dry_run=True`` how many would be.
-        ``progress`` is called with the number of sessions examined after each batch.
+        Walks every session (see :meth:`sessions`, which takes ``on_invalid`` too) and
+        deletes the doomed ones a batch at a time. Returns how many were deleted, or with
+        ``dry_run=True`` how many would be. ``progress`` is called with the number of
+        sessions examined after each batch.
         """
         now, cutoff = expiry_cutoff(grace, now)
         deleted = 0
-        async for batch in self.sessions(batch_size=batch_size):
+        async for batch in self.sessions(batch_size=batch_size, on_invalid=on_invalid):
             doomed = [
                 s.id
                 for s in batch
@@ -431,14 +439,16 @@ class AsyncDynamoDBSessionStorage:
         item = answer.get("Item")
         return None if item is None else self._core.read(item, id)
 
-    async def _stored(self, batch_size: int) -> AsyncIterator[list[Stored]]:
+    async def _stored(
+        self, batch_size: int, on_invalid: InvalidEntryHandler | None = None
+    ) -> AsyncIterator[list[Stored]]:
         """Every session item, read back, ``batch_size`` at a time, in the table's order."""
         size = check_batch_size(batch_size)
         pending: list[Stored] = []
         start: Item | None = None
         while True:
             page = await self._call("sessions", "scan", self._core.scan_request(size, start))
-            pending += self._core.scanned(page.get("Items", []))
+            pending += self._core.scanned(page.get("Items", []), on_invalid)
             while len(pending) >= size:
                 yield pending[:size]
                 pending = pending[size:]

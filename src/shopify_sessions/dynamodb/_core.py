@@ -27,7 +27,14 @@ from typing import Any
 from .._encryption import TokenCipher
 from .._errors import InvalidSessionError, SessionDataError
 from .._session import AssociatedUser, OnlineAccessInfo, Session, restore_session
-from .._storage import check_id, check_session, check_shop, holds_tokens, session_order
+from .._storage import (
+    InvalidEntryHandler,
+    check_id,
+    check_session,
+    check_shop,
+    holds_tokens,
+    session_order,
+)
 from .._time import as_utc
 from ._lease import LOCK_PREFIX, TTL_ATTRIBUTE
 
@@ -313,9 +320,24 @@ class DynamoDBCore:
             request["ExclusiveStartKey"] = start
         return request
 
-    def scanned(self, items: Iterable[Mapping[str, Value]]) -> list[Stored]:
-        """The sessions among scanned items: a lock is no session, and is skipped."""
-        return [self.read(item) for item in items if not _id_of(item).startswith(LOCK_PREFIX)]
+    def scanned(
+        self, items: Iterable[Mapping[str, Value]], on_invalid: InvalidEntryHandler | None = None
+    ) -> list[Stored]:
+        """The sessions among scanned items: a lock is no session, and is skipped. An item
+        that holds no session raises :class:`SessionDataError`, or with ``on_invalid`` is
+        handed to it (by its id) and left out."""
+        found = []
+        for item in items:
+            id = _id_of(item)
+            if id.startswith(LOCK_PREFIX):
+                continue
+            try:
+                found.append(self.read(item, id or None))
+            except SessionDataError as error:
+                if on_invalid is None:
+                    raise
+                on_invalid(id or repr(item.get("id")), error)
+        return found
 
     def create_table_request(self) -> dict[str, Any]:
         """``CreateTable`` of the table and index the Node adapter reads, billed on demand."""

@@ -32,6 +32,7 @@ from .._locks import (
 )
 from .._session import Session
 from .._storage import (
+    InvalidEntryHandler,
     check_batch_size,
     check_ids,
     check_replacement,
@@ -272,13 +273,18 @@ class DynamoDBSessionStorage:
         items = self._get_items("find_sessions_by_shop", self._core.shop_ids(shop, entries))
         return self._core.shop_sessions(shop, items)
 
-    def sessions(self, *, batch_size: int = 500) -> Iterator[list[Session]]:
+    def sessions(
+        self, *, batch_size: int = 500, on_invalid: InvalidEntryHandler | None = None
+    ) -> Iterator[list[Session]]:
         """Every session of the table, ``batch_size`` at a time, in the table's order.
 
         A consistent ``Scan``, a page at a time; lock items are skipped. Sessions deleted
-        meanwhile are left out, sessions added meanwhile may or may not be seen.
+        meanwhile are left out, sessions added meanwhile may or may not be seen. An item
+        that holds no session raises :class:`~shopify_sessions.SessionDataError`; with
+        ``on_invalid``, it is handed to it (by its id) with the error and left out, and
+        the walk goes on.
         """
-        for batch in self._stored(batch_size):
+        for batch in self._stored(batch_size, on_invalid):
             yield [stored.session for stored in batch]
 
     def sessions_due_for_refresh(
@@ -316,16 +322,18 @@ class DynamoDBSessionStorage:
         batch_size: int = 500,
         dry_run: bool = False,
         progress: Callable[[int], object] | None = None,
+        on_invalid: InvalidEntryHandler | None = None,
     ) -> int:
         """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
 
-        Walks every session (see :meth:`sessions`) and deletes the doomed ones a batch at
-        a time. Returns how many were deleted, or with ``dry_run=True`` how many would be.
-        ``progress`` is called with the number of sessions examined after each batch.
+        Walks every session (see :meth:`sessions`, which takes ``on_invalid`` too) and
+        deletes the doomed ones a batch at a time. Returns how many were deleted, or with
+        ``dry_run=True`` how many would be. ``progress`` is called with the number of
+        sessions examined after each batch.
         """
         now, cutoff = expiry_cutoff(grace, now)
         deleted = 0
-        for batch in self.sessions(batch_size=batch_size):
+        for batch in self.sessions(batch_size=batch_size, on_invalid=on_invalid):
             doomed = [
                 s.id
                 for s in batch
@@ -421,14 +429,16 @@ class DynamoDBSessionStorage:
         item = answer.get("Item")
         return None if item is None else self._core.read(item, id)
 
-    def _stored(self, batch_size: int) -> Iterator[list[Stored]]:
+    def _stored(
+        self, batch_size: int, on_invalid: InvalidEntryHandler | None = None
+    ) -> Iterator[list[Stored]]:
         """Every session item, read back, ``batch_size`` at a time, in the table's order."""
         size = check_batch_size(batch_size)
         pending: list[Stored] = []
         start: Item | None = None
         while True:
             page = self._call("sessions", "scan", self._core.scan_request(size, start))
-            pending += self._core.scanned(page.get("Items", []))
+            pending += self._core.scanned(page.get("Items", []), on_invalid)
             while len(pending) >= size:
                 yield pending[:size]
                 pending = pending[size:]
