@@ -101,10 +101,9 @@ class HotStatement:
     """A statement compiled once to the driver's SQL, with what SQLAlchemy's execute would
     do to its parameters and result rows: its bind and result processors, done here.
 
-    The storage built from a URL runs these on the pooled driver connection when nothing
-    listens to its engine (``_direct``): the text, the parameters and the values are the
-    ones SQLAlchemy's execute would send and return, so the rows written and read are the
-    same.
+    The storages run these on the pooled driver connection when nothing listens to their
+    engine (``_direct``): the text, the parameters and the values are the ones SQLAlchemy's
+    execute would send and return, so the rows written and read are the same.
     """
 
     __slots__ = ("_binds", "_names", "_order", "fetch", "results", "sql")
@@ -306,8 +305,8 @@ class SessionTableCore:
                 id_column == any_(bindparam("ids", type_=ARRAY(id_column.type)))
             )
             self._delete_by_id_array = by_array, _driver_sql(by_array, self.dialect, id_column)
-        # The same four, compiled once to the driver's SQL: what the storage built from a
-        # URL runs on its pooled driver connections (None: SQLAlchemy runs it).
+        # The same four, compiled once to the driver's SQL: what the storages run on their
+        # pooled driver connections while nothing listens (None: SQLAlchemy runs it).
         self.hot_upsert = hot_statement(self.upsert, self.dialect, self._keys, FETCH_NONE)
         read_as_bool = frozenset(index for index, decode in self._decoders if decode is bool)
         self.hot_select_by_id = hot_statement(

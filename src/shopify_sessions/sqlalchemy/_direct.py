@@ -2,10 +2,10 @@
 
 A load through SQLAlchemy's ``Connection.execute`` costs more than the query on a fast
 server: a ``Connection``, an execution context, the result's metadata and rows (psycopg
-131 µs on the cursor, 225 µs through ``execute``; sqlite3 7 and 21 µs). The storage built
-from a URL therefore runs its hot statements (``HotStatement``: compiled once, with
-SQLAlchemy's bind and result processors) on a connection of its engine's pool, straight
-through the driver, and does what SQLAlchemy's ``Connection`` would do around them:
+131 µs on the cursor, 225 µs through ``execute``; sqlite3 7 and 21 µs). The storages
+therefore run their hot statements (``HotStatement``: compiled once, with SQLAlchemy's bind
+and result processors) on a connection of their engine's pool (their own, or an app's),
+straight through the driver, and do what SQLAlchemy's ``Connection`` would do around them:
 
 - the pool is used as ``Engine.connect`` uses it: its events, its reset on return, its
   LIFO order, pre-ping and recycling, whatever the engine was built with;
