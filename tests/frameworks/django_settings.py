@@ -8,6 +8,13 @@ setting instead)."""
 import os
 import tempfile
 
+import pymysql
+
+# Django's MySQL backend on PyMySQL (mysqlclient needs C headers to build): PyMySQL
+# stands in for MySQLdb, as many projects run it, under the version Django asks for.
+pymysql.version_info = (2, 2, 1, "final", 0)
+pymysql.install_as_MySQLdb()
+
 os.environ.setdefault("SQLITE_PATH", os.path.join(tempfile.mkdtemp(), "django.sqlite3"))
 
 from sqlalchemy import make_url

@@ -1,0 +1,184 @@
+"""The sessions storage on a Django database: SQLAlchemy's statements on Django's own
+connection of the current thread, as the ORM's.
+
+Why Django's connection rather than an engine of the storage's own:
+
+- it is whatever database Django is using now: the test database under Django's test
+  runner and pytest-django (an in-memory SQLite one included), each parallel worker's
+  clone, and the development database otherwise;
+- Django guards it: pytest-django's block on database access outside ``django_db`` and a
+  ``SimpleTestCase``'s refusal apply to the sessions as they do to the ORM;
+- it is in the caller's transaction: a ``TestCase`` rolls the sessions a test wrote back
+  with the rest of its data, and on SQLite, which lets one connection write at a time, a
+  session written inside a transaction (``ATOMIC_REQUESTS``, ``transaction.atomic``, a
+  test) no longer waits for that very transaction to end (it used to, 25 s, then failed);
+- there is no pool to close before Django drops or clones the test database.
+
+What it changes, against :class:`~shopify_sessions.sqlalchemy.SQLAlchemySessionStorage` on
+an engine of its own: a session stored inside a transaction commits (or rolls back) with
+it. Each operation runs in a savepoint there, so a failed one leaves the caller's
+transaction usable. The session locks' leases (PostgreSQL, MySQL/MariaDB) are the
+exception: a lease must be seen by every worker at once and renewed from another thread,
+so its statements run on a connection of their own, opened for each and closed after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError as DjangoDatabaseError
+from django.db import connections, transaction
+from sqlalchemy import URL, Connection, Engine, NullPool, create_engine
+
+from ..sqlalchemy import SQLAlchemySessionStorage, resolve_url
+from ..sqlalchemy._base import DEFAULT_ENGINE_OPTIONS
+from ..sqlalchemy._translate import FAILURES, connect_failure, statement_failure
+from ._database import entry_url
+
+logger = logging.getLogger("shopify_sessions")
+
+T = TypeVar("T")
+
+#: The SQLAlchemy backend of each Django database vendor, and of its driver modules.
+_BACKENDS = {"postgresql": "postgresql", "mysql": "mysql", "sqlite": "sqlite"}
+_DRIVERS = {
+    "psycopg": "psycopg",
+    "psycopg2": "psycopg2",
+    "MySQLdb": "mysqldb",
+    "pymysql": "pymysql",  # PyMySQL installed as MySQLdb
+    "sqlite3": "pysqlite",
+}
+#: The operation name under which the storage runs a lock's lease statements.
+_LEASE_OPERATION = "lock_session"
+
+
+class DjangoSessionStorage(SQLAlchemySessionStorage):
+    """Sessions in a table of the Django database ``alias``, on Django's connections.
+
+    Made by :func:`~shopify_sessions.django.get_storage` from ``SHOPIFY_SESSIONS``; see the
+    module's docstring for how it differs from a storage on an engine of its own.
+    """
+
+    __slots__ = ("_alias", "_lease_engine")
+
+    def __init__(self, alias: str, *, table: str, schema: str | None = None, **kw: Any) -> None:
+        self._alias = alias
+        #: The engine of the leases' own connections (no pool), made at the first lock.
+        self._lease_engine: Engine | None = None
+        super().__init__(borrowing_engine(alias), table=table, schema=schema, **kw)
+
+    @property
+    def alias(self) -> str:
+        """The ``DATABASES`` alias of the sessions' database."""
+        return self._alias
+
+    def _attempt(
+        self,
+        operation: str,
+        work: Callable[[Connection, Any, Any], T],
+        statement: Any,
+        parameters: Any,
+        write: bool,
+        single: bool,
+        together: bool,
+    ) -> T:
+        if operation == _LEASE_OPERATION:
+            return self._on_own_connection(operation, work, statement, parameters)
+        wrapper = connections[self._alias]
+        try:
+            # Through Django, so that its guards apply (pytest-django, SimpleTestCase): a
+            # refusal is raised as it is, as it would be for the ORM.
+            wrapper.ensure_connection()
+        except DjangoDatabaseError as error:
+            raise connect_failure(self._table_name, error.__cause__ or error) from error
+        # Inside the caller's transaction, a savepoint: a failed operation is rolled back
+        # alone. Outside, statements of one operation commit together; one commits alone.
+        atomic = wrapper.in_atomic_block or (write and not single)
+        scope = transaction.atomic(using=self._alias) if atomic else contextlib.nullcontext()
+        try:
+            with scope, self._engine.connect() as connection:
+                return work(connection, statement, parameters)
+        except FAILURES as error:
+            raise statement_failure(operation, self._table_name, error) from error
+
+    def close(self) -> None:
+        """Let go of the leases' engine (Django's connections stay Django's)."""
+        if self._lease_engine is not None:
+            self._lease_engine.dispose()
+
+    def _on_own_connection(
+        self,
+        operation: str,
+        work: Callable[[Connection, Any, Any], T],
+        statement: Any,
+        parameters: Any,
+    ) -> T:
+        if self._lease_engine is None:
+            url = resolve_url(connection_url(self._alias), is_async=False)
+            # No pool: nothing stays connected to the database between locks (Django
+            # could not drop or clone a test database with a connection open on it).
+            self._lease_engine = create_engine(url, poolclass=NullPool, **DEFAULT_ENGINE_OPTIONS)
+        try:
+            connection = self._lease_engine.connect()
+        except FAILURES as error:
+            raise connect_failure(self._table_name, error) from error
+        try:
+            with connection:
+                return work(connection, statement, parameters)
+        except FAILURES as error:
+            raise statement_failure(operation, self._table_name, error) from error
+
+
+def borrowing_engine(alias: str) -> Engine:
+    """An engine whose every connection is Django's connection of ``alias`` in the calling
+    thread: never opened, committed, rolled back or closed by SQLAlchemy (Django does
+    that), so statements run in whatever transaction Django has open."""
+    wrapper = connections[alias]
+    driver = _DRIVERS.get(wrapper.Database.__name__.split(".")[0])
+    if wrapper.vendor not in _BACKENDS or driver is None:
+        raise ImproperlyConfigured(
+            f"DATABASES[{alias!r}] ({wrapper.settings_dict.get('ENGINE')}, "
+            f"{wrapper.Database.__name__}) is not a database the sessions can be kept in: "
+            "PostgreSQL (psycopg), MySQL/MariaDB (mysqlclient, PyMySQL) or SQLite; "
+            "set SHOPIFY_SESSIONS['URL']"
+        )
+    backend = _BACKENDS[wrapper.vendor]
+    name = wrapper.settings_dict.get("NAME") if backend == "sqlite" else None
+    # Only the dialect comes from the URL (and for SQLite the file, beside which the
+    # session locks' files go); the connections are Django's.
+    url = URL.create(f"{backend}+{driver}", database=str(name) if name else None)
+
+    def borrow() -> Any:
+        wrapper = connections[alias]
+        wrapper.ensure_connection()
+        return wrapper.connection
+
+    options: dict[str, Any] = {"use_native_hstore": False} if backend == "postgresql" else {}
+    engine = create_engine(
+        url,
+        creator=borrow,
+        poolclass=NullPool,
+        pool_reset_on_return=None,
+        hide_parameters=True,
+        **options,
+    )
+    # What ends a transaction or the connection stays Django's to do: this engine's
+    # dialect (its own, shared with no other engine) commits, rolls back and closes
+    # nothing. Its connections are checked out for one operation each.
+    for method in ("do_commit", "do_rollback", "do_close", "do_terminate"):
+        setattr(engine.dialect, method, _leave_to_django)
+    return engine
+
+
+def _leave_to_django(dbapi_connection: Any) -> None:
+    """Commit, roll back, close: Django's atomic blocks and connection handling do it."""
+
+
+def connection_url(alias: str) -> str:
+    """The URL of the database Django's connection of ``alias`` uses now (the test
+    database under the test runner), for connections of the storage's own."""
+    return entry_url(alias, connections[alias].settings_dict)
