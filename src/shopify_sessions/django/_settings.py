@@ -22,6 +22,7 @@ from .._web import DEFAULT_PATCH_ID_TOKEN_PATH
 from ..sqlalchemy import SQLAlchemySessionStorage, resolve_url
 from ..sqlalchemy._create import CREATABLE_LAYOUTS, DEFAULT_NAMES
 from ..sqlalchemy._layout import Layout
+from ..sqlalchemy._table import lock_table_name
 from ..tokens import OfflineTokens
 from ..webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT
 from ._database import entry_url
@@ -73,6 +74,16 @@ def layout(config: dict[str, Any] | None = None) -> Layout:
         return Layout(given)
     names = ", ".join(repr(each.value) for each in CREATABLE_LAYOUTS)
     raise ImproperlyConfigured(f"SHOPIFY_SESSIONS['LAYOUT'] is {given!r}; it takes {names}")
+
+
+def migration_table_names() -> tuple[str, str]:
+    """The names of the sessions table and its lock table, for the migration and the
+    models; the defaults while the settings are wrong (the system checks say how)."""
+    try:
+        name = table_name()
+    except ImproperlyConfigured:
+        name = DEFAULT_NAMES[Layout.DEFAULT]
+    return name, lock_table_name(name)
 
 
 def sessions_alias(config: dict[str, Any] | None = None) -> str | None:

@@ -76,6 +76,11 @@ class DjangoSessionStorage(SQLAlchemySessionStorage):
         """The ``DATABASES`` alias of the sessions' database."""
         return self._alias
 
+    @property
+    def table_description(self) -> str:
+        """The table as messages name it: ``"name"`` or ``"schema"."name"``."""
+        return self._table_name
+
     def _attempt(
         self,
         operation: str,

@@ -1,0 +1,149 @@
+"""Django's system checks of ``SHOPIFY_SESSIONS`` (``manage.py check``, and before every
+command that runs them): what :func:`~shopify_sessions.django.get_storage` would refuse,
+said before the first request rather than at it.
+
+The settings' check reads no database. The table's check (tagged ``database``:
+``manage.py check --database default``, and ``migrate``) reads the table once the
+migration that creates it has been applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, connections
+from django.db.migrations.recorder import MigrationRecorder
+
+from .._errors import SessionStorageError
+from .._telemetry import Telemetry
+from ..sqlalchemy import resolve_url
+from ._settings import credentials, layout, options, sessions_alias, table_name
+from ._storage import DjangoSessionStorage
+
+#: The vendors of Django's database backends the sessions can be kept in.
+_VENDORS = ("postgresql", "mysql", "sqlite")
+
+
+@register()
+def check_settings(app_configs: Sequence[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """``SHOPIFY_SESSIONS``, the credentials and the sessions' database, as ``get_storage()``
+    takes them."""
+    try:
+        config = options()
+    except ImproperlyConfigured as error:
+        return [Error(str(error), id="shopify_sessions.E001")]
+    problems: list[CheckMessage] = []
+    problems += _database_problems(config)
+    for key, kind, what in (
+        ("TABLE", str, "a table name"),
+        ("SCHEMA", str, "a schema name"),
+    ):
+        value = config[key]
+        if value is not None and (not isinstance(value, kind) or not value):
+            message = f"SHOPIFY_SESSIONS[{key!r}] is {value!r}: give {what}"
+            problems.append(Error(message, id="shopify_sessions.E004"))
+    try:
+        layout(config)
+    except ImproperlyConfigured as error:
+        problems.append(Error(str(error), id="shopify_sessions.E004"))
+    try:
+        credentials()
+    except ImproperlyConfigured as error:
+        problems.append(
+            Error(
+                str(error),
+                hint="The views, get_tokens() and get_app() call Shopify with them.",
+                id="shopify_sessions.E005",
+            )
+        )
+    typed: tuple[tuple[str, type[Any], str], ...] = (
+        ("HTTP_CLIENT", httpx.Client, "an httpx.Client"),
+        ("TELEMETRY", Telemetry, "a Telemetry"),
+        ("SKEW", timedelta, "a timedelta"),
+    )
+    for key, kind, name in typed:
+        value = config[key]
+        if value is not None and not isinstance(value, kind):
+            problems.append(
+                Error(f"SHOPIFY_SESSIONS[{key!r}] must be {name}", id="shopify_sessions.E006")
+            )
+    return problems
+
+
+def _database_problems(config: dict[str, Any]) -> list[CheckMessage]:
+    alias = sessions_alias(config)
+    if alias is None:
+        try:
+            resolve_url(str(config["URL"]), is_async=False)
+        except (SessionStorageError, ValueError) as error:
+            return [
+                Error(
+                    f"SHOPIFY_SESSIONS['URL']: {error}",
+                    hint="The Django integration is synchronous: give the URL a synchronous "
+                    "driver (psycopg, PyMySQL, sqlite3), or none and let it choose.",
+                    id="shopify_sessions.E003",
+                )
+            ]
+        return []
+    entry = settings.DATABASES.get(alias)
+    if entry is None:
+        return [
+            Error(
+                f"SHOPIFY_SESSIONS['DATABASE'] names {alias!r}, which is not in DATABASES",
+                id="shopify_sessions.E002",
+            )
+        ]
+    if connections[alias].vendor not in _VENDORS:
+        return [
+            Error(
+                f"DATABASES[{alias!r}] is a {entry.get('ENGINE')!r} database: sessions are "
+                "kept in PostgreSQL, MySQL/MariaDB or SQLite",
+                hint="Name another DATABASES entry in SHOPIFY_SESSIONS['DATABASE'], or give "
+                "SHOPIFY_SESSIONS['URL'].",
+                id="shopify_sessions.E002",
+            )
+        ]
+    return []
+
+
+@register(Tags.database)
+def check_table(
+    app_configs: Sequence[Any] | None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """The sessions table, once the migration that creates it is applied: it exists, and
+    the storage can use it (every problem listed)."""
+    try:
+        config = options()
+        alias = sessions_alias(config)
+        name = table_name(config)
+    except ImproperlyConfigured:
+        return []  # check_settings says why
+    if alias is None or alias not in (databases or ()) or check_settings(app_configs):
+        return []
+    try:
+        applied = MigrationRecorder(connections[alias]).applied_migrations()
+    except DatabaseError as error:
+        return [Error(f"DATABASES[{alias!r}]: {error}", id="shopify_sessions.E010")]
+    if ("shopify_sessions", "0001_initial") not in applied:
+        return []  # migrate creates it; until then, Django reports the unapplied migration
+    storage = DjangoSessionStorage(alias, table=name, schema=config["SCHEMA"])
+    try:
+        storage.check_table()
+    except SessionStorageError as error:
+        return [
+            Error(
+                str(error),
+                hint="`manage.py shopify_sessions check` tells more; `manage.py shopify_sessions "
+                "upgrade` brings an older table up to date.",
+                id="shopify_sessions.E010",
+            )
+        ]
+    finally:
+        storage.close()
+    return []
