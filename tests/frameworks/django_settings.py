@@ -8,19 +8,18 @@ setting instead)."""
 import os
 import tempfile
 
+os.environ.setdefault("SQLITE_PATH", os.path.join(tempfile.mkdtemp(), "django.sqlite3"))
+
 import pymysql
+from sqlalchemy import make_url
+
+from conftest import MYSQL_URL, POSTGRESQL_URL
+from shopapp.settings import *  # noqa: F403
 
 # Django's MySQL backend on PyMySQL (mysqlclient needs C headers to build): PyMySQL
 # stands in for MySQLdb, as many projects run it, under the version Django asks for.
 pymysql.version_info = (2, 2, 1, "final", 0)
 pymysql.install_as_MySQLdb()
-
-os.environ.setdefault("SQLITE_PATH", os.path.join(tempfile.mkdtemp(), "django.sqlite3"))
-
-from sqlalchemy import make_url
-
-from conftest import MYSQL_URL, POSTGRESQL_URL
-from shopapp.settings import *  # noqa: F403
 
 
 def _entry(url: str, engine: str) -> dict[str, object]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
@@ -56,10 +56,11 @@ def check_settings(app_configs: Sequence[Any] | None, **kwargs: Any) -> list[Che
         credentials()
     except ImproperlyConfigured as error:
         problems.append(
-            Error(
+            Warning(
                 str(error),
-                hint="The views, get_tokens() and get_app() call Shopify with them.",
-                id="shopify_sessions.E005",
+                hint="The views, get_tokens() and get_app() call Shopify with them; the "
+                "storage alone (get_storage()) needs none.",
+                id="shopify_sessions.W001",
             )
         )
     typed: tuple[tuple[str, type[Any], str], ...] = (

@@ -5,7 +5,6 @@ or Django's connection moves to another database (the test database, and back)."
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -119,16 +118,48 @@ def database_url(alias: str | None = None) -> str:
     return entry_url(alias, entry)
 
 
-@dataclass(frozen=True, slots=True)
 class Made:
-    """What the process makes once: the storage, the tokens, ``shopifyapp``'s app."""
+    """What the process makes once: the storage; and, with the app's credentials, the
+    tokens and ``shopifyapp``'s app (the storage alone needs none)."""
 
-    storage: SQLAlchemySessionStorage
-    tokens: OfflineTokens
-    app: ShopifyApp
-    options: dict[str, Any]
-    #: Where the storage is: the URL, or the database Django's connection had then.
-    database: tuple[Any, ...]
+    __slots__ = ("_app", "_lock", "_tokens", "database", "options", "storage")
+
+    def __init__(
+        self, storage: SQLAlchemySessionStorage, options: dict[str, Any], database: tuple[Any, ...]
+    ) -> None:
+        self.storage = storage
+        self.options = options
+        #: Where the storage is: the URL, or the database Django's connection had then.
+        self.database = database
+        self._tokens: OfflineTokens | None = None
+        self._app: ShopifyApp | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def tokens(self) -> OfflineTokens:
+        """``OfflineTokens`` on the storage, with the app's credentials."""
+        with self._lock:
+            if self._tokens is None:
+                client_id, client_secret = credentials()
+                self._tokens = OfflineTokens(
+                    self.storage,
+                    client_id=client_id,
+                    client_secret=client_secret,
+                    http_client=self.options["HTTP_CLIENT"],
+                    skew=self.options["SKEW"],
+                    lock_timeout=self.options["LOCK_TIMEOUT"],
+                    telemetry=self.options["TELEMETRY"],
+                )
+            return self._tokens
+
+    @property
+    def app(self) -> ShopifyApp:
+        """``shopifyapp``'s ``ShopifyApp`` with the app's credentials."""
+        with self._lock:
+            if self._app is None:
+                client_id, client_secret = credentials()
+                self._app = ShopifyApp(client_id, client_secret, self.options["OLD_CLIENT_SECRET"])
+            return self._app
 
 
 _lock = threading.Lock()
@@ -164,7 +195,6 @@ def _database(config: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _make(config: dict[str, Any], database: tuple[Any, ...]) -> Made:
-    client_id, client_secret = credentials()
     http_client = config["HTTP_CLIENT"]
     if http_client is not None and not isinstance(http_client, httpx.Client):
         raise ImproperlyConfigured("SHOPIFY_SESSIONS['HTTP_CLIENT'] must be an httpx.Client")
@@ -182,23 +212,13 @@ def _make(config: dict[str, Any], database: tuple[Any, ...]) -> Made:
         if alias is None
         else DjangoSessionStorage(alias, table=table_name(config), schema=config["SCHEMA"])
     )
-    try:
-        if config["CREATE_TABLE"]:
+    if config["CREATE_TABLE"]:
+        try:
             storage.create_table()
-        tokens = OfflineTokens(
-            storage,
-            client_id=client_id,
-            client_secret=client_secret,
-            http_client=http_client,
-            skew=config["SKEW"],
-            lock_timeout=config["LOCK_TIMEOUT"],
-            telemetry=telemetry,
-        )
-    except BaseException:
-        storage.close()
-        raise
-    app = ShopifyApp(client_id, client_secret, config["OLD_CLIENT_SECRET"])
-    return Made(storage, tokens, app, config, database)
+        except BaseException:
+            storage.close()
+            raise
+    return Made(storage, config, database)
 
 
 def credentials() -> tuple[str, str]:
