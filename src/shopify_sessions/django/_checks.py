@@ -23,11 +23,9 @@ from django.db.migrations.recorder import MigrationRecorder
 from .._errors import SessionStorageError
 from .._telemetry import Telemetry
 from ..sqlalchemy import resolve_url
+from ._database import backend_of
 from ._settings import credentials, layout, options, sessions_alias, table_name
 from ._storage import DjangoSessionStorage
-
-#: The vendors of Django's database backends the sessions can be kept in.
-_VENDORS = ("postgresql", "mysql", "sqlite")
 
 
 @register()
@@ -100,7 +98,7 @@ def _database_problems(config: dict[str, Any]) -> list[CheckMessage]:
                 id="shopify_sessions.E002",
             )
         ]
-    if connections[alias].vendor not in _VENDORS:
+    if backend_of(entry) is None:
         return [
             Error(
                 f"DATABASES[{alias!r}] is a {entry.get('ENGINE')!r} database: sessions are "
@@ -125,8 +123,10 @@ def check_table(
         name = table_name(config)
     except ImproperlyConfigured:
         return []  # check_settings says why
-    if alias is None or alias not in (databases or ()) or check_settings(app_configs):
+    if alias is None or alias not in (databases or ()):
         return []
+    if any(message.is_serious() for message in check_settings(app_configs)):
+        return []  # check_settings says why
     try:
         applied = MigrationRecorder(connections[alias]).applied_migrations()
     except DatabaseError as error:

@@ -31,9 +31,15 @@ _POSTGRESQL_OPTIONS = frozenset(
 )
 
 
+def backend_of(entry: dict[str, Any]) -> str | None:
+    """The database of a ``DATABASES`` entry by its ENGINE (``postgresql``, ``mysql``,
+    ``sqlite``), or ``None`` for one the sessions cannot be kept in."""
+    return _ENGINES.get(str(entry.get("ENGINE", "")))
+
+
 def entry_url(alias: str, entry: dict[str, Any]) -> str:
     """The URL of the database of the ``DATABASES`` entry ``entry`` (see :func:`database_url`)."""
-    backend = _ENGINES.get(entry.get("ENGINE", ""))
+    backend = backend_of(entry)
     if backend is None:
         raise ImproperlyConfigured(
             f"DATABASES[{alias!r}] is a {entry.get('ENGINE')!r} database: sessions are stored "

@@ -4,6 +4,7 @@ the sessions table of the settings."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 from typing import Any
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         #: What the command calls itself in its help and hints: this command's name.
-        self.prog = f"{prog_name or 'manage.py'} {subcommand}"
+        self.prog = f"{os.path.basename(prog_name) or 'manage.py'} {subcommand}"
         return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser: CommandParser) -> None:
