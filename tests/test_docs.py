@@ -133,11 +133,14 @@ def test_program_runs(block: Block, tmp_path: Path) -> None:
     is_test = program.name.startswith("test_")
     pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio", "-W", "error"]
     runner = pytest if is_test else []
+    # A reader's shell: no Django settings that the suite's own Django tests set.
+    environment = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     result = subprocess.run(
         [sys.executable, "-W", "error", *runner, program.name],
         cwd=tmp_path,
         capture_output=True,
         text=True,
+        env=environment,
         timeout=120,
     )
     output = result.stdout + result.stderr
