@@ -247,6 +247,8 @@ def test_the_storage_follows_django_into_the_test_database_and_back(
         finally:
             engine.dispose()
         assert [row[0] for row in rows] == [_session().id]
+        connections[alias].close()  # Django lets go of it (CONN_MAX_AGE, a request's end)
+        assert in_tests.load_session(_session().id) == _session()  # on its new one
     # Dropped with its connections closed (Django refuses to drop a database in use).
     assert shopify.database_url(alias) == development_url
     assert shopify.get_storage() is not in_tests

@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError as DjangoDatabaseError
 from django.db import connections, transaction
-from sqlalchemy import URL, Connection, Engine, NullPool, create_engine
+from sqlalchemy import URL, Connection, Engine, NullPool, SingletonThreadPool, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 
 from ..sqlalchemy import SQLAlchemySessionStorage, resolve_url
 from ..sqlalchemy._base import DEFAULT_ENGINE_OPTIONS
@@ -52,6 +53,8 @@ _DRIVERS = {
     "pymysql": "pymysql",  # PyMySQL installed as MySQLdb
     "sqlite3": "pysqlite",
 }
+#: Threads whose Django connection the engine keeps set up (more are set up again).
+_THREADS = 64
 #: The operation name under which the storage runs a lock's lease statements.
 _LEASE_OPERATION = "lock_session"
 
@@ -163,19 +166,32 @@ def borrowing_engine(alias: str) -> Engine:
         return wrapper.connection
 
     options: dict[str, Any] = {"use_native_hstore": False} if backend == "postgresql" else {}
+    # One pooled connection per thread, as Django has: it is set up for SQLAlchemy once,
+    # not at every operation.
     engine = create_engine(
         url,
         creator=borrow,
-        poolclass=NullPool,
+        poolclass=SingletonThreadPool,
+        pool_size=_THREADS,
         pool_reset_on_return=None,
         hide_parameters=True,
         **options,
     )
     # What ends a transaction or the connection stays Django's to do: this engine's
     # dialect (its own, shared with no other engine) commits, rolls back and closes
-    # nothing. Its connections are checked out for one operation each.
+    # nothing.
     for method in ("do_commit", "do_rollback", "do_close", "do_terminate"):
         setattr(engine.dialect, method, _leave_to_django)
+
+    @event.listens_for(engine, "checkout")
+    def still_djangos(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        # Django replaced its connection since (CONN_MAX_AGE, a test database, a lost
+        # one): SQLAlchemy's pool lets go of the old one and takes the new one.
+        wrapper = connections[alias]
+        wrapper.ensure_connection()
+        if dbapi_connection is not wrapper.connection:
+            raise DisconnectionError("Django's connection was replaced")
+
     return engine
 
 
