@@ -357,7 +357,9 @@ def _manage_py(
         **os.environ,
         "SHOPIFY_SESSIONS_TEST_TABLE": table,
         "SHOPIFY_SESSIONS_TEST_LAYOUT": layout,
-        "PYTHONPATH": os.pathsep.join(map(str, [Path(__file__).parent, ROOT / "tests"])),
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parent), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
+        ),
     }
     environment.pop("DJANGO_SETTINGS_MODULE", None)
     return subprocess.run(
