@@ -5,6 +5,8 @@
   token exchange, stored; later the stored one, refreshed when it is about to expire, once
   across every worker. The Admin API is called with it.
 - ``POST /api/products/count``: the same call from a fetch request of the app's front end.
+- ``GET /api/me``: the staff user's online session (``shopify.app_home_online_session``,
+  beside the shop's offline one): the Admin API called as that user.
 - ``POST /webhooks``: Shopify's webhooks, verified; ``app/uninstalled``,
   ``app/scopes_update`` and ``shop/redact`` change the sessions, then ``on_webhook`` sees
   each one. ``GET /auth/patch-id-token``: App Home's page that fetches a new session token.
@@ -15,7 +17,7 @@ Run it (``pip install 'shopify-sessions[fastapi,aiosqlite]' uvicorn``)::
         uvicorn examples.fastapi_app:create_app --factory
 """
 # No "from __future__ import annotations": FastAPI reads the routes' annotations, and
-# AppHomeSession is local to create_app.
+# AppHomeSession and StaffSession are local to create_app.
 
 import logging
 import os
@@ -51,13 +53,12 @@ def create_app(
         create_table=True,  # a prototype's table; use Alembic in production
         on_webhook=on_webhook,
     )
-    app = FastAPI(lifespan=shopify.lifespan)
+    app = FastAPI(lifespan=shopify.lifespan, exception_handlers=shopify.exception_handlers)
     app.include_router(shopify.router())  # POST /webhooks, GET /auth/patch-id-token
     AppHomeSession = Annotated[Session, Depends(shopify.app_home_session)]
+    StaffSession = Annotated[Session, Depends(shopify.app_home_online_session)]
 
-    @app.get("/", response_class=PlainTextResponse, response_model=None)
-    @app.post("/api/products/count", response_class=PlainTextResponse, response_model=None)
-    async def products_count(session: AppHomeSession) -> object:
+    async def count_products(session: Session) -> Response | int:
         result = await shopify.app.admin_graphql_request_async(
             QUERY,
             shop=session.shop.removesuffix(".myshopify.com"),
@@ -68,8 +69,21 @@ def create_app(
         if not result.ok:
             res = result.response
             return Response(res.body, status_code=res.status, headers=dict(res.headers))
-        count = (result.data or {}).get("productsCount", {}).get("count")
-        return f"{session.shop} has {count} products"
+        return int((result.data or {}).get("productsCount", {}).get("count", 0))
+
+    @app.get("/", response_class=PlainTextResponse, response_model=None)
+    @app.post("/api/products/count", response_class=PlainTextResponse, response_model=None)
+    async def products_count(session: AppHomeSession) -> object:
+        count = await count_products(session)
+        return count if isinstance(count, Response) else f"{session.shop} has {count} products"
+
+    @app.get("/api/me", response_class=PlainTextResponse, response_model=None)
+    async def me(session: StaffSession) -> object:
+        """As the staff user: the online session's token has the user's permissions."""
+        assert session.online_access_info is not None  # an online session has its user
+        user = session.online_access_info.associated_user
+        count = await count_products(session)
+        return count if isinstance(count, Response) else f"{user.email} sees {count} products"
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -5,6 +5,8 @@
   token exchange, stored; later the stored one, refreshed when it is about to expire, once
   across every worker. The Admin API is called with it.
 - ``POST /api/products/count``: the same call from a fetch request of the app's front end.
+- ``GET /api/me``: the staff user's online session (``shopify.app_home_online_session()``,
+  beside the shop's offline one): the Admin API called as that user.
 - ``POST /webhooks``: Shopify's webhooks, verified; ``app/uninstalled``,
   ``app/scopes_update`` and ``shop/redact`` change the sessions, then ``on_webhook`` sees
   each one. ``GET /auth/patch-id-token``: App Home's page that fetches a new session token.
@@ -22,6 +24,7 @@ import os
 import httpx
 from flask import Flask, Response
 
+from shopify_sessions import Session
 from shopify_sessions.flask import ShopifySessions
 from shopify_sessions.webhooks import ReceivedWebhook
 
@@ -54,10 +57,7 @@ def create_app(
         on_webhook=on_webhook,
     )
 
-    @app.get("/")
-    @app.post("/api/products/count")
-    def products_count() -> Response | str:
-        session = shopify.app_home_session()
+    def count_products(session: Session) -> Response | int:
         result = shopify.app.admin_graphql_request(
             QUERY,
             shop=session.shop.removesuffix(".myshopify.com"),
@@ -68,8 +68,23 @@ def create_app(
         if not result.ok:
             res = result.response
             return Response(res.body, status=res.status, headers=dict(res.headers))
-        count = (result.data or {}).get("productsCount", {}).get("count")
-        return f"{session.shop} has {count} products"
+        return int((result.data or {}).get("productsCount", {}).get("count", 0))
+
+    @app.get("/")
+    @app.post("/api/products/count")
+    def products_count() -> Response | str:
+        session = shopify.app_home_session()
+        count = count_products(session)
+        return count if isinstance(count, Response) else f"{session.shop} has {count} products"
+
+    @app.get("/api/me")
+    def me() -> Response | str:
+        """As the staff user: the online session's token has the user's permissions."""
+        session = shopify.app_home_online_session()
+        assert session.online_access_info is not None  # an online session has its user
+        user = session.online_access_info.associated_user
+        count = count_products(session)
+        return count if isinstance(count, Response) else f"{user.email} sees {count} products"
 
     return app
 

@@ -10,8 +10,11 @@ import hashlib
 import hmac
 import json
 import secrets
+import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -21,6 +24,7 @@ from shopify_app import ShopifyApp
 from shopify_sessions import AssociatedUser, OnlineAccessInfo, Session, online_session_id
 from shopify_sessions._time import utc_now
 from shopify_sessions.testing import FakeShopify as StandIn
+from shopify_sessions.testing._transport import async_client, sync_client
 
 __all__ = ["StandIn"]
 
@@ -33,11 +37,15 @@ def verifying_app(standin: StandIn) -> ShopifyApp:
     return ShopifyApp(standin.client_id, standin.client_secret)
 
 
-def session_token(standin: StandIn, shop: str, *, forged: bool = False) -> str:
+#: A claim that :func:`signed_token` leaves out.
+ABSENT = object()
+
+
+def session_token(standin: StandIn, shop: str, *, forged: bool = False, user_id: int = 42) -> str:
     """What Shopify's App Bridge sends: an HS256 JWT signed with the app's secret (with
-    another one when ``forged``)."""
+    another one when ``forged``), for the staff user ``user_id``."""
     if not forged:
-        return standin.session_token(shop)
+        return standin.session_token(shop, user_id=user_id)
     now = int(time.time())
     claims = {
         "iss": f"https://{shop}/admin",
@@ -50,6 +58,27 @@ def session_token(standin: StandIn, shop: str, *, forged: bool = False) -> str:
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, FORGED_SECRET, algorithm="HS256")
+
+
+def signed_token(standin: StandIn, shop: str, **claims: Any) -> str:
+    """A session token signed with the app's real secret, with Shopify's claims for
+    ``shop`` changed by ``claims`` (``ABSENT``: left out): what only a holder of the
+    secret could send, and what the app must still refuse when a claim is wrong."""
+    now = int(time.time())
+    given = {
+        "iss": f"https://{shop}/admin",
+        "dest": f"https://{shop}",
+        "aud": standin.client_id,
+        "sub": "42",
+        "exp": now + 60,
+        "nbf": now - 5,
+        "iat": now,
+        "jti": uuid.uuid4().hex,
+        "sid": uuid.uuid4().hex,
+        **claims,
+    }
+    payload = {name: value for name, value in given.items() if value is not ABSENT}
+    return jwt.encode(payload, standin.client_secret, algorithm="HS256")
 
 
 def webhook(
@@ -171,3 +200,43 @@ def wait_for_token_request(standin: StandIn, shop: str, number: int = 1) -> None
     while standin.counters(shop).token_requests < number:
         assert time.monotonic() < deadline, "the token request never reached FakeShopify"
         time.sleep(0.02)
+
+
+def unreachable_url() -> str:
+    """The URL of a port of this machine where nothing listens (it was free a moment ago):
+    connecting there fails as a network failure does, for real."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def http_client_to(url: str) -> httpx.Client:
+    """An ``httpx.Client`` that sends ``https://<shop>.myshopify.com`` to ``url``, as
+    FakeShopify's clients send it to FakeShopify."""
+    return sync_client(url, {})
+
+
+def async_http_client_to(url: str) -> httpx.AsyncClient:
+    return async_client(url, {})
+
+
+@contextmanager
+def redis_keys_cleaned(shop: str, url: str | None = None) -> Iterator[None]:
+    """Delete afterwards the keys a storage on the shared Redis (at ``url``, with the
+    default key prefix) wrote for ``shop``, and the Node layout's migration record if it
+    was not there before: nothing else is touched."""
+    from conftest import REDIS_URL
+    from shopify_sessions.redis import RedisSessionStorage
+
+    with RedisSessionStorage(url or REDIS_URL) as storage:
+        migrations = f"{storage.key_prefix}_migrations"
+        had_migrations = bool(storage.client.exists(migrations))
+        try:
+            yield
+        finally:
+            storage.delete_sessions([s.id for s in storage.find_sessions_by_shop(shop)])
+            for key in storage.client.scan_iter(match=f"{storage.key_prefix}*{shop}*"):
+                storage.client.delete(key)
+            if not had_migrations:
+                storage.client.delete(migrations)

@@ -71,7 +71,7 @@ _COUNTERS = {
     "token_exchange": (
         TOKEN_EXCHANGES,
         "{exchange}",
-        "Exchanges of a request's session token for an offline pair, by outcome.",
+        "Exchanges of a request's session token for an offline pair or online token, by outcome.",
     ),
 }
 #: Seconds, as OpenTelemetry's semantic conventions advise for request durations.

@@ -1,9 +1,10 @@
 """Shopify sessions in a FastAPI (or Starlette) app: ``pip install 'shopify-sessions[fastapi]'``.
 
 One :class:`ShopifySessions` per app: its asyncio storage and ``AsyncOfflineTokens`` are
-made once, when the app starts (its lifespan), and closed when it stops. It gives a
-dependency that hands a route the shop's valid offline session for a verified App Home or
-extension request, and routes for webhooks and App Home's patch ID token page.
+made once, when the app starts (its lifespan), and closed when it stops. It gives
+dependencies that hand a route the shop's valid offline session, or the staff user's
+online one, for a verified App Home or extension request, and routes for webhooks and App
+Home's patch ID token page.
 """
 
 from __future__ import annotations
@@ -18,22 +19,26 @@ from typing import Any
 try:
     from fastapi import APIRouter, HTTPException, Request, Response
     from starlette.concurrency import run_in_threadpool
+    from starlette.types import ExceptionHandler
 except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
         "shopify_sessions.fastapi needs FastAPI: pip install 'shopify-sessions[fastapi]'"
     ) from error
 
 import httpx
-from shopify_app import ShopifyApp
+from shopify_app import ResultWithExchangeableIdToken, ShopifyApp
 
+from ._app_storage import app_storage, prepare_storage_async
 from ._locks import DEFAULT_LOCK_TIMEOUT
 from ._session import Session
-from ._storage import AsyncLockingSessionStorage, is_asyncio_storage
+from ._storage import AsyncLockingSessionStorage
 from ._telemetry import Telemetry
 from ._web import (
     Answer,
     RequestKind,
     failure_answer,
+    patch_id_token_answer,
+    refusal,
     request_input,
     verify,
 )
@@ -49,21 +54,25 @@ class ShopifySessions:
     ::
 
         shopify = ShopifySessions("postgresql+asyncpg://...", client_id=..., client_secret=...)
-        app = FastAPI(lifespan=shopify.lifespan)
+        app = FastAPI(lifespan=shopify.lifespan, exception_handlers=shopify.exception_handlers)
         app.include_router(shopify.router())      # POST /webhooks, GET /auth/patch-id-token
 
         @app.get("/")
         async def home(session: Session = Depends(shopify.app_home_session)): ...
 
     The storage is made by the app's lifespan, so there is one per process (never one per
-    request), on the event loop that serves the requests; a synchronous storage is
-    refused, since each of its calls, and each wait for a session lock, would stop every
-    other request. Lock waits are bounded (``lock_timeout``) and answered 503.
+    request), on the event loop that serves the requests, and its table is checked then:
+    a missing or unusable table stops the app from starting, with the fix in the message.
+    A synchronous storage is refused, since each of its calls, and each wait for a session
+    lock, would stop every other request. Lock waits are bounded (``lock_timeout``) and
+    answered 503. :attr:`exception_handlers` answer the requests that get no session
+    exactly as ``shopifyapp`` says (or 503); the lifespan refuses to start without them.
 
     Args:
         storage: a database URL (an ``AsyncSQLAlchemySessionStorage`` is made from it,
-            ``postgresql+asyncpg://``, ``sqlite+aiosqlite://``...), or a function that
-            makes an asyncio locking storage; either is called once, at startup.
+            ``postgresql+asyncpg://``, ``sqlite+aiosqlite://``...), a Redis URL
+            (``redis://``, ``rediss://``: an ``AsyncRedisSessionStorage``), or a function
+            that makes an asyncio locking storage; either is used once, at startup.
         client_id: the app's client id.
         client_secret: the app's client secret (it signs session tokens and webhooks).
         old_client_secret: the previous secret, accepted while it is being rotated.
@@ -72,7 +81,8 @@ class ShopifySessions:
         patch_id_token_path: the path of App Home's patch ID token page
             (:meth:`router` serves it).
         create_table: create the default table at startup if it is absent (for
-            prototypes; use Alembic or ``shopify-sessions init`` in production).
+            prototypes; use Alembic or ``shopify-sessions init`` in production). Either
+            way the table is checked at startup.
         on_webhook: called with each :class:`~shopify_sessions.webhooks.ReceivedWebhook`
             verified and applied, for the app's own work (an ``async def``, or a plain
             function, which runs in the thread pool). If it raises, Shopify is answered
@@ -143,12 +153,26 @@ class ShopifySessions:
         own enters this one in it: ``async with shopify.lifespan(app): yield``."""
         if self._running is not None:
             raise RuntimeError("this ShopifySessions is running already")
-        storage = self._make_storage()
+        if _Answered not in getattr(app, "exception_handlers", {}):
+            raise RuntimeError(
+                "ShopifySessions answers the requests that get no session through its "
+                "exception handlers, which the app lacks: make it with FastAPI("
+                "lifespan=shopify.lifespan, exception_handlers=shopify.exception_handlers) "
+                "(with handlers of its own: {**its_own, **shopify.exception_handlers})"
+            )
+        storage = app_storage(
+            self._storage,
+            is_async=True,
+            owner="shopify_sessions.fastapi",
+            why="each of its calls and lock waits would stop the event loop",
+        )
         async with _owned_client(self._http_client) as http_client:
             try:
-                create_table = getattr(storage, "create_table", None)
-                if self._create_table and create_table is not None:
-                    await create_table()
+                await prepare_storage_async(
+                    storage,
+                    create_table=self._create_table,
+                    create_table_option="ShopifySessions(..., create_table=True)",
+                )
                 tokens = AsyncOfflineTokens(
                     storage,
                     client_id=self._app.config["client_id"],
@@ -165,6 +189,13 @@ class ShopifySessions:
                 close = getattr(storage, "close", None)
                 if close is not None:
                     await close()
+
+    @property
+    def exception_handlers(self) -> dict[Any, ExceptionHandler]:
+        """The handlers that answer a request without a session with ``shopifyapp``'s
+        answer as it is (its body encoded once, its headers), or 503: give them to the app,
+        ``FastAPI(..., exception_handlers=shopify.exception_handlers)``."""
+        return {_Answered: _answer}
 
     @property
     def app(self) -> ShopifyApp:
@@ -192,29 +223,44 @@ class ShopifySessions:
         """Dependency: the shop's valid offline session for an App Home request (a page,
         or a fetch of its front end with the session token in ``Authorization``).
 
-        ``shopifyapp`` verifies the request; the session is the stored one (refreshed
-        when it expires within ``skew``), or, on the shop's first visit or after its
-        merchant must re-authorise, the one Shopify's token exchange of the request's
-        session token gives, stored. A page's response gets the headers ``shopifyapp``
-        asks for (its ``Content-Security-Policy``) when the route returns content; a route
-        that builds its own ``Response`` copies ``response.headers``.
+        ``shopifyapp`` verifies the request, and its session token is checked as Shopify
+        asks (``dest`` a shop, ``iss`` on that shop, ``exp`` present, ``aud`` the app);
+        the session is the stored one (refreshed when it expires within ``skew``), or, on
+        the shop's first visit or after its merchant must re-authorise, the one Shopify's
+        token exchange of the request's session token gives, stored. A page's response
+        gets the headers ``shopifyapp`` asks for (its ``Content-Security-Policy``) when
+        the route returns content; a route that builds its own ``Response`` copies
+        ``response.headers``.
 
-        Raises:
-            HTTPException: ``shopifyapp``'s answer to a request it did not verify (a
-                redirect to the patch ID token page, a 401 App Bridge retries), or 503
-                when Shopify, the session's lock or the database failed for a while.
+        A request without a session gets ``shopifyapp``'s answer to a request it did not
+        verify (a redirect to the patch ID token page, a 401 App Bridge retries) or to a
+        refused exchange, or 503 when Shopify, the network, the session's lock or the
+        database failed for a while (:attr:`exception_handlers` answer them).
         """
-        return await self._session(request, response, "app_home")
+        return (await self._offline(request, response, "app_home"))[1]
+
+    async def app_home_online_session(self, request: Request, response: Response) -> Session:
+        """Dependency: the staff user's online session for an App Home request, beside the
+        shop's offline one (made or refreshed first, as :meth:`app_home_session`, so that
+        background work has it).
+
+        The user is the session token's ``sub``; the session (id ``{shop}_{user id}``) is
+        the stored one while it is valid for ``skew``, else the one Shopify's token
+        exchange for an online access token gives, stored: see
+        :meth:`~shopify_sessions.tokens.AsyncOfflineTokens.get_or_exchange_online`. A
+        route may take both dependencies: the request is verified once.
+        """
+        return await self._online(request, response, "app_home")
 
     async def admin_extension_session(self, request: Request, response: Response) -> Session:
         """Dependency: the same for a request of an admin UI extension (its session token
         in ``Authorization``), verified by ``verify_admin_ui_ext_req``."""
-        return await self._session(request, response, "admin_extension")
+        return (await self._offline(request, response, "admin_extension"))[1]
 
     async def pos_extension_session(self, request: Request, response: Response) -> Session:
         """Dependency: the same for a POS UI extension, verified by
         ``verify_pos_ui_ext_req``."""
-        return await self._session(request, response, "pos_extension")
+        return (await self._offline(request, response, "pos_extension"))[1]
 
     async def webhook(self, request: Request) -> Response:
         """Route: a webhook from Shopify, verified (HMAC) and applied to the sessions, then
@@ -240,9 +286,9 @@ class ShopifySessions:
 
     async def patch_id_token(self, request: Request) -> Response:
         """Route: App Home's patch ID token page, which fetches a fresh session token and
-        reloads the page with it (``shopifyapp`` renders it)."""
-        result = self._app.app_home_patch_id_token(await _input(request))
-        return _response(Answer.of(result.response))
+        reloads the page with it (``shopifyapp`` renders it); a ``shop`` that is not a
+        shop's domain is answered 400."""
+        return _response(patch_id_token_answer(self._app, await _input(request)))
 
     def router(self, *, webhooks: str | None = "/webhooks") -> APIRouter:
         """The routes: ``POST webhooks`` (``None``: none) and ``GET`` the patch ID token
@@ -253,43 +299,50 @@ class ShopifySessions:
             router.add_api_route(webhooks, self.webhook, methods=["POST"])
         return router
 
-    async def _session(self, request: Request, response: Response, kind: RequestKind) -> Session:
-        tokens = self._started().tokens
-        verified = verify(self._app, kind, await _input(request), self._patch_id_token_path)
-        if not verified.ok:
-            raise _http_error(Answer.of(verified.response))
-        try:
-            session = await tokens.get_or_exchange(verified)
-        except Exception as error:
-            answer = failure_answer(error, verified)
-            if answer is None:
-                raise
-            raise _http_error(answer) from error
-        response.headers.update(verified.response.headers)
-        return session
+    async def _offline(
+        self, request: Request, response: Response, kind: RequestKind
+    ) -> tuple[ResultWithExchangeableIdToken, Session]:
+        """The request verified and the shop's offline session, once per request (the
+        dependencies of one route share them)."""
+        done = _memo(request)
+        if kind not in done:
+            tokens = self._started().tokens
+            verified = verify(self._app, kind, await _input(request), self._patch_id_token_path)
+            refused = refusal(verified)
+            if refused is not None:
+                raise _Answered(refused)
+            try:
+                session = await tokens.get_or_exchange(verified)
+            except Exception as error:
+                answered = _answered(error, verified)
+                if answered is None:
+                    raise
+                raise answered from error
+            response.headers.update(verified.response.headers)
+            done[kind] = verified, session
+        return done[kind]  # type: ignore[no-any-return]
+
+    async def _online(self, request: Request, response: Response, kind: RequestKind) -> Session:
+        verified, _ = await self._offline(request, response, kind)
+        done = _memo(request)
+        if (kind, "online") not in done:
+            try:
+                done[kind, "online"] = await self._started().tokens.get_or_exchange_online(verified)
+            except Exception as error:
+                answered = _answered(error, verified)
+                if answered is None:
+                    raise
+                raise answered from error
+        return done[kind, "online"]  # type: ignore[no-any-return]
 
     def _started(self) -> _Running:
         if self._running is None:
             raise RuntimeError(
-                "ShopifySessions is not started: make the app with "
-                "FastAPI(lifespan=shopify.lifespan), or enter it in the app's own lifespan"
+                "ShopifySessions is not started: make the app with FastAPI(lifespan="
+                "shopify.lifespan, exception_handlers=shopify.exception_handlers), or enter "
+                "its lifespan in the app's own"
             )
         return self._running
-
-    def _make_storage(self) -> AsyncLockingSessionStorage:
-        if isinstance(self._storage, str):
-            from .sqlalchemy import AsyncSQLAlchemySessionStorage
-
-            return AsyncSQLAlchemySessionStorage(self._storage)
-        storage = self._storage()
-        if not isinstance(storage, AsyncLockingSessionStorage) or not is_asyncio_storage(storage):
-            raise TypeError(
-                f"the storage function made {storage!r}, not an asyncio locking storage: a "
-                "synchronous storage would stop the event loop at each call and each lock "
-                "wait; use its asyncio twin (AsyncSQLAlchemySessionStorage, "
-                "AsyncMemorySessionStorage)"
-            )
-        return storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +361,34 @@ def _response(answer: Answer) -> Response:
     return Response(answer.body, status_code=answer.status, headers=dict(answer.headers))
 
 
-def _http_error(answer: Answer) -> HTTPException:
-    return HTTPException(answer.status, answer.body or None, dict(answer.headers) or None)
+class _Answered(HTTPException):
+    """A request answered without its session: :func:`_answer` sends ``answer`` as it is
+    (an ``HTTPException``, so that an app without the handler still sends its status and
+    headers)."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer.status, answer.body or None, dict(answer.headers) or None)
+        self.answer = answer
+
+
+async def _answer(request: Request, error: Exception) -> Response:
+    assert isinstance(error, _Answered)
+    return _response(error.answer)
+
+
+def _answered(error: Exception, verified: ResultWithExchangeableIdToken) -> _Answered | None:
+    """The answer a dependency raises for an ``error`` getting the session, or ``None``:
+    the error is raised as it is (FastAPI answers 500 and logs it)."""
+    answer = failure_answer(error, verified)
+    return None if answer is None else _Answered(answer)
+
+
+def _memo(request: Request) -> dict[Any, Any]:
+    """What this request's dependencies found already."""
+    memo: dict[Any, Any] | None = getattr(request.state, "shopify_sessions", None)
+    if memo is None:
+        memo = request.state.shopify_sessions = {}
+    return memo
 
 
 @asynccontextmanager

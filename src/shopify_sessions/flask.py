@@ -1,9 +1,9 @@
 """Shopify sessions in a Flask app: ``pip install 'shopify-sessions[flask]'``.
 
 A Flask extension, :class:`ShopifySessions`: its synchronous storage and ``OfflineTokens``
-are made once per app (``init_app``), it gives a view the shop's valid offline session for
-a verified App Home or extension request, and it serves webhooks and App Home's patch ID
-token page.
+are made once per app (``init_app``), it gives a view the shop's valid offline session, or
+the staff user's online one, for a verified App Home or extension request, and it serves
+webhooks and App Home's patch ID token page.
 """
 
 from __future__ import annotations
@@ -21,17 +21,20 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess by 
     ) from error
 
 import httpx
-from shopify_app import ShopifyApp
+from shopify_app import ResultWithExchangeableIdToken, ShopifyApp
 
+from ._app_storage import app_storage, prepare_storage
 from ._locks import DEFAULT_LOCK_TIMEOUT
 from ._session import Session
-from ._storage import LockingSessionStorage, is_asyncio_storage
+from ._storage import LockingSessionStorage
 from ._telemetry import Telemetry
 from ._web import (
     DEFAULT_PATCH_ID_TOKEN_PATH,
     Answer,
     RequestKind,
     failure_answer,
+    patch_id_token_answer,
+    refusal,
     request_input,
     verify,
 )
@@ -58,13 +61,15 @@ class ShopifySessions:
 
     ``init_app`` reads what the constructor was not given from ``app.config``:
     ``SHOPIFY_API_KEY``, ``SHOPIFY_API_SECRET``, ``SHOPIFY_SESSIONS_DATABASE_URL``. It
-    makes the storage once per app (never one per request); an asyncio storage is refused,
-    since a Flask view cannot await it.
+    makes the storage once per app (never one per request) and checks its table: a
+    missing or unusable table stops it, with the fix in the message. An asyncio storage is
+    refused, since a Flask view cannot await it.
 
     Args:
         app: the app, or ``None`` to call :meth:`init_app` later (app factories).
-        storage: a database URL (a ``SQLAlchemySessionStorage`` is made from it), or a
-            function that makes a synchronous locking storage.
+        storage: a database URL (a ``SQLAlchemySessionStorage`` is made from it), a Redis
+            URL (``redis://``, ``rediss://``: a ``RedisSessionStorage``), or a function
+            that makes a synchronous locking storage.
         client_id: the app's client id.
         client_secret: the app's client secret (it signs session tokens and webhooks).
         old_client_secret: the previous secret, accepted while it is being rotated.
@@ -72,7 +77,7 @@ class ShopifySessions:
         patch_id_token_path: App Home's patch ID token page; ``None`` serves none.
         webhooks_path: where Shopify's webhooks are received; ``None`` serves none.
         create_table: create the default table at ``init_app`` if it is absent (for
-            prototypes).
+            prototypes). Either way the table is checked there.
         on_webhook: called with each :class:`~shopify_sessions.webhooks.ReceivedWebhook`
             verified and applied, for the app's own work. If it raises, Shopify is answered
             500 and delivers the webhook again: the sessions' effects are idempotent.
@@ -105,7 +110,8 @@ class ShopifySessions:
     ) -> None:
         if storage is not None and not isinstance(storage, str) and not callable(storage):
             raise TypeError(
-                f"storage must be a database URL or a function that makes it, not {storage!r}"
+                "storage must be a database or Redis URL, or a function that makes it, not "
+                f"{storage!r}"
             )
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise TypeError(f"http_client must be an httpx.Client, not {http_client!r}")
@@ -128,7 +134,8 @@ class ShopifySessions:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Make the app's storage and tokens, and add the webhook and patch ID token routes."""
+        """Make the app's storage and tokens, check the storage's table, and add the
+        webhook and patch ID token routes."""
         options = self._options
         client_id = options["client_id"] or app.config.get("SHOPIFY_API_KEY")
         client_secret = options["client_secret"] or app.config.get("SHOPIFY_API_SECRET")
@@ -137,21 +144,35 @@ class ShopifySessions:
                 "ShopifySessions needs the app's credentials: client_id and client_secret, "
                 "or SHOPIFY_API_KEY and SHOPIFY_API_SECRET in app.config"
             )
-        storage = _make_storage(
-            options["storage"] or app.config.get("SHOPIFY_SESSIONS_DATABASE_URL")
+        source = options["storage"] or app.config.get("SHOPIFY_SESSIONS_DATABASE_URL")
+        if source is None:
+            raise RuntimeError(
+                "ShopifySessions needs a storage: storage=, or SHOPIFY_SESSIONS_DATABASE_URL "
+                "in app.config"
+            )
+        storage = app_storage(
+            source, is_async=False, owner="shopify_sessions.flask", why=_SYNC_ONLY
         )
-        create_table = getattr(storage, "create_table", None)
-        if options["create_table"] and create_table is not None:
-            create_table()
-        tokens = OfflineTokens(
-            storage,
-            client_id=client_id,
-            client_secret=client_secret,
-            http_client=options["http_client"],
-            skew=options["skew"],
-            lock_timeout=options["lock_timeout"],
-            telemetry=options["telemetry"],
-        )
+        try:
+            prepare_storage(
+                storage,
+                create_table=options["create_table"],
+                create_table_option="ShopifySessions(..., create_table=True)",
+            )
+            tokens = OfflineTokens(
+                storage,
+                client_id=client_id,
+                client_secret=client_secret,
+                http_client=options["http_client"],
+                skew=options["skew"],
+                lock_timeout=options["lock_timeout"],
+                telemetry=options["telemetry"],
+            )
+        except BaseException:
+            close = getattr(storage, "close", None)
+            if close is not None:
+                close()
+            raise
         shopify_app = ShopifyApp(client_id, client_secret, options["old_client_secret"])
         app.extensions[_EXTENSION] = _State(storage, tokens, shopify_app)
         if options["patch_id_token_path"] is not None:
@@ -185,25 +206,48 @@ class ShopifySessions:
         """The shop's valid offline session for the current App Home request (a page, or a
         fetch of its front end with the session token in ``Authorization``).
 
-        ``shopifyapp`` verifies the request; the session is the stored one (refreshed when
-        it expires within ``skew``), or, on the shop's first visit or after its merchant
-        must re-authorise, the one Shopify's token exchange of the request's session token
-        gives, stored. The response gets the headers ``shopifyapp`` asks for (its
-        ``Content-Security-Policy`` for a page).
+        ``shopifyapp`` verifies the request, and its session token is checked as Shopify
+        asks (``dest`` a shop, ``iss`` on that shop, ``exp`` present, ``aud`` the app);
+        the session is the stored one (refreshed when it expires within ``skew``), or, on
+        the shop's first visit or after its merchant must re-authorise, the one Shopify's
+        token exchange of the request's session token gives, stored. The response gets
+        the headers ``shopifyapp`` asks for (its ``Content-Security-Policy`` for a page).
 
         Aborts the request with ``shopifyapp``'s answer when it is not verified (a
-        redirect to the patch ID token page, a 401 App Bridge retries), or with 503 when
-        Shopify, the session's lock or the database failed for a while.
+        redirect to the patch ID token page, a 401 App Bridge retries) or the exchange was
+        refused, or with 503 when Shopify, the network, the session's lock or the database
+        failed for a while.
         """
-        return self._session("app_home")
+        return self._offline("app_home")[1]
+
+    def app_home_online_session(self) -> Session:
+        """The staff user's online session for the current App Home request, beside the
+        shop's offline one (made or refreshed first, as :meth:`app_home_session`, so that
+        background work has it).
+
+        The user is the session token's ``sub``; the session (id ``{shop}_{user id}``) is
+        the stored one while it is valid for ``skew``, else the one Shopify's token
+        exchange for an online access token gives, stored: see
+        :meth:`~shopify_sessions.tokens.OfflineTokens.get_or_exchange_online`. A view may
+        call both: the request is verified once.
+        """
+        verified = self._offline("app_home")[0]
+        done = _memo()
+        if "app_home_online" not in done:
+            try:
+                done["app_home_online"] = _state().tokens.get_or_exchange_online(verified)
+            except Exception as error:
+                _abort_for(error, verified)
+        session: Session = done["app_home_online"]
+        return session
 
     def admin_extension_session(self) -> Session:
         """The same for a request of an admin UI extension (``verify_admin_ui_ext_req``)."""
-        return self._session("admin_extension")
+        return self._offline("admin_extension")[1]
 
     def pos_extension_session(self) -> Session:
         """The same for a POS UI extension (``verify_pos_ui_ext_req``)."""
-        return self._session("pos_extension")
+        return self._offline("pos_extension")[1]
 
     def webhook(self) -> Response:
         """View: a webhook from Shopify, verified (HMAC) and applied to the sessions, then
@@ -221,32 +265,35 @@ class ShopifySessions:
         return _response(Answer.of(received.response))
 
     def patch_id_token(self) -> Response:
-        """View: App Home's patch ID token page (``shopifyapp`` renders it)."""
-        result = _state().shopify_app.app_home_patch_id_token(_input())
-        return _response(Answer.of(result.response))
+        """View: App Home's patch ID token page (``shopifyapp`` renders it); a ``shop``
+        that is not a shop's domain is answered 400."""
+        return _response(patch_id_token_answer(_state().shopify_app, _input()))
 
-    def _session(self, kind: RequestKind) -> Session:
-        state = _state()
-        path = self._options["patch_id_token_path"] or DEFAULT_PATCH_ID_TOKEN_PATH
-        verified = verify(state.shopify_app, kind, _input(), path)
-        if not verified.ok:
-            _abort(Answer.of(verified.response))
-        try:
-            session = state.tokens.get_or_exchange(verified)
-        except Exception as error:
-            answer = failure_answer(error, verified)
-            if answer is None:
-                raise
-            _abort(answer)
-        headers = dict(verified.response.headers)
-        if headers:
+    def _offline(self, kind: RequestKind) -> tuple[ResultWithExchangeableIdToken, Session]:
+        """The request verified and the shop's offline session, once per request."""
+        done = _memo()
+        if kind not in done:
+            state = _state()
+            path = self._options["patch_id_token_path"] or DEFAULT_PATCH_ID_TOKEN_PATH
+            verified = verify(state.shopify_app, kind, _input(), path)
+            refused = refusal(verified)
+            if refused is not None:
+                _abort(refused)
+            try:
+                session = state.tokens.get_or_exchange(verified)
+            except Exception as error:
+                _abort_for(error, verified)
+            headers = dict(verified.response.headers)
+            if headers:
 
-            @after_this_request
-            def add_headers(response: Response) -> Response:
-                response.headers.update(headers)
-                return response
+                @after_this_request
+                def add_headers(response: Response) -> Response:
+                    response.headers.update(headers)
+                    return response
 
-        return session
+            done[kind] = verified, session
+        found: tuple[ResultWithExchangeableIdToken, Session] = done[kind]
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,26 +311,15 @@ def _state() -> _State:
     return state
 
 
-def _make_storage(
-    storage: str | Callable[[], LockingSessionStorage] | None,
-) -> LockingSessionStorage:
-    if storage is None:
-        raise RuntimeError(
-            "ShopifySessions needs a storage: storage=, or SHOPIFY_SESSIONS_DATABASE_URL in "
-            "app.config"
-        )
-    if isinstance(storage, str):
-        from .sqlalchemy import SQLAlchemySessionStorage
+#: Why a Flask app cannot use an asyncio storage.
+_SYNC_ONLY = "a Flask view cannot await it"
 
-        return SQLAlchemySessionStorage(storage)
-    made = storage()
-    if not isinstance(made, LockingSessionStorage) or is_asyncio_storage(made):
-        raise TypeError(
-            f"the storage function made {made!r}, not a synchronous locking storage: a "
-            "Flask view cannot await an asyncio one; use its sync twin "
-            "(SQLAlchemySessionStorage, MemorySessionStorage)"
-        )
-    return made
+
+def _memo() -> dict[Any, Any]:
+    """What the current request's calls found already (in its WSGI environ: ``g`` belongs
+    to the app context, which requests of a context pushed by hand share)."""
+    memo: dict[Any, Any] = request.environ.setdefault("shopify_sessions.memo", {})
+    return memo
 
 
 def _input() -> Any:
@@ -296,3 +332,12 @@ def _response(answer: Answer) -> Response:
 
 def _abort(answer: Answer) -> NoReturn:
     abort(_response(answer))
+
+
+def _abort_for(error: Exception, verified: ResultWithExchangeableIdToken) -> NoReturn:
+    """Abort with the answer to ``error`` getting the session, or raise it (Flask
+    answers 500 and logs it)."""
+    answer = failure_answer(error, verified)
+    if answer is None:
+        raise error
+    _abort(answer)

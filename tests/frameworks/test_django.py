@@ -30,17 +30,22 @@ from django.test import Client, override_settings  # noqa: E402
 django.setup()
 
 import scenario  # noqa: E402
-from conftest import require_server, unique_table_name  # noqa: E402
+from conftest import REDIS_URL, require_server, unique_table_name  # noqa: E402
 from shopify_requests import (  # noqa: E402
     StandIn,
     counts,
     fail,
     http_client,
+    http_client_to,
+    redis_keys_cleaned,
     routing_environment,
     seeded,
+    session_token,
+    unreachable_url,
 )
 from shopify_sessions import django as shopify  # noqa: E402
 from shopify_sessions import offline_session_id  # noqa: E402
+from shopify_sessions.redis import RedisSessionStorage  # noqa: E402
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage, session_table  # noqa: E402
 
 ROUTING = ROOT / "tests" / "cli" / "routing"
@@ -134,6 +139,58 @@ def test_the_example_refreshes_once_and_replaces_a_dead_refresh_token(
     project: Project, standin: StandIn, shop: str
 ) -> None:
     scenario.expiring_and_dead_tokens(project.client, project.storage, standin, shop)
+
+
+def test_session_tokens_are_checked_as_shopify_asks(
+    project: Project, standin: StandIn, shop: str
+) -> None:
+    scenario.hostile_session_tokens(project.client, project.storage, standin, shop)
+
+
+def test_the_patch_id_token_page_frames_shops_only(project: Project, shop: str) -> None:
+    scenario.hostile_patch_page(project.client, shop)
+
+
+def test_exchange_failures_are_answered_as_documented(
+    project: Project, standin: StandIn, shop: str
+) -> None:
+    scenario.exchange_failures(project.client, project.storage, standin, shop)
+
+
+def test_the_staff_users_online_session(project: Project, standin: StandIn, shop: str) -> None:
+    scenario.staff_sessions(project.client, project.storage, standin, shop)
+
+
+def test_a_network_failure_during_the_exchange_is_503(
+    project: Project, standin: StandIn, shop: str
+) -> None:
+    """Shopify unreachable (a port where nothing listens): 503 with Retry-After, where
+    shopifyapp suggests 500."""
+    config = {"DATABASE": project.alias, "TABLE": project.table}
+    with (
+        http_client_to(unreachable_url()) as unreachable,
+        override_settings(SHOPIFY_SESSIONS={**config, "HTTP_CLIENT": unreachable}),
+    ):
+        bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
+        answer = project.client.post("/api/products/count", headers=bearer)
+    assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "1"), answer.text
+
+
+def test_a_redis_url_makes_a_redis_storage(standin: StandIn, shop: str) -> None:
+    require_server("redis")
+    with (
+        redis_keys_cleaned(shop),
+        http_client(standin) as http,
+        override_settings(
+            SHOPIFY_API_KEY=standin.client_id,
+            SHOPIFY_API_SECRET=standin.client_secret,
+            SHOPIFY_SESSIONS={"URL": REDIS_URL, "HTTP_CLIENT": http},
+        ),
+    ):
+        assert isinstance(shopify.get_storage(), RedisSessionStorage)
+        bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
+        assert DjangoClient().post("/api/products/count", headers=bearer).status_code == 200
+        assert shopify.get_storage().load_session(offline_session_id(shop)) is not None
 
 
 def test_manage_py_runs_the_subcommands_on_the_table_of_the_settings(
@@ -230,3 +287,5 @@ def test_an_async_view_is_refused() -> None:
 
     with pytest.raises(TypeError, match="make the view sync"):
         shopify.app_home(view)
+    with pytest.raises(TypeError, match="make the view sync"):
+        shopify.app_home(online=True)(view)

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,20 +21,27 @@ import uvicorn
 from fastapi import Depends, FastAPI
 
 import scenario
+from conftest import REDIS_URL, require_server
 from shopify_requests import (
     StandIn,
     async_http_client,
+    async_http_client_to,
     counts,
+    redis_keys_cleaned,
     seeded,
     session_token,
+    unreachable_url,
     wait_for_token_request,
 )
 from shopify_sessions import (
     AsyncMemorySessionStorage,
     MemorySessionStorage,
+    MissingSessionTableError,
     Session,
+    SessionTableSchemaError,
 )
 from shopify_sessions.fastapi import ShopifySessions
+from shopify_sessions.redis import RedisSessionStorage
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
@@ -92,6 +99,131 @@ def test_the_example_refreshes_once_and_replaces_a_dead_refresh_token(
     scenario.expiring_and_dead_tokens(*example, standin, shop)
 
 
+def test_session_tokens_are_checked_as_shopify_asks(
+    example: tuple[httpx.Client, Any], standin: StandIn, shop: str
+) -> None:
+    scenario.hostile_session_tokens(*example, standin, shop)
+
+
+def test_the_patch_id_token_page_frames_shops_only(
+    example: tuple[httpx.Client, Any], shop: str
+) -> None:
+    scenario.hostile_patch_page(example[0], shop)
+
+
+def test_exchange_failures_are_answered_as_documented(
+    example: tuple[httpx.Client, Any], standin: StandIn, shop: str
+) -> None:
+    scenario.exchange_failures(*example, standin, shop)
+
+
+def test_the_staff_users_online_session(
+    example: tuple[httpx.Client, Any], standin: StandIn, shop: str
+) -> None:
+    scenario.staff_sessions(*example, standin, shop)
+
+
+async def test_a_network_failure_during_the_exchange_is_503(standin: StandIn, shop: str) -> None:
+    """Shopify unreachable (a port where nothing listens): 503 with Retry-After, where
+    shopifyapp suggests 500."""
+    shopify = ShopifySessions(
+        AsyncMemorySessionStorage,
+        client_id=standin.client_id,
+        client_secret=standin.client_secret,
+        http_client=async_http_client_to(unreachable_url()),
+    )
+    app = _app(shopify)
+    bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
+    async with shopify.lifespan(app), _client(app) as client:
+        answer = await client.get("/shop", headers=bearer)
+    assert (answer.status_code, answer.headers.get("retry-after")) == (503, "1"), answer.text
+
+
+async def test_both_sessions_in_one_route_verify_the_request_once(
+    standin: StandIn, shop: str
+) -> None:
+    shopify = ShopifySessions(
+        AsyncMemorySessionStorage,
+        client_id=standin.client_id,
+        client_secret=standin.client_secret,
+        http_client=async_http_client(standin),
+    )
+    app = FastAPI(lifespan=shopify.lifespan, exception_handlers=shopify.exception_handlers)
+
+    @app.get("/both")
+    async def both(
+        offline: Annotated[Session, Depends(shopify.app_home_session)],
+        online: Annotated[Session, Depends(shopify.app_home_online_session)],
+    ) -> list[str]:
+        return [offline.id, online.id]
+
+    token = session_token(standin, shop, user_id=9)
+    page = {"shop": shop, "embedded": "1", "id_token": token}
+    async with shopify.lifespan(app), _client(app) as client:
+        answer = await client.get("/both", params=page)
+        assert answer.json() == [f"offline_{shop}", f"{shop}_9"]
+        assert f"frame-ancestors https://{shop}" in answer.headers["content-security-policy"]
+        assert counts(standin, shop)["id_token_exchanges"] == 2
+
+
+@pytest.mark.parametrize("url", ["redis", "database"])
+async def test_a_redis_or_database_url_makes_the_storage(
+    standin: StandIn, shop: str, tmp_path: Path, url: str
+) -> None:
+    from shopify_sessions.redis import AsyncRedisSessionStorage
+    from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage
+
+    if url == "redis":
+        require_server("redis")
+    location = REDIS_URL if url == "redis" else f"sqlite+aiosqlite:///{tmp_path}/u.db"
+    shopify = ShopifySessions(
+        location,
+        client_id=standin.client_id,
+        client_secret=standin.client_secret,
+        http_client=async_http_client(standin),
+        create_table=True,
+    )
+    app = _app(shopify)
+    bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
+    with redis_keys_cleaned(shop) if url == "redis" else nullcontext():
+        async with shopify.lifespan(app), _client(app) as client:
+            kind = AsyncRedisSessionStorage if url == "redis" else AsyncSQLAlchemySessionStorage
+            assert isinstance(shopify.storage, kind)
+            assert (await client.get("/shop", headers=bearer)).json()["shop"] == shop
+            assert await shopify.storage.load_session(f"offline_{shop}") is not None
+
+
+async def test_a_missing_or_unusable_table_stops_the_startup_with_the_fix(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/app.db"
+    shopify = ShopifySessions(
+        url.replace("sqlite:", "sqlite+aiosqlite:"),
+        client_id=standin.client_id,
+        client_secret=standin.client_secret,
+    )
+    app = _app(shopify)
+    with pytest.raises(MissingSessionTableError, match=r"(?s)create_table=True.*init"):
+        async with shopify.lifespan(app):
+            pass
+    with SQLAlchemySessionStorage(url).engine.begin() as connection:
+        connection.exec_driver_sql('CREATE TABLE session (id TEXT PRIMARY KEY, "isOnline" TEXT)')
+    with pytest.raises(SessionTableSchemaError, match="shopify-sessions upgrade"):
+        async with shopify.lifespan(app):
+            pass
+
+
+async def test_the_lifespan_refuses_an_app_without_the_exception_handlers(
+    standin: StandIn,
+) -> None:
+    shopify = ShopifySessions(
+        AsyncMemorySessionStorage, client_id=standin.client_id, client_secret=standin.client_secret
+    )
+    with pytest.raises(RuntimeError, match=r"exception_handlers=shopify\.exception_handlers"):
+        async with shopify.lifespan(FastAPI()):
+            pass
+
+
 async def test_the_storage_is_made_once_at_startup_and_closed_at_shutdown(
     standin: StandIn, shop: str
 ) -> None:
@@ -108,13 +240,7 @@ async def test_the_storage_is_made_once_at_startup_and_closed_at_shutdown(
         client_secret=standin.client_secret,
         http_client=async_http_client(standin),
     )
-    app = FastAPI(lifespan=shopify.lifespan)
-
-    @app.get("/shop")
-    async def which(
-        session: Annotated[Session, Depends(shopify.app_home_session)],
-    ) -> dict[str, Any]:
-        return {"shop": session.shop, "storage": id(shopify.storage)}
+    app = _app(shopify)
 
     bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
     async with shopify.lifespan(app), _client(app) as client:
@@ -126,12 +252,23 @@ async def test_the_storage_is_made_once_at_startup_and_closed_at_shutdown(
         shopify.storage  # noqa: B018 - stopped with the app
 
 
-async def test_a_synchronous_storage_is_refused_at_startup(standin: StandIn) -> None:
+@pytest.mark.parametrize(
+    ("made", "twin"),
+    [
+        (MemorySessionStorage, "AsyncMemorySessionStorage"),
+        (lambda: SQLAlchemySessionStorage("sqlite://"), "AsyncSQLAlchemySessionStorage"),
+        (lambda: RedisSessionStorage(REDIS_URL), "AsyncRedisSessionStorage"),
+    ],
+    ids=["memory", "sqlalchemy", "redis"],
+)
+async def test_a_synchronous_storage_is_refused_at_startup_naming_its_twin(
+    standin: StandIn, made: Any, twin: str
+) -> None:
     shopify = ShopifySessions(
-        MemorySessionStorage, client_id=standin.client_id, client_secret=standin.client_secret
+        made, client_id=standin.client_id, client_secret=standin.client_secret
     )
-    with pytest.raises(TypeError, match="asyncio twin"):
-        async with shopify.lifespan(FastAPI()):
+    with pytest.raises(TypeError, match=f"asyncio twin, {twin}$"):
+        async with shopify.lifespan(_app(shopify)):
             pass
     with pytest.raises(TypeError, match="function that makes the storage"):
         ShopifySessions(AsyncMemorySessionStorage(), client_id="a", client_secret="b")  # type: ignore[arg-type]
@@ -183,7 +320,7 @@ async def test_a_refresh_and_a_lock_wait_never_stop_the_event_loop(
         http_client=async_http_client(standin),
         lock_timeout=3.0,
     )
-    app = FastAPI(lifespan=shopify.lifespan)
+    app = FastAPI(lifespan=shopify.lifespan, exception_handlers=shopify.exception_handlers)
 
     @app.get("/products")
     async def products(
@@ -214,6 +351,20 @@ async def test_a_refresh_and_a_lock_wait_never_stop_the_event_loop(
         assert counts(standin, shop)["refreshes"] == 1
     else:
         assert statuses == [200, 503]
+
+
+def _app(shopify: ShopifySessions) -> FastAPI:
+    """An app whose ``GET /shop`` answers the shop of its App Home session, and the storage
+    it was served from."""
+    app = FastAPI(lifespan=shopify.lifespan, exception_handlers=shopify.exception_handlers)
+
+    @app.get("/shop")
+    async def which(
+        session: Annotated[Session, Depends(shopify.app_home_session)],
+    ) -> dict[str, Any]:
+        return {"shop": session.shop, "storage": id(shopify.storage)}
+
+    return app
 
 
 def _client(app: FastAPI) -> httpx.AsyncClient:

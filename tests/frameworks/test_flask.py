@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,26 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 import scenario
+from conftest import REDIS_URL, require_server
 from shopify_requests import (
     StandIn,
     counts,
     http_client,
+    http_client_to,
+    redis_keys_cleaned,
     seeded,
     session_token,
+    unreachable_url,
 )
-from shopify_sessions import AsyncMemorySessionStorage, MemorySessionStorage
+from shopify_sessions import (
+    AsyncMemorySessionStorage,
+    MemorySessionStorage,
+    MissingSessionTableError,
+    SessionTableSchemaError,
+)
 from shopify_sessions.flask import ShopifySessions
-from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
+from shopify_sessions.redis import AsyncRedisSessionStorage, RedisSessionStorage
+from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage, SQLAlchemySessionStorage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
@@ -82,6 +92,109 @@ def test_the_example_refreshes_once_and_replaces_a_dead_refresh_token(
     scenario.expiring_and_dead_tokens(*example, standin, shop)
 
 
+def test_session_tokens_are_checked_as_shopify_asks(
+    example: tuple[httpx.Client, Any], standin: StandIn, shop: str
+) -> None:
+    scenario.hostile_session_tokens(*example, standin, shop)
+
+
+def test_the_patch_id_token_page_frames_shops_only(
+    example: tuple[httpx.Client, Any], shop: str
+) -> None:
+    scenario.hostile_patch_page(example[0], shop)
+
+
+def test_exchange_failures_are_answered_as_documented(
+    example: tuple[httpx.Client, Any], standin: StandIn, shop: str
+) -> None:
+    scenario.exchange_failures(*example, standin, shop)
+
+
+def test_the_staff_users_online_session(
+    example: tuple[httpx.Client, Any], standin: StandIn, shop: str
+) -> None:
+    scenario.staff_sessions(*example, standin, shop)
+
+
+def test_a_network_failure_during_the_exchange_is_503(standin: StandIn, shop: str) -> None:
+    """Shopify unreachable (a port where nothing listens): 503 with Retry-After, where
+    shopifyapp suggests 500."""
+    with http_client_to(unreachable_url()) as unreachable:
+        app = _app(
+            storage=MemorySessionStorage,
+            client_id=standin.client_id,
+            client_secret=standin.client_secret,
+            http_client=unreachable,
+        )
+        bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
+        answer = app.test_client().get("/shop", headers=bearer)
+    assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "1"), answer.text
+
+
+@pytest.mark.parametrize("url", ["redis", "database"])
+def test_a_redis_or_database_url_makes_the_storage(
+    standin: StandIn, shop: str, tmp_path: Path, url: str
+) -> None:
+    if url == "redis":
+        require_server("redis")
+    location = REDIS_URL if url == "redis" else f"sqlite:///{tmp_path}/u.db"
+    bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
+    with (
+        redis_keys_cleaned(shop) if url == "redis" else nullcontext(),
+        http_client(standin) as http,
+    ):
+        flask = Flask("u")
+        flask.config["SHOPIFY_SESSIONS_DATABASE_URL"] = location
+        app = _app(
+            flask,
+            client_id=standin.client_id,
+            client_secret=standin.client_secret,
+            http_client=http,
+            create_table=True,
+        )
+        assert app.test_client().get("/shop", headers=bearer).text == shop
+        with app.app_context():
+            storage = app.extensions["shopify_sessions"].storage
+            kind = RedisSessionStorage if url == "redis" else SQLAlchemySessionStorage
+            assert isinstance(storage, kind)
+            assert storage.load_session(f"offline_{shop}") is not None
+            storage.close()
+
+
+def test_a_missing_or_unusable_table_stops_init_app_with_the_fix(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/app.db"
+    credentials = {"client_id": standin.client_id, "client_secret": standin.client_secret}
+    with pytest.raises(MissingSessionTableError, match=r"(?s)create_table=True.*init"):
+        ShopifySessions(Flask("a"), storage=url, **credentials)
+    with SQLAlchemySessionStorage(url).engine.begin() as connection:
+        connection.exec_driver_sql('CREATE TABLE session (id TEXT PRIMARY KEY, "isOnline" TEXT)')
+    with pytest.raises(SessionTableSchemaError, match="shopify-sessions upgrade"):
+        ShopifySessions(Flask("b"), storage=url, **credentials)
+
+
+@pytest.mark.parametrize(
+    ("made", "twin"),
+    [
+        (AsyncMemorySessionStorage, "MemorySessionStorage"),
+        (lambda: AsyncSQLAlchemySessionStorage("sqlite+aiosqlite://"), "SQLAlchemySessionStorage"),
+        (lambda: AsyncRedisSessionStorage(REDIS_URL), "RedisSessionStorage"),
+    ],
+    ids=["memory", "sqlalchemy", "redis"],
+)
+def test_an_asyncio_storage_is_refused_naming_its_twin(
+    standin: StandIn, made: Any, twin: str
+) -> None:
+    with pytest.raises(TypeError, match=f"sync twin, {twin}$"):
+        ShopifySessions(
+            Flask("a"),
+            storage=made,
+            client_id=standin.client_id,
+            client_secret=standin.client_secret,
+        )
+
+
 def test_concurrent_requests_of_a_shop_refresh_once(
     example: tuple[httpx.Client, Any], standin: StandIn, shop: str
 ) -> None:
@@ -121,14 +234,7 @@ def test_the_storage_is_made_once_per_app(standin: StandIn) -> None:
     assert len(made) == 2
 
 
-def test_an_asyncio_storage_and_missing_settings_are_refused(standin: StandIn) -> None:
-    with pytest.raises(TypeError, match="sync twin"):
-        ShopifySessions(
-            Flask("a"),
-            storage=AsyncMemorySessionStorage,  # type: ignore[arg-type]
-            client_id=standin.client_id,
-            client_secret=standin.client_secret,
-        )
+def test_missing_settings_are_refused(standin: StandIn) -> None:
     with pytest.raises(RuntimeError, match="SHOPIFY_API_KEY"):
         ShopifySessions(Flask("b"), storage=MemorySessionStorage)
     with pytest.raises(RuntimeError, match="SHOPIFY_SESSIONS_DATABASE_URL"):
@@ -138,3 +244,15 @@ def test_an_asyncio_storage_and_missing_settings_are_refused(standin: StandIn) -
     shopify = ShopifySessions()
     with Flask("d").app_context(), pytest.raises(RuntimeError, match="init_app"):
         shopify.storage  # noqa: B018
+
+
+def _app(flask: Flask | None = None, **options: Any) -> Flask:
+    """An app whose ``GET /shop`` answers the shop of its App Home session."""
+    app = flask or Flask("shop")
+    shopify = ShopifySessions(app, **options)
+
+    @app.get("/shop")
+    def which() -> str:
+        return shopify.app_home_session().shop
+
+    return app

@@ -200,6 +200,56 @@ def test_session_tokens_are_exchanged_for_an_expiring_pair(
     assert fake_shopify.counters(shop).id_token_exchanges == 3
 
 
+def test_session_tokens_are_exchanged_for_the_staff_users_online_token(
+    fake_shopify: FakeShopify, shop: str
+) -> None:
+    """As Shopify answers it: an access token for a day, no refresh token, the scope, the
+    user of the session token's ``sub`` and what that user may do of it."""
+    online = "urn:shopify:params:oauth:token-type:online-access-token"
+
+    def exchange_for_online(token: str) -> httpx.Response:
+        with fake_shopify.http_client() as client:
+            return client.post(
+                TOKEN_URL.format(shop=shop),
+                json={
+                    "client_id": fake_shopify.client_id,
+                    "client_secret": fake_shopify.client_secret,
+                    "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                    "subject_token": token,
+                    "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+                    "requested_token_type": online,
+                },
+            )
+
+    answer = exchange_for_online(fake_shopify.session_token(shop, user_id=7))
+    assert answer.status_code == 200
+    body = answer.json()
+    token = body.pop("access_token")
+    assert token.startswith("shpua_") and admin(fake_shopify, shop, token) == 200
+    assert body == {
+        "scope": "read_products,write_orders",
+        "expires_in": 86399,
+        "associated_user_scope": "read_products",
+        "associated_user": {
+            "id": 7,
+            "first_name": "Staff",
+            "last_name": "Member 7",
+            "email": "staff-7@example.com",
+            "account_owner": False,
+            "locale": "en",
+            "collaborator": False,
+            "email_verified": True,
+        },
+    }
+    forged = FakeShopify(client_id=fake_shopify.client_id).session_token(shop)
+    assert exchange_for_online(forged).json()["error"] == "invalid_subject_token"
+    other_shop = fake_shopify.session_token("other-shop")
+    assert exchange_for_online(other_shop).json()["error"] == "invalid_subject_token"
+    fake_shopify.revoke(shop)
+    assert admin(fake_shopify, shop, token) == 401
+    assert fake_shopify.counters(shop).id_token_exchanges == 3
+
+
 async def test_only_shopify_is_reachable_through_its_clients(fake_shopify: FakeShopify) -> None:
     with fake_shopify.http_client() as client, pytest.raises(httpx.ConnectError, match="fake"):
         client.get("https://example.com/")

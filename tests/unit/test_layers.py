@@ -111,7 +111,10 @@ LAYERS = [
     ),
     ("backends", ["sqlalchemy", "redis"]),
     ("lifecycle", ["_telemetry", "telemetry", "tokens", "shopify_app", "webhooks"]),
-    ("frameworks, command and testing", ["_web", "fastapi", "flask", "django", "cli", "testing"]),
+    (
+        "frameworks, command and testing",
+        ["_app_storage", "_web", "fastapi", "flask", "django", "cli", "testing"],
+    ),
 ]
 FRAMEWORKS = {"fastapi": "fastapi", "flask": "flask", "django": "django"}
 UPPER = [

@@ -1,4 +1,5 @@
-"""The example's routes: App Home, its API, Shopify's webhooks, the patch ID token page."""
+"""The example's routes: App Home, its API (one call as the staff user), Shopify's
+webhooks, the patch ID token page."""
 
 from django.urls import path
 
@@ -9,6 +10,7 @@ from . import views
 urlpatterns = [
     path("", views.products_count),
     path("api/products/count", views.products_count),
+    path("api/me", views.me),
     path("webhooks", shopify.webhook),
     path("auth/patch-id-token", shopify.patch_id_token),  # SHOPIFY_SESSIONS' default path
 ]

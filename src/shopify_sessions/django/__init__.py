@@ -8,7 +8,8 @@
   existing one; ``manage.py check`` validates the settings.
 - Views: :func:`webhook` (verified, applied, then sent as :data:`webhook_received`),
   :func:`patch_id_token`, and the decorators :func:`app_home`, :func:`admin_extension`,
-  :func:`pos_extension`, which hand a view ``request.shopify_session``.
+  :func:`pos_extension`, which hand a view ``request.shopify_session`` (and, with
+  ``@app_home(online=True)``, the staff user's ``request.shopify_online_session``).
 - ``manage.py shopify_sessions SUBCOMMAND``: the ``shopify-sessions`` command on that
   table (with ``shopify_sessions.django`` in ``INSTALLED_APPS``).
 """
@@ -37,7 +38,7 @@ from ._views import (
 if TYPE_CHECKING:
     from shopify_app import ShopifyApp
 
-    from ..sqlalchemy import SQLAlchemySessionStorage
+    from .._storage import LockingSessionStorage
     from ..tokens import OfflineTokens
 
 __all__ = [
@@ -54,10 +55,11 @@ __all__ = [
 ]
 
 
-def get_storage() -> SQLAlchemySessionStorage:
+def get_storage() -> LockingSessionStorage:
     """The process's sessions storage, made from the settings on first use (never one per
     request), and anew when Django's connection moves to another database (the test
-    database); the table is created first when ``SHOPIFY_SESSIONS["CREATE_TABLE"]``."""
+    database); the table is created first when ``SHOPIFY_SESSIONS["CREATE_TABLE"]``: a
+    ``SQLAlchemySessionStorage``, or a ``RedisSessionStorage`` for a Redis ``URL``."""
     return made().storage
 
 

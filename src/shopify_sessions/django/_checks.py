@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -20,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
+from .._app_storage import BACKENDS
 from .._errors import SessionStorageError
 from .._telemetry import Telemetry
 from ..sqlalchemy import resolve_url
@@ -78,6 +80,8 @@ def check_settings(app_configs: Sequence[Any] | None, **kwargs: Any) -> list[Che
 def _database_problems(config: dict[str, Any]) -> list[CheckMessage]:
     alias = sessions_alias(config)
     if alias is None:
+        if urlsplit(str(config["URL"])).scheme in BACKENDS:
+            return []  # Redis: the storage checks its URL itself
         try:
             resolve_url(str(config["URL"]), is_async=False)
         except (SessionStorageError, ValueError) as error:

@@ -10,7 +10,7 @@ import sys
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ._settings import credentials, database_url, options, table_name
+from ._settings import credentials, database_url, options, sessions_alias, table_name
 
 #: Django's options of every command: those that take a value, and those that don't.
 _WITH_VALUE = ("--settings", "--pythonpath", "--verbosity", "-v")
@@ -49,8 +49,11 @@ def command_line(
         "DATABASE_URL": database_url(),
         "SHOPIFY_SESSIONS_PROG_NAME": prog,
     }
+    # The table of a DATABASES entry is the one its migration made (the layout's name);
+    # a URL's is the one the settings name, if any.
+    table = table_name(config) if sessions_alias(config) is not None else config["TABLE"]
     for variable, value in (
-        ("SHOPIFY_SESSIONS_TABLE", table_name(config)),
+        ("SHOPIFY_SESSIONS_TABLE", table),
         ("SHOPIFY_SESSIONS_SCHEMA", config["SCHEMA"]),
     ):
         if value is not None:

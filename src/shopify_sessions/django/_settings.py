@@ -15,10 +15,11 @@ from django.core.signals import setting_changed
 from django.db import connections
 from shopify_app import ShopifyApp
 
+from .._app_storage import StorageOptions, storage_from_url
 from .._locks import DEFAULT_LOCK_TIMEOUT
+from .._storage import LockingSessionStorage
 from .._telemetry import Telemetry
 from .._web import DEFAULT_PATCH_ID_TOKEN_PATH
-from ..sqlalchemy import SQLAlchemySessionStorage, resolve_url
 from ..sqlalchemy._create import CREATABLE_LAYOUTS, DEFAULT_NAMES
 from ..sqlalchemy._layout import Layout
 from ..sqlalchemy._table import lock_table_name
@@ -125,7 +126,7 @@ class Made:
     __slots__ = ("_app", "_lock", "_tokens", "database", "options", "storage")
 
     def __init__(
-        self, storage: SQLAlchemySessionStorage, options: dict[str, Any], database: tuple[Any, ...]
+        self, storage: LockingSessionStorage, options: dict[str, Any], database: tuple[Any, ...]
     ) -> None:
         self.storage = storage
         self.options = options
@@ -175,7 +176,7 @@ def made() -> Made:
         config = options()
         database = _database(config)
         if _made is not None and _made.database != database:
-            _made.storage.close()
+            _close(_made.storage)
             _made = None
         if _made is None:
             _made = _make(config, database)
@@ -203,20 +204,18 @@ def _make(config: dict[str, Any], database: tuple[Any, ...]) -> Made:
         raise ImproperlyConfigured("SHOPIFY_SESSIONS['TELEMETRY'] must be a Telemetry")
     layout(config)  # a LAYOUT of a typo is refused here too, not only by migrate
     alias = sessions_alias(config)
-    storage = (
-        SQLAlchemySessionStorage(
-            resolve_url(str(config["URL"]), is_async=False),
-            table=table_name(config),
-            schema=config["SCHEMA"],
-        )
-        if alias is None
-        else DjangoSessionStorage(alias, table=table_name(config), schema=config["SCHEMA"])
-    )
-    if config["CREATE_TABLE"]:
+    storage: LockingSessionStorage
+    if alias is None:
+        # SHOPIFY_SESSIONS["URL"]: a database's, or Redis's.
+        given = StorageOptions(config["TABLE"], config["SCHEMA"])
+        storage = storage_from_url(str(config["URL"]), is_async=False, options=given)
+    else:
+        storage = DjangoSessionStorage(alias, table=table_name(config), schema=config["SCHEMA"])
+    if config["CREATE_TABLE"] and hasattr(storage, "create_table"):
         try:
             storage.create_table()
         except BaseException:
-            storage.close()
+            _close(storage)
             raise
     return Made(storage, config, database)
 
@@ -238,7 +237,13 @@ def _forget(*, setting: str, **kwargs: Any) -> None:
     with _lock:
         old, _made = _made, None
     if old is not None:
-        old.storage.close()
+        _close(old.storage)
+
+
+def _close(storage: LockingSessionStorage) -> None:
+    close = getattr(storage, "close", None)
+    if close is not None:
+        close()
 
 
 setting_changed.connect(_forget, dispatch_uid="shopify_sessions.django")

@@ -1,19 +1,28 @@
 """The views and view decorators: webhooks, App Home's patch ID token page, and the shop's
-valid offline session for a verified App Home or extension request."""
+valid offline session (and the staff user's online one) for a verified App Home or
+extension request."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from .._web import Answer, RequestKind, failure_answer, request_input, verify
+from .._web import (
+    Answer,
+    RequestKind,
+    failure_answer,
+    patch_id_token_answer,
+    refusal,
+    request_input,
+    verify,
+)
 from ..webhooks import receive_webhook
 from ._settings import made
 
@@ -26,23 +35,38 @@ work: its receivers get ``received``, the
 answer 500, and Shopify delivers the webhook again (the sessions' effects are idempotent)."""
 
 
-def app_home(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+@overload
+def app_home(view: Callable[..., HttpResponse], /) -> Callable[..., HttpResponse]: ...
+@overload
+def app_home(
+    *, online: bool = False
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]: ...
+def app_home(view: Callable[..., HttpResponse] | None = None, /, *, online: bool = False) -> Any:
     """Decorate the view of an App Home page or fetch: ``request.shopify_session`` is the
-    shop's valid offline session.
+    shop's valid offline session; with ``@app_home(online=True)``,
+    ``request.shopify_online_session`` is also the staff user's online session.
 
-    ``shopifyapp`` verifies the request; the session is the stored one (refreshed when it
-    expires within ``SKEW``), or, on the shop's first visit or after its merchant must
-    re-authorise, the one Shopify's token exchange of the request's session token gives,
-    stored. The view's response gets the headers ``shopifyapp`` asks for (its
+    ``shopifyapp`` verifies the request, and its session token is checked as Shopify asks
+    (``dest`` a shop, ``iss`` on that shop, ``exp`` present, ``aud`` the app). The offline
+    session is the stored one (refreshed when it expires within ``SKEW``), or, on the
+    shop's first visit or after its merchant must re-authorise, the one Shopify's token
+    exchange of the request's session token gives, stored. The online session (id
+    ``{shop}_{user id}``, the user being the token's ``sub``) is the stored one while it is
+    valid for ``SKEW``, else the one the token exchange for an online access token gives,
+    stored (see :meth:`~shopify_sessions.tokens.OfflineTokens.get_or_exchange_online`).
+    The view's response gets the headers ``shopifyapp`` asks for (its
     ``Content-Security-Policy`` for a page). A request not verified gets ``shopifyapp``'s
-    answer (a redirect to the patch ID token page, a 401 App Bridge retries); one whose
-    session Shopify, the lock or the database could not give for a while, a 503.
+    answer (a redirect to the patch ID token page, a 401 App Bridge retries), as does a
+    refused exchange; one whose session Shopify, the network, the lock or the database
+    could not give for a while, a 503.
 
     The view is exempt from CSRF checks: the session token, signed by Shopify, is what
     authenticates the request. A synchronous view only: under ASGI Django runs it in a
     thread, where the synchronous storage belongs.
     """
-    return _verified(view, "app_home")
+    if view is None:
+        return lambda view: _verified(view, "app_home", online=online)
+    return _verified(view, "app_home", online=online)
 
 
 def admin_extension(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -77,12 +101,12 @@ def webhook(request: HttpRequest) -> HttpResponse:
 @require_GET
 def patch_id_token(request: HttpRequest) -> HttpResponse:
     """View: App Home's patch ID token page, which fetches a fresh session token
-    (``shopifyapp`` renders it). Route it at ``PATCH_ID_TOKEN_PATH``."""
-    result = made().app.app_home_patch_id_token(_input(request))
-    return _response(Answer.of(result.response))
+    (``shopifyapp`` renders it); a ``shop`` that is not a shop's domain is answered 400.
+    Route it at ``PATCH_ID_TOKEN_PATH``."""
+    return _response(patch_id_token_answer(made().app, _input(request)))
 
 
-def _verified(view: View, kind: RequestKind) -> View:
+def _verified(view: View, kind: RequestKind, *, online: bool = False) -> View:
     if inspect.iscoroutinefunction(view):
         raise TypeError(
             f"{view.__qualname__} is async: the session storage is synchronous, and Django "
@@ -94,16 +118,18 @@ def _verified(view: View, kind: RequestKind) -> View:
         objects = made()
         path = objects.options["PATCH_ID_TOKEN_PATH"]
         verified = verify(objects.app, kind, _input(request), path)
-        if not verified.ok:
-            return _response(Answer.of(verified.response))
+        refused = refusal(verified)
+        if refused is not None:
+            return _response(refused)
         try:
-            session = objects.tokens.get_or_exchange(verified)
+            request.shopify_session = objects.tokens.get_or_exchange(verified)
+            if online:
+                request.shopify_online_session = objects.tokens.get_or_exchange_online(verified)
         except Exception as error:
             answer = failure_answer(error, verified)
             if answer is None:
                 raise
             return _response(answer)
-        request.shopify_session = session
         response = view(request, *args, **kwargs)
         for name, value in verified.response.headers.items():
             response[name] = value

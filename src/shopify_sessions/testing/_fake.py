@@ -39,7 +39,8 @@ class Counters:
         exchange_requests: legacy token exchanges asked for.
         exchanges: legacy tokens exchanged for a pair (once per token).
         exchange_repeats: exchanges of a legacy token already exchanged.
-        id_token_exchanges: App Home token exchanges of a session token.
+        id_token_exchanges: App Home token exchanges of a session token (for an offline
+            pair or an online token).
         failures: answers replaced by a failure queued with :meth:`FakeShopify.fail`.
         admin_200: Admin API calls answered 200.
         admin_401: Admin API calls refused with 401 (expired, revoked or unknown token).
@@ -87,7 +88,9 @@ class FakeShopify:
       working. In ``grace`` mode a repeated exchange answers the same pair until that
       pair is used;
     - App Home's token exchange of a session token (:meth:`session_token`) answers an
-      expiring offline pair;
+      expiring offline pair, or, asked for an online token, the staff user's (``sub``)
+      online token: a day long, no refresh token, with ``associated_user`` and
+      ``associated_user_scope``;
     - ``POST /admin/api/<version>/graphql.json`` answers 200 (a small canned result) to a
       valid access token, and 401 to an expired, revoked, exchanged or unknown one.
 

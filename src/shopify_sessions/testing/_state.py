@@ -16,8 +16,13 @@ from typing import Any
 REFRESH_GRANT = "refresh_token"
 EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 OFFLINE_TOKEN = "urn:shopify:params:oauth:token-type:offline-access-token"
+ONLINE_TOKEN = "urn:shopify:params:oauth:token-type:online-access-token"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 SCOPE = "read_products,write_orders"
+#: What a staff user may do of the app's scopes (``associated_user_scope``).
+USER_SCOPE = "read_products"
+#: Seconds an online access token lasts, as Shopify answers (a day, less a second).
+ONLINE_LIFETIME = 86399
 MODES = ("strict", "grace")
 
 Answer = tuple[int, dict[str, Any]]
@@ -188,7 +193,8 @@ class ShopifyState:
         return 200, pair
 
     def _exchange_id_token(self, shop: str, body: dict[str, Any], counts: Counter[str]) -> Answer:
-        """App Home's token exchange: a session token signed with the app's secret."""
+        """App Home's token exchange: a session token signed with the app's secret, for an
+        expiring offline pair or the staff user's online token."""
         import jwt
 
         counts["id_token_exchanges"] += 1
@@ -203,9 +209,37 @@ class ShopifyState:
             return 400, {"error": "invalid_subject_token"}
         if claims.get("dest") != f"https://{shop}":
             return 400, {"error": "invalid_subject_token", "error_description": "wrong shop"}
-        if body.get("requested_token_type") != OFFLINE_TOKEN or str(body.get("expiring")) != "1":
+        requested = body.get("requested_token_type")
+        if requested == ONLINE_TOKEN:
+            return self._online_token(shop, claims)
+        if requested != OFFLINE_TOKEN or str(body.get("expiring")) != "1":
             return 400, {"error": "invalid_request", "error_description": "expiring offline only"}
         return 200, self._pair(shop)
+
+    def _online_token(self, shop: str, claims: dict[str, Any]) -> Answer:
+        """An online access token for the staff user of the session token (``sub``), as
+        Shopify answers it: no refresh token, the user and what the user may do."""
+        user = str(claims.get("sub") or "")
+        if not user.isdigit():
+            return 400, {"error": "invalid_subject_token", "error_description": "no user"}
+        access = "shpua_" + secrets.token_hex(16)
+        self.access[access] = {"shop": shop, "expires": time.time() + ONLINE_LIFETIME}
+        return 200, {
+            "access_token": access,
+            "scope": SCOPE,
+            "expires_in": ONLINE_LIFETIME,
+            "associated_user_scope": USER_SCOPE,
+            "associated_user": {
+                "id": int(user),
+                "first_name": "Staff",
+                "last_name": f"Member {user}",
+                "email": f"staff-{user}@example.com",
+                "account_owner": False,
+                "locale": "en",
+                "collaborator": False,
+                "email_verified": True,
+            },
+        }
 
     # --- the Admin API ---------------------------------------------------------------
 

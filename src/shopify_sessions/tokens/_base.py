@@ -6,6 +6,7 @@ The sync and async shells only load, lock, call and store in the order this give
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -26,8 +27,8 @@ from .._errors import (
     TokenRefreshError,
 )
 from .._locks import check_timeout
-from .._session import Session
-from .._shop import offline_session_id, shop_domain
+from .._session import AssociatedUser, Session
+from .._shop import offline_session_id, online_session_id, shop_domain
 from .._storage import holds_tokens
 from .._telemetry import (
     DISCARDED,
@@ -48,6 +49,7 @@ from .._telemetry import (
     error_code,
 )
 from .._time import utc_now
+from ._claims import session_token_problem, user_id_of
 from ._convert import session_from_token, token_from_session
 
 logger = logging.getLogger("shopify_sessions")
@@ -63,6 +65,11 @@ LEGACY_REAUTHORIZE = frozenset({"invalid_grant", "invalid_subject_token", "inval
 #: Tries of the legacy exchange on 429 and 5xx answers (shopifyapp's refresh does 3 too).
 LEGACY_ATTEMPTS = 3
 TOKEN_TYPE = "urn:shopify:params:oauth:token-type:offline-access-token"
+#: The code of a refused session token (``TokenExchangeError``).
+INVALID_SESSION_TOKEN = "invalid_session_token"
+#: The code of an exchange that Shopify answered with a 5xx (``shopifyapp`` says
+#: ``exchange_error`` for any answer it does not know).
+SERVER_ERROR = "server_error"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 #: The log's name of each renewal, and the operation and trigger telemetry gives it.
@@ -71,6 +78,7 @@ ACTIONS = {
     "keep-warm": ("refresh", "keep_warm"),
     "legacy exchange": ("legacy_exchange", "migrate_legacy"),
     "token exchange": ("token_exchange", "request"),
+    "online token exchange": ("token_exchange", "request"),
 }
 
 
@@ -317,6 +325,9 @@ class TokensBase:
             ValueError: not a verification that succeeded with an exchangeable session
                 token (``verify_app_home_req``, ``verify_admin_ui_ext_req``,
                 ``verify_pos_ui_ext_req`` give one).
+            TokenExchangeError: the session token is not what Shopify says to accept
+                (``session_token_problem``): ``response`` is the verification's answer
+                to an invalid token.
         """
         id_token = getattr(verified, "id_token", None)
         if (
@@ -330,7 +341,36 @@ class TokensBase:
                 "exchangeable session token (verify_app_home_req, verify_admin_ui_ext_req, "
                 "verify_pos_ui_ext_req)"
             )
+        problem = session_token_problem(verified, self._app_config["client_id"], time.time())
+        if problem is not None:
+            raise self.refused_token(verified, problem)
         return self.offline_id(verified.shop)
+
+    def online_exchange_input(self, verified: Any) -> tuple[str, str, int]:
+        """``(shop domain, online session id, user id)`` of a request ``shopifyapp``
+        verified: the staff user is the session token's ``sub``.
+
+        Raises:
+            ValueError: As for :meth:`exchange_input`.
+            TokenExchangeError: As for :meth:`exchange_input`, or the token names no user.
+        """
+        domain, _ = self.exchange_input(verified)
+        user_id = user_id_of(verified)
+        if user_id is None:
+            raise self.refused_token(verified, "sub is not a staff user's id")
+        return domain, online_session_id(domain, user_id), user_id
+
+    @staticmethod
+    def refused_token(verified: Any, problem: str) -> TokenExchangeError:
+        """The error for a session token refused before any exchange: answered as
+        ``shopifyapp`` answers an invalid token (App Bridge fetches a new one)."""
+        logger.warning("session token refused: %s", problem)
+        return TokenExchangeError(
+            _domain_or_nothing(getattr(verified, "shop", None)),
+            INVALID_SESSION_TOKEN,
+            problem,
+            response=getattr(verified, "invalid_token_response", None),
+        )
 
     def exchanged_session(self, domain: str, result: TokenExchangeResult) -> Session:
         """The session to store after ``shopifyapp`` exchanged a request's session token.
@@ -339,15 +379,99 @@ class TokensBase:
             TokenExchangeError: Shopify refused the exchange, or could not be reached;
                 ``response`` is what ``shopifyapp`` suggests answering the request with.
         """
-        if not result.ok or result.access_token is None:
-            code, detail = result.log.code, result.log.detail
-            raise TokenExchangeError(domain, code, detail, response=result.response)
-        session = session_from_token(result.access_token)
+        session = session_from_token(self.exchanged_token(domain, result))
         if session.shop != domain or session.is_online:
             raise TokenExchangeError(
                 domain, "unexpected_token", "the exchange answered a token of another kind"
             )
         return session
+
+    def exchanged_online_session(
+        self, domain: str, user_id: int, result: TokenExchangeResult, now: datetime
+    ) -> Session:
+        """The staff user's online session after ``shopifyapp`` exchanged a request's
+        session token for an online access token.
+
+        As Node's ``Session`` keeps it: ``expires`` is ``now + expires_in``, and
+        ``online_access_info`` holds ``expires_in``, ``associated_user_scope`` and the
+        ``associated_user`` exactly as Shopify answered them (``shopifyapp`` fills the
+        user's missing fields with ``""`` and ``False``, and keeps no ``expires_in``:
+        they are read from its log of Shopify's answer, which has the tokens redacted).
+
+        Raises:
+            TokenExchangeError: As for :meth:`exchanged_session`, or the token is not
+                an online token of this shop and user.
+        """
+        session = session_from_token(self.exchanged_token(domain, result))
+        info = session.online_access_info
+        if (
+            session.shop != domain
+            or not session.is_online
+            or info is None
+            or info.associated_user.id != user_id
+        ):
+            raise TokenExchangeError(
+                domain, "unexpected_token", "the exchange answered another user's token"
+            )
+        answer = _answered(result)
+        user = answer.get("associated_user")
+        if isinstance(user, dict):
+            fields = {name: _typed(user.get(name), kind) for name, kind in _USER_FIELDS.items()}
+            info.associated_user = AssociatedUser(id=user_id, **fields)
+        expires_in = answer.get("expires_in")
+        if isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in > 0:
+            info.expires_in = expires_in
+            session.expires = now + timedelta(seconds=expires_in)
+        scope = answer.get("associated_user_scope")
+        if isinstance(scope, str):
+            info.associated_user_scope = scope
+        if session.expires is None or session.expires <= now:
+            # Never stored as a token that does not expire: the next request exchanges.
+            logger.warning("online token answer for %s had no future expiry", domain)
+            session.expires = now
+        return session
+
+    @staticmethod
+    def exchanged_token(domain: str, result: TokenExchangeResult) -> Any:
+        """The access token of a token exchange ``shopifyapp`` made.
+
+        Raises:
+            TokenExchangeError: Shopify refused the exchange, failed (``server_error``:
+                it answered a 5xx; ``network_error``), or could not be reached;
+                ``response`` is what ``shopifyapp`` suggests answering the request with.
+        """
+        if result.ok and result.access_token is not None:
+            return result.access_token
+        code, detail = result.log.code, result.log.detail
+        if code == "exchange_error" and _answered_status(result) >= 500:
+            code = SERVER_ERROR
+        raise TokenExchangeError(domain, code, detail, response=result.response)
+
+    def exchanged(
+        self, domain: str, user_id: int | None, result: TokenExchangeResult, now: datetime
+    ) -> Session:
+        """The session to store after an exchange of a request's session token: the
+        shop's offline one, or the online one of the staff user ``user_id``."""
+        if user_id is None:
+            return self.exchanged_session(domain, result)
+        return self.exchanged_online_session(domain, user_id, result, now)
+
+    def is_exchange_needless(self, stored: Session, user_id: int | None, now: datetime) -> bool:
+        """Whether the session found under the lock makes the exchange needless: another
+        worker stored a valid one meanwhile."""
+        if user_id is None:
+            return not self.is_stale(stored, now)
+        return self.is_fresh_online(stored, now)
+
+    def is_fresh_online(self, session: Session, now: datetime) -> bool:
+        """Whether an online session's access token is valid for ``skew`` more: an online
+        token cannot be refreshed, only exchanged again from a new session token."""
+        return (
+            session.is_online
+            and bool(session.access_token)
+            and session.expires is not None
+            and session.expires - self._skew > now
+        )
 
     def legacy_request(self, domain: str, session: Session) -> tuple[str, dict[str, Any]]:
         """The URL and JSON body that exchange a legacy token for an expiring pair."""
@@ -444,6 +568,53 @@ class TokensBase:
 def now() -> datetime:
     """The time decisions are made against (aware UTC)."""
     return utc_now()
+
+
+#: The ``associated_user`` fields of Shopify's answer that an ``AssociatedUser`` holds
+#: (besides ``id``), and the type of each.
+_USER_FIELDS: dict[str, type] = {
+    "first_name": str,
+    "last_name": str,
+    "email": str,
+    "email_verified": bool,
+    "account_owner": bool,
+    "locale": str,
+    "collaborator": bool,
+}
+
+
+def _answered(result: TokenExchangeResult) -> dict[str, Any]:
+    """Shopify's JSON answer to a successful exchange, from ``shopifyapp``'s log of it
+    (credentials redacted), or ``{}``."""
+    for log in reversed(result.http_logs or []):
+        if getattr(log, "code", None) == "success":
+            try:
+                answer = json.loads(getattr(log.res, "body", "") or "")
+            except (TypeError, ValueError):
+                return {}
+            return answer if isinstance(answer, dict) else {}
+    return {}
+
+
+def _answered_status(result: TokenExchangeResult) -> int:
+    """The HTTP status of Shopify's last answer to an exchange (0: none)."""
+    logs = result.http_logs or []
+    status = getattr(getattr(logs[-1], "res", None), "status", 0) if logs else 0
+    return status if isinstance(status, int) else 0
+
+
+def _typed(value: object, kind: type) -> Any:
+    """``value`` if Shopify answered it with the field's type, else ``None`` (unknown)."""
+    return value if type(value) is kind else None
+
+
+def _domain_or_nothing(shop: object) -> str:
+    """The domain of a shop name that ``shopifyapp`` derived from a request, or ``""``
+    when it is not a shop's (an error never repeats a hostile value)."""
+    try:
+        return shop_domain(shop)  # type: ignore[arg-type]
+    except ValueError:
+        return ""
 
 
 def _seconds(value: object) -> timedelta | None:

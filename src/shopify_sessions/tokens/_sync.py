@@ -151,8 +151,11 @@ class OfflineTokens(TokensBase):
         Raises:
             ValueError: ``verified`` is not a successful verification with an
                 exchangeable session token.
-            TokenExchangeError: Shopify refused the exchange; its ``response`` is the one
-                to answer the request with.
+            TokenExchangeError: the session token is not one Shopify says to accept
+                (``dest`` not a shop's URL, ``iss`` on another shop, no ``exp``...), or
+                Shopify refused the exchange or failed (``code`` ``network_error`` or
+                ``server_error``); its ``response`` is the one ``shopifyapp`` suggests
+                answering the request with.
             ReauthorizationRequiredError: the session was deleted (the app uninstalled)
                 while the exchange was in flight.
             TokenRefreshError: As for :meth:`get`.
@@ -167,36 +170,41 @@ class OfflineTokens(TokensBase):
             session = None
         if session is not None:
             return session
-        with self.attempt("token exchange", domain, id) as attempt:
-            lock = self._storage.lock_session(id, timeout=self._lock_timeout)
-            with lock:
-                attempt.locked()
-                stored = self._storage.load_session(id)
-                if stored is not None and not self.is_stale(stored, now()):
-                    attempt.finish(DONE_ELSEWHERE)
-                    return stored
-                result = token_exchange(
-                    "offline",
-                    self._app_config,
-                    id_token=verified.id_token,
-                    invalid_token_response=verified.invalid_token_response,
-                    http_client=self._http_client,
-                )
-                session = self.exchanged_session(domain, result)
-                if stored is None:
-                    self._storage.store_session(session)
-                elif not self._store(domain, session, stored):
-                    # A worker outside the lock stored a pair meanwhile, or the session
-                    # was deleted (an uninstall): never brought back.
-                    attempt.finish(DISCARDED)
-                    current = self._storage.load_session(id)
-                    if current is None:
-                        raise ReauthorizationRequiredError(
-                            domain, "session_deleted", "the session was deleted meanwhile"
-                        )
-                    return current
-                attempt.finish(DONE)
-                return session
+        return self._exchange_id_token(verified, domain, id, None)
+
+    def get_or_exchange_online(self, verified: ResultWithExchangeableIdToken) -> Session:
+        """The staff user's online session for a request ``shopifyapp`` verified: the
+        stored one (id ``{shop}_{user id}``, the user being the session token's ``sub``)
+        while it is valid for ``skew``, else a new one from Shopify's token exchange of
+        the request's session token for an online access token, stored.
+
+        An online token acts as the staff user, with the user's permissions, and
+        cannot be refreshed: when it expires (Shopify: after a day, or when the user logs
+        out), the next request exchanges its session token again. Its
+        ``online_access_info`` holds ``expires_in``, ``associated_user_scope`` and
+        ``associated_user`` as Node's ``Session`` does. The exchange runs under the
+        session's lock, as for :meth:`get_or_exchange`. The shop's offline session is not
+        touched: an app that needs it too (for background work) calls
+        :meth:`get_or_exchange` first.
+
+        Args:
+            verified: As for :meth:`get_or_exchange`.
+
+        Raises:
+            ValueError: As for :meth:`get_or_exchange`.
+            TokenExchangeError: As for :meth:`get_or_exchange`; also a session token that
+                names no staff user (``sub``).
+            ReauthorizationRequiredError: the session was deleted (the app uninstalled)
+                while the exchange was in flight.
+            TokenPersistenceError: As for :meth:`get`.
+            LockTimeoutError: another worker held the session's lock too long.
+            SessionStorageError: As for :meth:`get`.
+        """
+        domain, id, user_id = self.online_exchange_input(verified)
+        session = self._storage.load_session(id)
+        if session is not None and self.is_fresh_online(session, now()):
+            return session
+        return self._exchange_id_token(verified, domain, id, user_id)
 
     def migrate_legacy(self, shop: str) -> Session | None:
         """Exchange the shop's non-expiring offline token for an expiring pair, once.
@@ -258,6 +266,47 @@ class OfflineTokens(TokensBase):
                 if progress is not None:
                     progress(1)
         return report
+
+    def _exchange_id_token(
+        self,
+        verified: ResultWithExchangeableIdToken,
+        domain: str,
+        id: str,
+        user_id: int | None,
+    ) -> Session:
+        """Exchange the request's session token for the session ``id`` under its lock: an
+        offline token, or the online token of the staff user ``user_id``."""
+        action = "token exchange" if user_id is None else "online token exchange"
+        with self.attempt(action, domain, id) as attempt:
+            lock = self._storage.lock_session(id, timeout=self._lock_timeout)
+            with lock:
+                attempt.locked()
+                stored = self._storage.load_session(id)
+                if stored is not None and self.is_exchange_needless(stored, user_id, now()):
+                    attempt.finish(DONE_ELSEWHERE)
+                    return stored
+                result = token_exchange(
+                    "offline" if user_id is None else "online",
+                    self._app_config,
+                    id_token=verified.id_token,
+                    invalid_token_response=verified.invalid_token_response,
+                    http_client=self._http_client,
+                )
+                session = self.exchanged(domain, user_id, result, now())
+                if stored is None:
+                    self._storage.store_session(session)
+                elif not self._store(domain, session, stored):
+                    # A worker outside the lock stored a pair meanwhile, or the session
+                    # was deleted (an uninstall): never brought back.
+                    attempt.finish(DISCARDED)
+                    current = self._storage.load_session(id)
+                    if current is None:
+                        raise ReauthorizationRequiredError(
+                            domain, "session_deleted", "the session was deleted meanwhile"
+                        )
+                    return current
+                attempt.finish(DONE)
+                return session
 
     def _renew(
         self,
