@@ -280,6 +280,30 @@ def test_a_failed_operation_inside_a_transaction_leaves_the_transaction_usable(
         transaction.set_rollback(True, using=alias)
 
 
+def test_a_connection_killed_under_the_storage_is_replaced_by_the_retry() -> None:
+    """PostgreSQL ends the backend of Django's connection (a restart, an idle timeout): the
+    next operation fails over to a new connection from Django, as the storage's own engine
+    would, instead of failing until the request ends."""
+    require_server("postgresql")
+    table = unique_table_name("dj")
+    with (
+        override_settings(SHOPIFY_SESSIONS={"DATABASE": "postgresql", "TABLE": table}),
+        DjangoTestDatabase("postgresql") as database,
+    ):
+        storage = shopify.get_storage()
+        storage.store_session(_session())
+        with connections["postgresql"].cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        engine = create_engine(database.url())
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        finally:
+            engine.dispose()
+        assert storage.load_session(_session().id) == _session()
+
+
 # --- SQLite and the caller's transaction ------------------------------------------------------
 
 

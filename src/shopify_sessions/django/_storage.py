@@ -19,13 +19,13 @@ an engine of its own: a session stored inside a transaction commits (or rolls ba
 it. Each operation runs in a savepoint there, so a failed one leaves the caller's
 transaction usable. The session locks' leases (PostgreSQL, MySQL/MariaDB) are the
 exception: a lease must be seen by every worker at once and renewed from another thread,
-so its statements run on a connection of their own, opened for each and closed after it.
+so its statements run on connections of their own, opened for each statement and closed
+after it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,12 +35,11 @@ from django.db import connections, transaction
 from sqlalchemy import URL, Connection, Engine, NullPool, SingletonThreadPool, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 
+from .._errors import StorageUnavailableError
 from ..sqlalchemy import SQLAlchemySessionStorage, resolve_url
 from ..sqlalchemy._base import DEFAULT_ENGINE_OPTIONS
 from ..sqlalchemy._translate import FAILURES, connect_failure, statement_failure
 from ._database import entry_url
-
-logger = logging.getLogger("shopify_sessions")
 
 T = TypeVar("T")
 
@@ -111,7 +110,13 @@ class DjangoSessionStorage(SQLAlchemySessionStorage):
             with scope, self._engine.connect() as connection:
                 return work(connection, statement, parameters)
         except FAILURES as error:
-            raise statement_failure(operation, self._table_name, error) from error
+            failure = statement_failure(operation, self._table_name, error)
+            if isinstance(failure, StorageUnavailableError) and not wrapper.in_atomic_block:
+                # The connection died (a restarted server, a killed backend): Django would
+                # only find out at the end of the request. Closed now, the storage's retry
+                # gets a new one from Django.
+                wrapper.close()
+            raise failure from error
 
     def close(self) -> None:
         """Let go of the leases' engine (Django's connections stay Django's)."""
