@@ -25,6 +25,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "django_settings"
 
 import django  # noqa: E402
 from django.core.checks import run_checks  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connections, transaction  # noqa: E402
 from django.test import override_settings  # noqa: E402
@@ -319,6 +320,9 @@ def test_a_session_stored_inside_a_transaction_that_wrote_on_sqlite_works(
         DjangoTestDatabase("default", in_memory=in_memory),
     ):
         storage = shopify.get_storage()
+        if in_memory:  # the storage works on it; a command, in a process of its own, cannot
+            with pytest.raises(ImproperlyConfigured, match=r"\['TEST'\]\['NAME'\]"):
+                shopify.database_url()
         with transaction.atomic():  # ATOMIC_REQUESTS, a TestCase, django_db: the same
             with connection.cursor() as cursor:
                 cursor.execute("CREATE TABLE app_rows (x INTEGER)")

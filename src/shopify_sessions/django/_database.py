@@ -47,6 +47,12 @@ def entry_url(alias: str, entry: dict[str, Any]) -> str:
         )
     name = str(entry.get("NAME") or "")
     if backend == "sqlite":
+        if name.startswith("file:memorydb_"):  # Django's in-memory test database
+            raise ImproperlyConfigured(
+                f"DATABASES[{alias!r}] is Django's in-memory SQLite test database, which no "
+                f"other process sees; give the tests a file: DATABASES[{alias!r}]['TEST']"
+                "['NAME'] = 'test_db.sqlite3'"
+            )
         if not name or name == ":memory:" or "mode=memory" in name:
             raise ImproperlyConfigured(
                 f"DATABASES[{alias!r}] is an in-memory SQLite database, which no other "

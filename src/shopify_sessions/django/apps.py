@@ -12,7 +12,6 @@ class ShopifySessionsConfig(AppConfig):
     name = "shopify_sessions.django"
     label = "shopify_sessions"
     verbose_name = "Shopify sessions"
-    default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
         from . import _checks  # noqa: F401  (registers the system checks)
