@@ -3,6 +3,8 @@ an in-memory storage, SQL storage on SQLAlchemy in ``shopify_sessions.sqlalchemy
 Redis storage in ``shopify_sessions.redis``.
 """
 
+import inspect as _inspect
+
 from ._encryption import FernetTokenCipher, TokenCipher, TokenDecryptionError
 from ._errors import (
     ConnectionPoolerError,
@@ -33,6 +35,7 @@ from ._shop import is_valid_shop, offline_session_id, online_session_id, sanitiz
 from ._storage import (
     AsyncLockingSessionStorage,
     AsyncSessionStorage,
+    InvalidEntryHandler,
     LockingSessionStorage,
     SessionStorage,
     session_order,
@@ -50,6 +53,7 @@ __all__ = [
     "ConnectionPoolerError",
     "DatabaseURLError",
     "FernetTokenCipher",
+    "InvalidEntryHandler",
     "InvalidSessionError",
     "InvalidShopError",
     "LockTimeoutError",
@@ -84,5 +88,5 @@ __all__ = [
 ]
 
 for _name in __all__:
-    if callable(globals()[_name]):  # not the constant, nor the type aliases
-        globals()[_name].__module__ = __name__
+    if isinstance(globals()[_name], type) or _inspect.isfunction(globals()[_name]):
+        globals()[_name].__module__ = __name__  # not the constant, nor the type aliases

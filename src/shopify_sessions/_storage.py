@@ -2,14 +2,20 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
-from ._errors import InvalidSessionError
+from ._errors import InvalidSessionError, SessionDataError
 from ._session import Session
 from ._time import as_utc, utc_now
+
+InvalidEntryHandler: TypeAlias = Callable[[str, SessionDataError], object]
+"""What a walk over every session (``sessions``, ``delete_expired_sessions``) calls, as
+``on_invalid``, with the id (or Redis key) of an entry that holds no session and the error
+reading it raised: the walk leaves the entry out and goes on. Without a handler, the walk
+raises the error."""
 
 
 @runtime_checkable
@@ -229,6 +235,12 @@ def holds_tokens(access_token: str | None, refresh_token: str | None, session: S
         session.access_token or None,
         session.refresh_token or None,
     )
+
+
+def shown_id(id: object) -> str:
+    """An id (or key) as an error message shows it: quoted, cut short if it is long."""
+    text = repr(id)
+    return text if len(text) <= 80 else f"{text[:76]}...{text[-1]}"
 
 
 def check_batch_size(size: object) -> int:

@@ -33,7 +33,8 @@ app = typer.Typer(
         "Exit codes: 0 ok; 1 a problem found (check, copy, refresh-expiring, "
         "migrate-legacy); 2 bad usage or input; 3 database unreachable; 4 table missing; "
         "5 table unusable; 6 the database refused an operation; 7 the database refused the "
-        "connection (credentials, or no such database)."
+        "connection (credentials, or no such database); 8 done, but some rows or keys hold "
+        "no session (skipped, listed)."
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.markup import escape
 from sqlalchemy import Engine, Table, text
@@ -25,6 +25,7 @@ from ._connect import (
     open_storage,
     reflect,
 )
+from ._invalid import InvalidEntries
 from ._options import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_TABLE,
@@ -39,6 +40,9 @@ from ._options import (
 from ._output import ExitCode, Output, plain_name, reporting
 from ._progress import progress_bar
 from ._upgrade import plan_upgrade
+
+if TYPE_CHECKING:
+    from ..redis import RedisSessionStorage
 
 #: How far ahead a refresh token counts as due.
 REFRESH_DUE = timedelta(days=7)
@@ -68,13 +72,16 @@ def check(
         if real is None:
             raise missing_table(table, schema)
         layout = detect_layout(real, engine.dialect)
-        advice = [step.description for step in plan_upgrade(real, engine.dialect).steps]
+        plan = plan_upgrade(real, engine.dialect)
+        # Never advise an upgrade that would leave the table unusable.
+        advice = [step.description for step in plan.steps] if plan.makes_it_usable else []
         result: dict[str, Any] = {
             "table": plain_name(real),
             "dialect": engine.dialect.name,
             "layout": layout.value,
             "problems": [],
             "advice": advice,
+            "upgrade_makes_it_usable": plan.makes_it_usable,
         }
         output.say(f"table {describe_table(real)} on {engine.dialect.name}")
         output.say(f"layout: {layout.value} ({layout.description})")
@@ -84,6 +91,11 @@ def check(
             result["problems"] = list(error.problems)
             for problem in error.problems:
                 output.say(f"[red]problem:[/] {escape(problem)}")
+            if not plan.makes_it_usable:
+                output.say(
+                    "[red]no upgrade makes this table hold sessions[/] (is it the right "
+                    "--table?): `upgrade` would refuse it and change nothing"
+                )
             for line in advice:
                 output.say(f"[yellow]upgrade would:[/] {escape(line)}")
             output.done(result, ExitCode.SCHEMA)
@@ -95,35 +107,45 @@ def check(
         for line in lock["advice"]:
             output.say(f"[yellow]advice:[/] {escape(line)}")
 
-        counts = _counts()
-        now = datetime.now(timezone.utc)
         total = count_rows(engine, storage.table)
-        with progress_bar(output, "counting sessions", total) as advance:
-            for batch in storage.sessions(batch_size=batch_size):
-                for session in batch:
-                    _tally(counts, session, now)
-                advance(len(batch))
+        counts, invalid = _count_sessions(output, storage, batch_size, total)
         storage.close()
         result["sessions"] = counts
-        output.say(_summary(counts, layout))
-        output.done(result)
+        result.update(invalid.report(output))
+        output.say(_summary(counts, invalid, layout))
+        output.done(result, ExitCode.INVALID_ENTRIES if invalid else ExitCode.OK)
 
 
 def _check_redis(output: Output, url: str, prefix: str, batch_size: int) -> NoReturn:
     redis_storage = open_redis(url, prefix)
+    counts, invalid = _count_sessions(output, redis_storage, batch_size, 0)
+    redis_storage.close()
+    output.say(f"{describe_keys(redis_storage)} (the Node Redis adapter's layout)")
+    output.say(_summary(counts, invalid, None))
+    result = {"store": "redis", "key_prefix": prefix, "problems": [], "advice": []}
+    output.done(
+        {**result, "sessions": counts, **invalid.report(output)},
+        ExitCode.INVALID_ENTRIES if invalid else ExitCode.OK,
+    )
+
+
+def _count_sessions(
+    output: Output,
+    storage: SQLAlchemySessionStorage | RedisSessionStorage,
+    batch_size: int,
+    total: int,
+) -> tuple[dict[str, int], InvalidEntries]:
+    """Every session tallied; the entries that hold none counted and skipped."""
     counts = _counts()
+    invalid = InvalidEntries()
     now = datetime.now(timezone.utc)
-    with progress_bar(output, "counting sessions", 0) as advance:
-        for batch in redis_storage.sessions(batch_size=batch_size):
+    with progress_bar(output, "counting sessions", total) as advance:
+        invalid.progress = advance
+        for batch in storage.sessions(batch_size=batch_size, on_invalid=invalid):
             for session in batch:
                 _tally(counts, session, now)
             advance(len(batch))
-    redis_storage.close()
-    output.say(f"{describe_keys(redis_storage)} (the Node Redis adapter's layout)")
-    output.say(_summary(counts, None))
-    output.done(
-        {"store": "redis", "key_prefix": prefix, "problems": [], "advice": [], "sessions": counts}
-    )
+    return counts, invalid
 
 
 def _lock_report(storage: SQLAlchemySessionStorage, url: str) -> dict[str, Any]:
@@ -211,11 +233,15 @@ def _tally(counts: dict[str, int], session: Session, now: datetime) -> None:
         counts["encrypted"] += 1
 
 
-def _summary(counts: dict[str, int], layout: Layout | None) -> str:
+def _summary(counts: dict[str, int], invalid: InvalidEntries, layout: Layout | None) -> str:
     what = "these Redis keys" if layout is None else f"this {layout.value} table"
+    verdict = f"ok: the storage can use {what}"
+    if invalid:
+        entry = "keys" if layout is None else "rows"
+        verdict += f", but {invalid.count} {entry} hold no session (skipped, listed above)"
     return (
         f"sessions: {counts['total']} ({counts['offline']} offline, {counts['online']} online), "
         f"{counts['expired']} expired, {counts['with_refresh_token']} with a refresh token "
         f"({counts['refresh_due_7_days']} due within 7 days, {counts['refresh_expired']} "
-        f"expired), {counts['encrypted']} encrypted\nok: the storage can use {what}"
+        f"expired), {counts['encrypted']} encrypted\n{verdict}"
     )

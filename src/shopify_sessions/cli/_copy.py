@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import MetaData
 
-from .._errors import InvalidSessionError, MissingSessionTableError
+from .._errors import InvalidSessionError, MissingSessionTableError, SessionDataError
 from ..sqlalchemy import session_table
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import detect_layout
@@ -21,6 +21,7 @@ from ._connect import (
     open_storage,
     quoted,
 )
+from ._invalid import InvalidEntries
 from ._options import DEFAULT_KEY_PREFIX, DEFAULT_TABLE, BatchSize, Json
 from ._output import ExitCode, plain_name, reporting
 from ._progress import progress_bar
@@ -63,7 +64,8 @@ def copy(
     be run again after an interruption. A missing target table is created as the
     default table. Either side may be Redis (the Node Redis adapter's keys). Then every
     session is loaded from the target and compared; exit 1 if one could not be copied or
-    differs.
+    differs. Rows or keys of the source that hold no session are skipped and listed
+    (exit 8 if nothing else went wrong).
     """
     with reporting("copy", as_json) as output:
         source_prefix, target_prefix = source_key_prefix, target_key_prefix
@@ -105,8 +107,10 @@ def copy(
             target_layout = detect_layout(target.table, target.engine.dialect).value
         copied = 0
         failed: list[dict[str, str]] = []
+        invalid = InvalidEntries()
         with progress_bar(output, "copying", total) as advance:
-            for batch in source.sessions(batch_size=batch_size):
+            invalid.progress = advance
+            for batch in source.sessions(batch_size=batch_size, on_invalid=invalid):
                 for session in batch:
                     try:
                         target.store_session(session)
@@ -114,12 +118,13 @@ def copy(
                     except InvalidSessionError as error:
                         failed.append({"id": session.id, "error": str(error)})
                 advance(len(batch))
-        total = max(total, copied + len(failed))
+        total = max(total, copied + len(failed) + invalid.count)
         failed_ids = {item["id"] for item in failed}
         equal = equivalent = 0
         different: list[str] = []
         with progress_bar(output, "verifying", total) as advance:
-            for batch in source.sessions(batch_size=batch_size):
+            # What holds no session was reported by the copy: the second walk skips it.
+            for batch in source.sessions(batch_size=batch_size, on_invalid=_skip):
                 for session in batch:
                     if session.id in failed_ids:
                         continue
@@ -146,6 +151,7 @@ def copy(
             "verified_equivalent": equivalent,
             "different": len(different),
             "different_ids": different[:LISTED],
+            **invalid.report(output),
         }
         for item in failed[:LISTED]:
             output.warn(f"not copied: {item['id']}: {item['error']}")
@@ -155,9 +161,18 @@ def copy(
             f"copied {copied} of {total} session(s) to {_describe(target, plain=False)} "
             f"({target_layout}); verified {equal} equal, {equivalent} equal up to the "
             f"target's layout, {len(different)} different, {len(failed)} not copied"
+            + (f", {invalid.count} skipped (not sessions)" if invalid else "")
         )
-        code = ExitCode.PROBLEM if failed or different else ExitCode.OK
+        code = ExitCode.OK
+        if failed or different:
+            code = ExitCode.PROBLEM
+        elif invalid:
+            code = ExitCode.INVALID_ENTRIES
         output.done(result, code)
+
+
+def _skip(entry: str, error: SessionDataError) -> None:
+    """``on_invalid`` for a walk whose bad entries were reported already."""
 
 
 def _same_place(

@@ -54,6 +54,8 @@ def init(
                 output.out.print(text, markup=False)
             output.done(result)
         existed = reflect(storage.engine, table, schema) is not None
+        if existed:  # a table that can't hold sessions is refused before anything is made
+            storage.check_table()
         storage.create_table()
         storage.check_table()
         storage.close()

@@ -46,6 +46,7 @@ class ExitCode(enum.IntEnum):
     SCHEMA = 5  # the table exists but cannot hold sessions
     FAILED = 6  # the database refused an operation, or a token did not decrypt
     REFUSED = 7  # the server refused the connection: credentials, or no such database
+    INVALID_ENTRIES = 8  # done, but some rows or keys hold no session: skipped, listed
 
 
 class Output:
@@ -54,6 +55,8 @@ class Output:
     def __init__(self, command: str, as_json: bool) -> None:
         self.command = command
         self.as_json = as_json
+        #: What a failure's JSON document says besides the error (what was done first).
+        self.details: dict[str, Any] = {}
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -92,6 +95,7 @@ class Output:
                 "ok": False,
                 "exit_code": int(code),
                 "error": {"type": type(error).__name__, "message": message},
+                **self.details,
             }
             if isinstance(error, SessionTableSchemaError):
                 document["error"]["problems"] = list(error.problems)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ._connect import command_storage, count_sessions
+from ._invalid import InvalidEntries
 from ._options import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_TABLE,
@@ -19,7 +20,7 @@ from ._options import (
     TableName,
     Url,
 )
-from ._output import reporting
+from ._output import ExitCode, reporting
 from ._progress import progress_bar
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -79,15 +80,25 @@ def purge(
     """Delete sessions expired more than --grace ago, unless a refresh token can renew them.
 
     Walks the table in batches (each deleted in its own transaction) with a progress bar.
+    Rows or keys that hold no session are skipped, listed, and make the exit code 8.
     """
     with reporting("purge", as_json) as output:
         storage = command_storage(url, table, schema, key_prefix)
         total = count_sessions(storage, with_expiry=True)
+        invalid = InvalidEntries()
         with progress_bar(output, "purging" if not dry_run else "counting", total) as advance:
             count = storage.delete_expired_sessions(
-                grace=grace, batch_size=batch_size, dry_run=dry_run, progress=advance
+                grace=grace,
+                batch_size=batch_size,
+                dry_run=dry_run,
+                progress=advance,
+                on_invalid=invalid,
             )
         storage.close()
         verb = "would delete" if dry_run else "deleted"
+        result = {"deleted": 0 if dry_run else count, "would_delete": count, "dry_run": dry_run}
+        result.update(invalid.report(output))
         output.say(f"{verb} {count} expired session(s) (grace {format_duration(grace)})")
-        output.done({"deleted": 0 if dry_run else count, "would_delete": count, "dry_run": dry_run})
+        if invalid:
+            output.say(f"skipped {invalid.count} entries that hold no session (listed above)")
+        output.done(result, ExitCode.INVALID_ENTRIES if invalid else ExitCode.OK)

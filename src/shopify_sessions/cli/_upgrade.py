@@ -13,6 +13,12 @@ dialect (on SQLite, a batch table rebuild where ALTER cannot do it):
 - the lock table (``<table>_locks``) where the session locks keep their leases.
 
 New columns take the types of the table's own layout, so Node keeps reading them.
+
+A plan is applied only if the table it leaves passes the storage's own check: a table
+that is no sessions table (no text ``id``, none of the columns every Node schema has had,
+a NOT NULL column of its own that inserts would leave empty...) is refused, untouched.
+On PostgreSQL and SQLite the plan runs in one transaction, so a failure changes nothing;
+MySQL and MariaDB commit each DDL statement, so a failure says which steps were done.
 """
 
 from __future__ import annotations
@@ -37,19 +43,36 @@ from sqlalchemy import (
     cast,
     types,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 
+from .._errors import SessionStorageError, SessionTableSchemaError
 from ..sqlalchemy._codecs import sql_type
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
+from ..sqlalchemy._schema import plan_columns
 from ..sqlalchemy._table import COLUMNS, MYSQL, Kind
 from ._connect import connection_to, is_redis, lock_table_ddl, missing_table, open_storage, reflect
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
-from ._output import ExitCode, plain_name, reporting
+from ._output import ExitCode, Output, plain_name, reporting
 
 #: The raw adapters' width for ``scope`` (their migrateScopeFieldToVarchar1024).
 SCOPE_LENGTH = 1024
 LEGACY_USER_COLUMN = "onlineAccessInfo"
+#: The columns later Node schemas added (user info, then refresh tokens): the ones
+#: ``upgrade`` may add. Every schema that ever held sessions has the others; a table
+#: without one of them is not a sessions table, and no upgrade makes it one.
+ADDED_LATER = (
+    "userId",
+    "firstName",
+    "lastName",
+    "email",
+    "accountOwner",
+    "locale",
+    "collaborator",
+    "emailVerified",
+    "refreshToken",
+    "refreshTokenExpires",
+)
 
 
 @dataclass(frozen=True)
@@ -64,11 +87,19 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
-    """The steps that bring one table up to date, in order."""
+    """The steps that bring one table up to date, in order, and what they leave."""
 
     table: Table
     layout: Layout
     steps: tuple[Step, ...]
+    #: The problems the storage would still find in the table after the steps; while
+    #: there are any, the plan must not run.
+    problems_after: tuple[str, ...] = ()
+
+    @property
+    def makes_it_usable(self) -> bool:
+        """Whether the storage can use the table once the steps have run."""
+        return not self.problems_after
 
 
 def plan_upgrade(real: Table, dialect: Dialect, missing_lock_table: Table | None = None) -> Plan:
@@ -81,6 +112,7 @@ def plan_upgrade(real: Table, dialect: Dialect, missing_lock_table: Table | None
     legacy = next((c for c in columns if c.lower() == LEGACY_USER_COLUMN.lower()), None)
     prisma = layout in (Layout.PRISMA, Layout.PRISMA_V5)
     scope = columns.get("scope")
+    widened = False
     if scope is not None and not prisma:
         scope_type = sql_type(scope, dialect)
         length = getattr(scope_type, "length", None)
@@ -92,10 +124,13 @@ def plan_upgrade(real: Table, dialect: Dialect, missing_lock_table: Table | None
                     rebuild=True,
                 )
             )
-    for column in COLUMNS:
+            widened = True
+    added: list[Column[Any]] = []
+    for column in ADDED_LATER:
         if column in columns:
             continue
         new = Column(column, _new_type(column, real, layout, dialect), nullable=True)
+        added.append(new)
         steps.append(
             Step(f"add column {column} {_describe(new.type, dialect)}", _adder(name, new, schema))
         )
@@ -145,11 +180,29 @@ def plan_upgrade(real: Table, dialect: Dialect, missing_lock_table: Table | None
                 _executor(lock_table_ddl(missing_lock_table, dialect)),
             )
         )
-    return Plan(real, layout, tuple(steps))
+    dropped = legacy if legacy is not None and "userId" not in columns else None
+    after = _after(real, added, widen=widened, dropped=dropped)
+    problems = plan_columns(after, dialect).problems
+    return Plan(real, layout, tuple(steps), problems)
 
 
-def run_plan(plan: Plan, operations: Operations) -> None:
-    """Apply ``plan`` on Alembic ``operations`` (a batch rebuild on SQLite where needed)."""
+def _after(real: Table, added: list[Column[Any]], *, widen: bool, dropped: str | None) -> Table:
+    """The table as the steps leave it, for the storage's check (no I/O)."""
+    after = real.to_metadata(MetaData())
+    if widen:
+        after.c.scope.type = String(SCOPE_LENGTH)
+    if dropped is not None:
+        after.c[dropped].nullable = True  # gone: it can no longer stop an insert
+    for column in added:
+        after.append_column(Column(column.name, column.type, nullable=True))
+    return after
+
+
+def run_plan(
+    plan: Plan, operations: Operations, done: Callable[[Step], object] | None = None
+) -> None:
+    """Apply ``plan`` on Alembic ``operations`` (a batch rebuild on SQLite where needed),
+    calling ``done`` after each step."""
     sqlite = operations.get_context().dialect.name == "sqlite"
     for step in plan.steps:
         if sqlite and step.rebuild:
@@ -164,6 +217,8 @@ def run_plan(plan: Plan, operations: Operations) -> None:
                 step.apply(batch)  # type: ignore[arg-type]
         else:
             step.apply(operations)
+        if done is not None:
+            done(step)
 
 
 def offline_sql(plan: Plan, dialect: Dialect) -> str:
@@ -208,23 +263,84 @@ def upgrade(
             "steps": [step.description for step in plan.steps],
             "applied": False,
         }
-        if not plan.steps:
+        if not plan.steps and plan.makes_it_usable:
             output.say(f"{describe_table(real)} ({plan.layout.value}) is up to date")
             output.done(result)
+        if not plan.makes_it_usable:
+            storage.close()
+            raise refusal(plan)
         if sql:
             text = offline_sql(plan, engine.dialect)
             result["sql"] = text
             if not output.as_json:
                 output.out.print(text, markup=False)
             output.done(result)
-        with connection_to(engine, "upgrade", describe_table(real), begin=True) as connection:
-            run_plan(plan, Operations(MigrationContext.configure(connection)))
+        apply_plan(plan, engine, output)
         for step in plan.steps:
             output.say(f"done: {step.description}")
         storage.check_table()
         storage.close()
         result["applied"] = True
         output.done(result, ExitCode.OK)
+
+
+def refusal(plan: Plan) -> SessionTableSchemaError:
+    """The error for a table that no upgrade makes usable: it lists what would remain."""
+    return SessionTableSchemaError(
+        f"{describe_table(plan.table)}, which upgrade left untouched (no upgrade makes it a "
+        "sessions table: is it the right --table?),",
+        plan.problems_after,
+    )
+
+
+def apply_plan(plan: Plan, engine: Engine, output: Output) -> None:
+    """Run ``plan`` in one transaction where DDL is transactional (PostgreSQL, SQLite);
+    on MySQL/MariaDB, which commit each DDL statement, step by step, each committed, and
+    on a failure tell which steps were done."""
+    done: list[Step] = []
+    mysql = engine.dialect.name in MYSQL
+    try:
+        with connection_to(engine, "upgrade", describe_table(plan.table)) as connection:
+            # BEGIN and COMMIT are sent as statements: SQLite's Python driver begins a
+            # transaction only before DML, so SQLAlchemy's begin() would leave each DDL
+            # statement there committed by itself.
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            operations = Operations(MigrationContext.configure(connection))
+            if mysql:
+                run_plan(plan, operations, done.append)
+                return
+            sqlite = engine.dialect.name == "sqlite"
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if sqlite else "BEGIN")
+            try:
+                run_plan(plan, operations)
+            except BaseException:
+                connection.exec_driver_sql("ROLLBACK")
+                raise
+            connection.exec_driver_sql("COMMIT")
+    except SessionStorageError:
+        _tell_what_was_done(plan, done if mysql else None, output)
+        raise
+
+
+def _tell_what_was_done(plan: Plan, done: list[Step] | None, output: Output) -> None:
+    """After a failed upgrade: nothing (``done`` is None: the transaction rolled back), or
+    the steps MySQL committed before the one that failed."""
+    if done is None:
+        output.details["steps_done"] = []
+        output.warn("nothing was changed: the upgrade ran in one transaction, rolled back")
+        return
+    failed = plan.steps[len(done)].description
+    output.details.update(
+        {
+            "steps_done": [step.description for step in done],
+            "step_failed": failed,
+            "steps_not_done": [step.description for step in plan.steps[len(done) + 1 :]],
+        }
+    )
+    for step in done:
+        output.warn(f"done before the failure (MySQL commits each DDL): {step.description}")
+    before = "" if done else ", nothing before it was done"
+    output.warn(f"failed: {failed}{before}; the steps after it were not run")
 
 
 def _widener(name: str, scope: Column[Any], schema: str | None) -> Callable[[Operations], None]:

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from .._encryption import TokenCipher
 from .._errors import InvalidSessionError, SessionDataError
 from .._session import PropertyValue, Session
-from .._storage import check_id, check_session, check_shop, holds_tokens, session_order
+from .._storage import (
+    InvalidEntryHandler,
+    check_id,
+    check_session,
+    check_shop,
+    holds_tokens,
+    session_order,
+)
 from .._time import to_epoch_ms
 
 DEFAULT_KEY_PREFIX = "shopify_sessions"
@@ -261,10 +268,28 @@ class RedisCore:
                 found.append(session)
         return sorted(found, key=session_order), stale
 
-    def scanned_batch(self, keys: Sequence[str], values: Sequence[object]) -> list[Stored]:
-        """The sessions among scanned keys' values (see :meth:`scanned`)."""
-        found = (self.scanned(key, value) for key, value in zip(keys, values, strict=True))
-        return [stored for stored in found if stored is not None]
+    def scanned_batch(
+        self,
+        keys: Sequence[str],
+        values: Sequence[object],
+        on_invalid: InvalidEntryHandler | None = None,
+    ) -> list[Stored]:
+        """The sessions among scanned keys' values (see :meth:`scanned`). A key that holds
+        no session raises :class:`SessionDataError`, or with ``on_invalid`` is handed to
+        it and left out."""
+        if on_invalid is None:
+            found = (self.scanned(key, value) for key, value in zip(keys, values, strict=True))
+            return [stored for stored in found if stored is not None]
+        batch = []
+        for key, value in zip(keys, values, strict=True):
+            try:
+                stored = self.scanned(key, value)
+            except SessionDataError as error:
+                on_invalid(key, error)
+                continue
+            if stored is not None:
+                batch.append(stored)
+        return batch
 
     def relisted(
         self, unlisted: Sequence[tuple[str, str]], values: Sequence[object]

@@ -34,6 +34,7 @@ from .._locks import (
 )
 from .._session import Session
 from .._storage import (
+    InvalidEntryHandler,
     check_batch_size,
     check_id,
     check_ids,
@@ -232,14 +233,19 @@ class RedisSessionStorage:
             self._unlist({shop: stale})
         return found
 
-    def sessions(self, *, batch_size: int = 500) -> Iterator[list[Session]]:
+    def sessions(
+        self, *, batch_size: int = 500, on_invalid: InvalidEntryHandler | None = None
+    ) -> Iterator[list[Session]]:
         """Every session under the key prefix, in id order, ``batch_size`` at a time.
 
         The keys are listed first (``SCAN`` on every primary of a cluster), then read a
         batch at a time; sessions deleted meanwhile are left out, sessions added meanwhile
         may or may not be seen. Shop lists and other values under the prefix are skipped.
+        A key whose value looks like a session but is none raises
+        :class:`~shopify_sessions.SessionDataError`; with ``on_invalid``, it is handed to
+        it with the error and left out, and the walk goes on.
         """
-        for batch in self._stored(batch_size):
+        for batch in self._stored(batch_size, on_invalid):
             yield [stored.session for stored in batch]
 
     def sessions_due_for_refresh(
@@ -264,16 +270,18 @@ class RedisSessionStorage:
         batch_size: int = 500,
         dry_run: bool = False,
         progress: Callable[[int], object] | None = None,
+        on_invalid: InvalidEntryHandler | None = None,
     ) -> int:
         """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
 
-        Walks every session (see :meth:`sessions`) and deletes the doomed ones a batch at
-        a time. Returns how many were deleted, or with ``dry_run=True`` how many would be.
-        ``progress`` is called with the number of sessions examined after each batch.
+        Walks every session (see :meth:`sessions`, which takes ``on_invalid`` too) and
+        deletes the doomed ones a batch at a time. Returns how many were deleted, or with
+        ``dry_run=True`` how many would be. ``progress`` is called with the number of
+        sessions examined after each batch.
         """
         now, cutoff = expiry_cutoff(grace, now)
         deleted = 0
-        for batch in self.sessions(batch_size=batch_size):
+        for batch in self.sessions(batch_size=batch_size, on_invalid=on_invalid):
             doomed = [
                 s.id
                 for s in batch
@@ -365,14 +373,16 @@ class RedisSessionStorage:
         raw = self._run(operation, self._client.get, key)
         return None if raw is None else self._core.read(key, raw)
 
-    def _stored(self, batch_size: int) -> Iterator[list[Stored]]:
+    def _stored(
+        self, batch_size: int, on_invalid: InvalidEntryHandler | None = None
+    ) -> Iterator[list[Stored]]:
         """Every session value under the prefix, in key order, ``batch_size`` at a time."""
         size = check_batch_size(batch_size)
         keys = self._core.sorted_keys(self._run("sessions", self._scan))
         for start in range(0, len(keys), size):
             chunk = keys[start : start + size]
             values = self._pipeline("sessions", [("GET", key) for key in chunk], skip=True)
-            batch = self._core.scanned_batch(chunk, values)
+            batch = self._core.scanned_batch(chunk, values, on_invalid)
             if batch:
                 yield batch
 

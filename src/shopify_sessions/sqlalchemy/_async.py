@@ -40,7 +40,7 @@ from .._locks import (
     lock_pauses,
 )
 from .._session import Session
-from .._storage import check_id, expiry_cutoff
+from .._storage import InvalidEntryHandler, check_id, expiry_cutoff
 from .._time import as_utc
 from ._base import (
     FIRST_USE_TIMEOUT,
@@ -183,10 +183,19 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         :func:`session_table` under that name and schema. Meant for prototypes and tests,
         like ``drizzle-kit push``; manage production schemas with migrations (Alembic)
         using :func:`session_table`.
+
+        The table is checked before the lock table is made, so that a table of that
+        name which cannot hold sessions (another app's) gets nothing added beside it.
+
+        Raises:
+            SessionTableSchemaError: the table exists and cannot hold sessions.
         """
-        tables = (self._table_to_create(), self._lock_table)
-        await self._run("create_table", _create, None, tables, write=True, single=False)
+        table = (self._table_to_create(),)
+        await self._run("create_table", _create, None, table, write=True, single=False)
         self._ready = False
+        await self.check_table()
+        lock = (self._lock_table,)
+        await self._run("create_table", _create, None, lock, write=True, single=False)
 
     async def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
         """Check the real table now rather than at first use.
@@ -322,6 +331,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         batch_size: int = 500,
         dry_run: bool = False,
         progress: Callable[[int], object] | None = None,
+        on_invalid: InvalidEntryHandler | None = None,
     ) -> int:
         """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
 
@@ -331,12 +341,16 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         whatever the size of the table. Returns how many sessions were deleted, or with
         ``dry_run=True`` how many would be, deleting nothing. ``progress`` is called with
         the number of rows examined after each batch.
+
+        A row whose expiry columns hold no date-time raises
+        :class:`~shopify_sessions.SessionDataError`; with ``on_invalid``, it is handed to
+        it with the error, kept, and the walk goes on.
         """
         core = await self._ready_core()
         now, cutoff = expiry_cutoff(grace, now)
         deleted = 0
         async for rows in self._pages("delete_expired_sessions", core.expiry_page(batch_size)):
-            doomed = core.purgeable_ids(rows, now, cutoff)
+            doomed = core.purgeable_ids(rows, now, cutoff, on_invalid)
             if doomed and not dry_run:
                 deletes = core.ids_deletes(doomed)
                 await self._run(
@@ -465,17 +479,22 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         version, and whether a connection pooler stands between."""
         return self._server
 
-    async def sessions(self, *, batch_size: int = 500) -> AsyncIterator[list[Session]]:
+    async def sessions(
+        self, *, batch_size: int = 500, on_invalid: InvalidEntryHandler | None = None
+    ) -> AsyncIterator[list[Session]]:
         """Every session in the table, in id order, ``batch_size`` at a time.
 
         Each batch is one query (keyset pagination on ``id``), so a table of any size
         is walked in bounded memory; rows added or changed meanwhile may or may not
-        be seen.
+        be seen. A row that holds no session raises
+        :class:`~shopify_sessions.SessionDataError`; with ``on_invalid``, it is handed to
+        it with the error and left out, and the walk goes on (a batch may then be
+        shorter, or empty).
         """
         core = await self._ready_core()
         page = core.session_page(batch_size)
         async for rows in self._pages("sessions", page):
-            yield [core.session_from_row(row) for row in rows]
+            yield core.sessions_of_page(rows, on_invalid)
 
     async def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""

@@ -31,9 +31,15 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
 from .._encryption import TokenCipher
-from .._errors import InvalidSessionError, MissingSessionTableError, SessionTableSchemaError
+from .._errors import (
+    InvalidSessionError,
+    MissingSessionTableError,
+    SessionDataError,
+    SessionTableSchemaError,
+)
 from .._session import AssociatedUser, OnlineAccessInfo, Session, restore_session
 from .._storage import (
+    InvalidEntryHandler,
     check_batch_size,
     check_id,
     check_ids,
@@ -44,6 +50,7 @@ from .._storage import (
     is_purgeable,
     is_refresh_due,
     session_order,
+    shown_id,
 )
 from ._codecs import Codec, DateTimeFormat, EncryptedTextCodec, TextCodec
 from ._layout import (
@@ -412,7 +419,43 @@ class SessionTableCore:
         return built
 
     def session_from_row(self, row: Sequence[Any]) -> Session:
-        """The session a ``select_by_*`` row holds."""
+        """The session a ``select_by_*`` row holds; :class:`SessionDataError` if the row
+        holds values no session has (text where a date-time belongs, say)."""
+        try:
+            return self._session_from_row(row)
+        except (ValueError, TypeError, ArithmeticError) as error:
+            raise self._not_a_session(row, error) from error
+
+    def sessions_of_page(
+        self, rows: Sequence[Sequence[Any]], on_invalid: InvalidEntryHandler | None
+    ) -> list[Session]:
+        """The sessions of ``session_page`` rows. A row that holds no session raises
+        :class:`SessionDataError`, or with ``on_invalid`` is handed to it and left out."""
+        if on_invalid is None:
+            return [self.session_from_row(row) for row in rows]
+        sessions = []
+        for row in rows:
+            try:
+                sessions.append(self.session_from_row(row))
+            except SessionDataError as error:
+                on_invalid(str(row[self._id_position]), error)
+        return sessions
+
+    def _not_a_session(self, row: Sequence[Any], error: Exception) -> SessionDataError:
+        """The error for a row that a codec could not read: its id and the column, never
+        the value (it may be a token)."""
+        values = list(row)
+        if len(values) != len(self._keys):
+            return SessionDataError(f"a row of {self.name} could not be read: {error}")
+        failed = (index for index, decode in self._decoders if _fails(decode, values[index]))
+        column = next((self._keys[index] for index in failed), None)
+        what = f"{column} holds a value of the wrong kind" if column else type(error).__name__
+        return SessionDataError(
+            f"the row with id {shown_id(values[self._id_position])} in {self.name} holds no "
+            f"valid session: {what}"
+        )
+
+    def _session_from_row(self, row: Sequence[Any]) -> Session:
         values = list(row)
         if len(values) != len(self._keys):
             raise ValueError(f"a row of {len(values)} values; the table has {len(self._keys)}")
@@ -476,15 +519,33 @@ class SessionTableCore:
         return self._expiry_page.limit(check_batch_size(size))
 
     def purgeable_ids(
-        self, rows: Sequence[Sequence[Any]], now: datetime, cutoff: datetime
+        self,
+        rows: Sequence[Sequence[Any]],
+        now: datetime,
+        cutoff: datetime,
+        on_invalid: InvalidEntryHandler | None = None,
     ) -> list[str]:
-        """The ids of ``expiry_page`` rows that :func:`is_purgeable` allows to delete."""
+        """The ids of ``expiry_page`` rows that :func:`is_purgeable` allows to delete.
+
+        A row whose expiry columns hold no date-time raises :class:`SessionDataError`, or
+        with ``on_invalid`` is handed to it and kept.
+        """
         decoders = [codec.decode for codec in self._expiry_codecs]
-        doomed = []
+        doomed: list[str] = []
         for row in rows:
-            id, expires, refresh_token, refresh_expires = (
-                decode(value) for decode, value in zip(decoders, row, strict=True)
-            )
+            try:
+                id, expires, refresh_token, refresh_expires = (
+                    decode(value) for decode, value in zip(decoders, row, strict=True)
+                )
+            except (ValueError, TypeError, ArithmeticError) as error:
+                failure = SessionDataError(
+                    f"the row with id {shown_id(row[0])} in {self.name} holds no valid "
+                    f"session: its expiry columns hold values of the wrong kind"
+                )
+                if on_invalid is None:
+                    raise failure from error
+                on_invalid(str(row[0]), failure)
+                continue
             if is_purgeable(expires, refresh_token, refresh_expires, cutoff, now):
                 doomed.append(id)
         return doomed
@@ -574,6 +635,16 @@ def _bound(statement: Delete, driver: DriverSQL | None, parameters: dict[str, An
         return statement, parameters
     sql, order = driver
     return sql, parameters if order is None else tuple(parameters[name] for name in order)
+
+
+def _fails(decode: Callable[[Any], Any], value: Any) -> bool:
+    if value is None:
+        return False
+    try:
+        decode(value)
+    except (ValueError, TypeError, ArithmeticError):
+        return True
+    return False
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -35,7 +35,7 @@ from .._locks import (
     lock_pauses,
 )
 from .._session import Session
-from .._storage import check_id, expiry_cutoff
+from .._storage import InvalidEntryHandler, check_id, expiry_cutoff
 from .._time import as_utc
 from ._base import (
     FIRST_USE_TIMEOUT,
@@ -174,10 +174,19 @@ class SQLAlchemySessionStorage(StorageBase):
         :func:`session_table` under that name and schema. Meant for prototypes and tests,
         like ``drizzle-kit push``; manage production schemas with migrations (Alembic)
         using :func:`session_table`.
+
+        The table is checked before the lock table is made, so that a table of that
+        name which cannot hold sessions (another app's) gets nothing added beside it.
+
+        Raises:
+            SessionTableSchemaError: the table exists and cannot hold sessions.
         """
-        tables = (self._table_to_create(), self._lock_table)
-        self._run("create_table", _create, None, tables, write=True, single=False)
+        table = (self._table_to_create(),)
+        self._run("create_table", _create, None, table, write=True, single=False)
         self._ready = False
+        self.check_table()
+        lock = (self._lock_table,)
+        self._run("create_table", _create, None, lock, write=True, single=False)
 
     def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
         """Check the real table now rather than at first use.
@@ -313,6 +322,7 @@ class SQLAlchemySessionStorage(StorageBase):
         batch_size: int = 500,
         dry_run: bool = False,
         progress: Callable[[int], object] | None = None,
+        on_invalid: InvalidEntryHandler | None = None,
     ) -> int:
         """Delete sessions expired more than ``grace`` ago that no refresh token can renew.
 
@@ -322,12 +332,16 @@ class SQLAlchemySessionStorage(StorageBase):
         whatever the size of the table. Returns how many sessions were deleted, or with
         ``dry_run=True`` how many would be, deleting nothing. ``progress`` is called with
         the number of rows examined after each batch.
+
+        A row whose expiry columns hold no date-time raises
+        :class:`~shopify_sessions.SessionDataError`; with ``on_invalid``, it is handed to
+        it with the error, kept, and the walk goes on.
         """
         core = self._ready_core()
         now, cutoff = expiry_cutoff(grace, now)
         deleted = 0
         for rows in self._pages("delete_expired_sessions", core.expiry_page(batch_size)):
-            doomed = core.purgeable_ids(rows, now, cutoff)
+            doomed = core.purgeable_ids(rows, now, cutoff, on_invalid)
             if doomed and not dry_run:
                 deletes = core.ids_deletes(doomed)
                 self._run(
@@ -454,17 +468,22 @@ class SQLAlchemySessionStorage(StorageBase):
         version, and whether a connection pooler stands between."""
         return self._server
 
-    def sessions(self, *, batch_size: int = 500) -> Iterator[list[Session]]:
+    def sessions(
+        self, *, batch_size: int = 500, on_invalid: InvalidEntryHandler | None = None
+    ) -> Iterator[list[Session]]:
         """Every session in the table, in id order, ``batch_size`` at a time.
 
         Each batch is one query (keyset pagination on ``id``), so a table of any size
         is walked in bounded memory; rows added or changed meanwhile may or may not
-        be seen.
+        be seen. A row that holds no session raises
+        :class:`~shopify_sessions.SessionDataError`; with ``on_invalid``, it is handed to
+        it with the error and left out, and the walk goes on (a batch may then be
+        shorter, or empty).
         """
         core = self._ready_core()
         page = core.session_page(batch_size)
         for rows in self._pages("sessions", page):
-            yield [core.session_from_row(row) for row in rows]
+            yield core.sessions_of_page(rows, on_invalid)
 
     def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""
