@@ -7,6 +7,7 @@ shopify_sessions`` with Django's options and its own name."""
 
 from __future__ import annotations
 
+import inspect as python_inspect
 import os
 import subprocess
 import sys
@@ -303,6 +304,19 @@ def test_a_connection_killed_under_the_storage_is_replaced_by_the_retry() -> Non
         finally:
             engine.dispose()
         assert storage.load_session(_session().id) == _session()
+
+
+def test_the_django_storage_overrides_the_backends_attempt_as_it_is() -> None:
+    """DjangoSessionStorage runs every operation through its own ``_attempt``: a change of
+    the backend's signature must show here, not as an operation run on another engine."""
+    from shopify_sessions.django._storage import DjangoSessionStorage
+    from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
+
+    def names(function: Any) -> list[str]:
+        return list(python_inspect.signature(function).parameters)
+
+    assert names(DjangoSessionStorage._attempt) == names(SQLAlchemySessionStorage._attempt)
+    assert '"lock_session"' in python_inspect.getsource(SQLAlchemySessionStorage._take_lease)
 
 
 # --- SQLite and the caller's transaction ------------------------------------------------------
