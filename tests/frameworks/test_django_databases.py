@@ -42,6 +42,7 @@ from shopify_sessions import (  # noqa: E402
     offline_session_id,
 )
 from shopify_sessions import django as shopify  # noqa: E402
+from shopify_sessions.django._settings import migration_table_names  # noqa: E402
 from shopify_sessions.sqlalchemy._layout import Layout, detect_layout  # noqa: E402
 
 SERVERS = {"sqlite": "default", "postgresql": "postgresql", "mysql": "mysql"}
@@ -196,6 +197,20 @@ def test_an_existing_table_the_storage_cannot_use_fails_the_migration(alias: str
                 _migrate(alias)
         finally:
             engine.dispose()
+
+
+def test_flush_empties_the_tables_as_a_transaction_test_case_does(alias: str) -> None:
+    """A TransactionTestCase (pytest-django's django_db(transaction=True)) flushes the
+    database after each test: the stub models put the sessions tables in the flush."""
+    names = migration_table_names()  # what the models were made with in this process
+    with (
+        override_settings(SHOPIFY_SESSIONS={"DATABASE": alias, "TABLE": names[0]}),
+        DjangoTestDatabase(alias),  # a database of its own: the default names are free
+    ):
+        storage = shopify.get_storage()
+        storage.store_session(_session())
+        call_command("flush", database=alias, interactive=False, verbosity=0)
+        assert storage.load_session(_session().id) is None
 
 
 @pytest.mark.parametrize(("layout", "table"), [("default", ""), ("prisma", ""), ("drizzle", "t")])
