@@ -79,9 +79,13 @@ class DjangoTestDatabase:
         else:
             name = f"test_ss_{uuid.uuid4().hex[:12]}"
         settings_dict["TEST"]["NAME"] = name
-        self.name = self.connection.creation.create_test_db(
-            verbosity=0, autoclobber=True, serialize=False
-        )
+        try:
+            self.name = self.connection.creation.create_test_db(
+                verbosity=0, autoclobber=True, serialize=False
+            )
+        except BaseException:  # made, then its migration failed: dropped all the same
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -124,6 +128,15 @@ def test_migrate_creates_the_table_in_the_layout_of_the_settings_and_reverses(
     alias: str, layout: str
 ) -> None:
     table = unique_table_name("dj")
+    if (alias, layout) == ("default", "prisma"):
+        # Prisma's SQLite dates are DATETIME epoch milliseconds, which Django's SQLite
+        # connections would convert (to nothing) as they read them: refused, with the way.
+        with (
+            override_settings(SHOPIFY_SESSIONS={"TABLE": table, "LAYOUT": layout}),
+            pytest.raises(SessionTableSchemaError, match=r"'drizzle' LAYOUT"),
+        ):
+            DjangoTestDatabase(alias).__enter__()
+        return
     with (
         override_settings(SHOPIFY_SESSIONS={"DATABASE": alias, "TABLE": table, "LAYOUT": layout}),
         DjangoTestDatabase(alias) as database,
@@ -144,7 +157,8 @@ def test_migrate_creates_the_table_in_the_layout_of_the_settings_and_reverses(
 
 def test_an_existing_node_table_is_checked_and_left_alone_both_ways(alias: str) -> None:
     server = next(name for name, each in SERVERS.items() if each == alias)
-    node = next(each for each in LAYOUTS if each.adapter == "prisma" and each.server == server)
+    adapter = "drizzle" if server == "sqlite" else "prisma"  # see the test below for SQLite's
+    node = next(each for each in LAYOUTS if each.adapter == adapter and each.server == server)
     table = unique_table_name("dj")
     with (
         override_settings(SHOPIFY_SESSIONS={"DATABASE": alias, "TABLE": table}),
@@ -171,13 +185,30 @@ def test_an_existing_node_table_is_checked_and_left_alone_both_ways(alias: str) 
                     ).scalar()
                     == 1
                 )
-            assert (
-                detect_layout(_reflected(engine, table), engine.dialect) is Layout.PRISMA
-            )  # its columns untouched
+            untouched = _reflected(engine, table)
+            assert detect_layout(untouched, engine.dialect) is Layout(adapter)
             _migrate(alias, "zero")  # not the migration's table: it stays
             assert table in database.tables()
         finally:
             engine.dispose()
+
+
+def test_a_prisma_table_on_sqlite_is_refused_rather_than_misread() -> None:
+    """Django's SQLite connection parses DATETIME columns itself (detect_types): Prisma's
+    epoch milliseconds came back as no expiry at all. The storage refuses such a table."""
+    table = unique_table_name("dj")
+    prisma = next(each for each in LAYOUTS if each.name == "prisma-sqlite")
+    with (
+        override_settings(SHOPIFY_SESSIONS={"TABLE": table}),
+        DjangoTestDatabase("default"),
+    ):
+        _migrate("default", "zero")  # the migration's table goes; a Node app's comes
+        with connections["default"].cursor() as cursor:
+            cursor.execute(prisma.ddl(table, '"'))
+        with pytest.raises(SessionTableSchemaError, match=r"SHOPIFY_SESSIONS\['URL'\]"):
+            shopify.get_storage().store_session(_session())
+        with pytest.raises(SessionTableSchemaError, match="an existing table"):
+            _migrate("default")
 
 
 def test_an_existing_table_the_storage_cannot_use_fails_the_migration(alias: str) -> None:
@@ -373,6 +404,11 @@ def test_the_system_checks_refuse_what_get_storage_refuses() -> None:
     asyncio_url = _messages(SHOPIFY_SESSIONS={"URL": "postgresql+asyncpg://u@h/db"})
     assert "asyncio driver" in asyncio_url["shopify_sessions.E003"]
     assert "'prisme'" in _messages(SHOPIFY_SESSIONS={"LAYOUT": "prisme"})["shopify_sessions.E004"]
+    prisma_on_sqlite = _messages(SHOPIFY_SESSIONS={"LAYOUT": "prisma"})["shopify_sessions.E004"]
+    assert "SQLite" in prisma_on_sqlite
+    assert "shopify_sessions.E004" not in _messages(
+        SHOPIFY_SESSIONS={"LAYOUT": "prisma", "DATABASE": "postgresql"}
+    )
     assert (
         "not in DATABASES"
         in _messages(SHOPIFY_SESSIONS={"DATABASE": "nowhere"})["shopify_sessions.E002"]
@@ -414,6 +450,8 @@ def _manage_py(
         **os.environ,
         "SHOPIFY_SESSIONS_TEST_TABLE": table,
         "SHOPIFY_SESSIONS_TEST_LAYOUT": layout,
+        # Prisma's layout is for PostgreSQL and MySQL (not SQLite) under Django.
+        "SHOPIFY_SESSIONS_TEST_DATABASE": "postgresql" if layout == "prisma" else "default",
         "PYTHONPATH": os.pathsep.join(
             [str(Path(__file__).parent), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
         ),

@@ -25,6 +25,7 @@ from .._app_storage import BACKENDS
 from .._errors import SessionStorageError
 from .._telemetry import Telemetry
 from ..sqlalchemy import resolve_url
+from ..sqlalchemy._layout import Layout
 from ._database import backend_of
 from ._settings import credentials, layout, options, sessions_alias, table_name
 from ._storage import DjangoSessionStorage
@@ -49,9 +50,23 @@ def check_settings(app_configs: Sequence[Any] | None, **kwargs: Any) -> list[Che
             message = f"SHOPIFY_SESSIONS[{key!r}] is {value!r}: give {what}"
             problems.append(Error(message, id="shopify_sessions.E004"))
     try:
-        layout(config)
+        chosen = layout(config)
     except ImproperlyConfigured as error:
         problems.append(Error(str(error), id="shopify_sessions.E004"))
+    else:
+        alias = sessions_alias(config)
+        entry = settings.DATABASES.get(alias) if alias is not None else None
+        if chosen is Layout.PRISMA and entry is not None and backend_of(entry) == "sqlite":
+            problems.append(
+                Error(
+                    "SHOPIFY_SESSIONS['LAYOUT'] is 'prisma' on SQLite: Prisma keeps its dates "
+                    "in DATETIME columns, which Django's SQLite connections convert as they "
+                    "read them",
+                    hint="Use the 'default' or 'drizzle' layout, or keep a Prisma table at a "
+                    "SHOPIFY_SESSIONS['URL'] (an engine of the storage's own).",
+                    id="shopify_sessions.E004",
+                )
+            )
     try:
         credentials()
     except ImproperlyConfigured as error:

@@ -29,7 +29,7 @@ from .._errors import MissingSessionTableError, SessionTableSchemaError
 from ..sqlalchemy._create import create_statements, layout_table
 from ..sqlalchemy._table import lock_table_name, session_lock_table
 from ._settings import layout, options, sessions_alias, table_name
-from ._storage import DjangoSessionStorage
+from ._storage import DjangoSessionStorage, converted_columns
 
 #: The comment of a table the migration created: how its reverse knows it may drop it.
 MARKER = "Shopify sessions, created by the shopify_sessions Django migration"
@@ -71,6 +71,16 @@ class SessionTables(Operation):
                 "lacks; or name another table in SHOPIFY_SESSIONS['TABLE'])",
                 error.problems,
             ) from error
+        if sessions is not None:
+            converted = converted_columns(sessions, storage.engine.dialect)
+            if converted:
+                problem = (
+                    f"{', '.join(converted)} would be DATETIME, which Django's SQLite "
+                    "connections convert as they read it (Prisma keeps epoch milliseconds "
+                    "there): give SQLite the 'default' or 'drizzle' LAYOUT, or keep a Prisma "
+                    "table at a SHOPIFY_SESSIONS['URL']"
+                )
+                raise SessionTableSchemaError(storage.table_description, [problem])
         locks: Table | None = session_lock_table(MetaData(), lock_table_name(name), schema=schema)
         with storage.engine.connect() as connection:
             assert locks is not None

@@ -26,16 +26,27 @@ after it.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError as DjangoDatabaseError
 from django.db import connections, transaction
-from sqlalchemy import URL, Connection, Engine, NullPool, SingletonThreadPool, create_engine, event
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    NullPool,
+    SingletonThreadPool,
+    Table,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 
-from .._errors import StorageUnavailableError
+from .._errors import SessionTableSchemaError, StorageUnavailableError
 from ..sqlalchemy import SQLAlchemySessionStorage, resolve_url
 from ..sqlalchemy._base import DEFAULT_ENGINE_OPTIONS
 from ..sqlalchemy._translate import FAILURES, connect_failure, statement_failure
@@ -82,6 +93,16 @@ class DjangoSessionStorage(SQLAlchemySessionStorage):
     def table_description(self) -> str:
         """The table as messages name it: ``"name"`` or ``"schema"."name"``."""
         return self._table_name
+
+    def check_table(self, *, retries: int = 0, retry_interval: float = 5.0) -> None:
+        """As :meth:`SQLAlchemySessionStorage.check_table`, and on SQLite, refuse a
+        date-time column that Django's connection would convert on reading (see
+        :func:`converted_columns`)."""
+        super().check_table(retries=retries, retry_interval=retry_interval)
+        converted = converted_columns(self.table, self._dialect)
+        if converted:
+            self._ready = False
+            raise SessionTableSchemaError(self._table_name, [_converted_problem(converted)])
 
     def _attempt(
         self,
@@ -144,6 +165,35 @@ class DjangoSessionStorage(SQLAlchemySessionStorage):
                 return work(connection, statement, parameters)
         except FAILURES as error:
             raise statement_failure(operation, self._table_name, error) from error
+
+
+#: The date-time columns of a sessions table.
+_DATETIME_COLUMNS = ("expires", "refreshTokenExpires")
+
+
+def converted_columns(table: Table, dialect: Dialect) -> list[str]:
+    """The date-time columns of ``table`` that Django's SQLite connections would convert as
+    they read them: Django opens them with ``detect_types``, and converts a column declared
+    ``DATETIME`` or ``TIMESTAMP`` with its own parser, which reads the epoch milliseconds of
+    Prisma's SQLite table as nothing. Empty elsewhere."""
+    if dialect.name != "sqlite":
+        return []
+    converted = []
+    for name in _DATETIME_COLUMNS:
+        if name in table.c:
+            declared = str(table.c[name].type.compile(dialect=dialect)).split("(")[0].split()
+            if declared and declared[0].upper() in sqlite3.converters:
+                converted.append(name)
+    return converted
+
+
+def _converted_problem(columns: list[str]) -> str:
+    return (
+        f"{', '.join(columns)} would be converted by Django's SQLite connection (detect_types: "
+        "DATETIME and TIMESTAMP columns go through Django's date parser, which reads "
+        "Prisma's epoch milliseconds as nothing); keep such a table (Prisma's layout on "
+        "SQLite) with SHOPIFY_SESSIONS['URL'], on an engine of the storage's own"
+    )
 
 
 def borrowing_engine(alias: str) -> Engine:
