@@ -17,7 +17,9 @@ Url = Annotated[
         help=(
             "Database URL: postgres[ql]://, mysql://, mariadb://, sqlite:///path "
             "(a synchronous driver is chosen; an asyncio driver in the URL is replaced), "
-            "or redis://, rediss://, unix:// (add ?cluster=true for a Redis Cluster)."
+            "redis://, rediss://, unix:// (add ?cluster=true for a Redis Cluster), or "
+            "dynamodb://<table>?region=<region>[&endpoint_url=<url>] (the table is in the "
+            "URL; credentials from boto3's chain)."
         ),
         show_default=False,
     ),
