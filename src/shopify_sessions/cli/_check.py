@@ -208,8 +208,9 @@ def _lock_report(storage: SQLAlchemySessionStorage, url: str) -> dict[str, Any]:
     report["mechanism"] = f"a lease in the lock table {describe_table(locks)}"
     if reflect(engine, locks.name, locks.schema) is None:
         advice.append(
-            f"the lock table {describe_table(locks)} does not exist: `shopify-sessions "
-            "upgrade` creates it (the first lock would try to)"
+            f"the lock table {describe_table(locks)} does not exist: "
+            f"`{command_line('upgrade', storage.table.name, storage.table.schema)}` creates it "
+            "(the first lock would try to)"
         )
     elif engine.dialect.name == "postgresql" and not _unlogged(engine, locks):
         name = engine.dialect.identifier_preparer.format_table(locks)
