@@ -28,6 +28,7 @@ from test_round_trips import PATHS, SHOP, Counted, expected, sample
 
 from conftest import Harness
 from shopify_sessions import Session, StorageOperationError, session_order
+from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage, SQLAlchemySessionStorage
 from shopify_sessions.sqlalchemy._direct import quiet
 
 OPERATIONS = ("store", "load", "find", "delete", "delete_many")
@@ -273,3 +274,36 @@ async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert loop.time() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_a_subclass_with_its_own_attempt_gets_every_operation(sql_harness: Harness) -> None:
+    """A storage subclass that runs operations through an ``_attempt`` of its own (as the
+    Django storage does, on Django's connection) never has it bypassed by the hot path."""
+    backend = sql_harness.backend
+    base: Any = AsyncSQLAlchemySessionStorage if backend.is_async else SQLAlchemySessionStorage
+    seen: list[str] = []
+
+    class Own(base):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+        def _attempt(self, operation: str, *args: Any) -> Any:
+            seen.append(operation)
+            return super()._attempt(operation, *args)
+
+    storage = Own(backend.url(sql_harness.sqlite_path), table=sql_harness.default_table())
+    try:
+        await call(storage, "create_table")
+        session = sample(1)
+        seen.clear()
+        for operation in OPERATIONS:
+            await run(storage, operation, session)
+        assert not storage._direct
+        assert [name for name in seen if name != "check_table"] == [
+            "store_session",
+            "load_session",
+            "find_sessions_by_shop",
+            "delete_session",
+            "delete_sessions",
+        ]
+    finally:
+        await call(storage, "close")

@@ -187,6 +187,7 @@ class StorageBase:
             not execution_options
             and (not dialect.is_async or dialect.driver in ASYNC_DRIVERS)
             and not (self._pooled and dialect.driver == "asyncpg" and not self._autocommit)
+            and not self._runs_through_own_attempt()
         )
         self._direct_mode = (
             AUTOCOMMIT
@@ -195,6 +196,16 @@ class StorageBase:
             if self._single_options is not None
             else COMMIT
         )
+
+    def _runs_through_own_attempt(self) -> bool:
+        """Whether a subclass runs every operation through an ``_attempt`` of its own (the
+        Django storage, on Django's connection in the caller's transaction): the hot path,
+        which bypasses ``_attempt``, is then never taken. The shells define ``_attempt`` and
+        ``_attempt_hot`` side by side; a class defining only the first overrides it."""
+        for cls in type(self).__mro__:
+            if "_attempt" in vars(cls):
+                return "_attempt_hot" not in vars(cls)
+        return False
 
     def _hot(self, statement: HotStatement | None, parameters: Mapping[str, Any]) -> HotCall | None:
         """``statement``'s call with ``parameters`` when the storage runs it on the driver
