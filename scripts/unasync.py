@@ -48,6 +48,8 @@ REWRITES = [
     (r"\b(apply|receive)_webhook_async\b", r"\1_webhook"),
     (r"\.aclose\(", ".close("),
     (r"\baclose_client\b", "close_client"),
+    (r"\basync_(checkout|execute|release)\b", r"\1"),
+    (r"\._direct_async\b", "._direct"),
     (r"\baopen_client\b", "open_client"),
     (r"\bAsyncDynamoDBSessionStorage\b", "DynamoDBSessionStorage"),
     (r"aiobotocore's asyncio client", "boto3"),
