@@ -49,7 +49,10 @@ SUBSET = [
     "not serial",
     "-k",
     "not outages and not (psycopg or asyncpg or pymysql or aiomysql or galera or pgbouncer"
-    " or postgresql or mysql or mariadb)",
+    " or postgresql or mysql or mariadb)"
+    # The site is built on the default Python (CI's mkdocs build --strict): on 3.10 pip picks
+    # a docs toolchain that does not build it (mkdocstrings 1.0.6, pymdown-extensions 12.3).
+    " and not test_the_reference_shows_what_a_reader_can_use",
 ]
 
 VERSION = "import shopify_sessions; print(shopify_sessions.__version__)"

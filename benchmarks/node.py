@@ -146,6 +146,24 @@ class NodePeers:
         finally:
             peer.close()
 
+    def run_dynamodb(self, endpoint: str, table: str) -> dict[str, PhaseResult]:
+        """One round of every phase through the Node DynamoDB adapter on a table of its own
+        at ``endpoint`` (created by the library: the adapter creates none)."""
+        from shopify_sessions.dynamodb import DynamoDBSessionStorage
+
+        creator = DynamoDBSessionStorage(
+            table, endpoint_url=endpoint, region_name="us-east-1",
+            client_options={"aws_access_key_id": "bench", "aws_secret_access_key": "bench"},
+        )  # fmt: skip
+        creator.create_table()
+        peer = self.open("dynamodb", "dynamodb", table, endpoint)
+        try:
+            return {phase: peer.run_phase(phase) for phase in RUN_ORDER}
+        finally:
+            peer.close()
+            creator.client.delete_table(TableName=table)
+            creator.close()
+
     @staticmethod
     def drop_keys(url: str, prefix: str) -> None:
         import redis
@@ -167,7 +185,7 @@ class NodePeer:
         url = url or peers.url(dialect)
         table = "Session" if adapter == "prisma" else table
         self.base = {"adapter": adapter, "dialect": dialect, "url": url, "table": table}
-        if dialect != "redis":  # Redis keys need no table
+        if dialect not in ("redis", "dynamodb"):  # no table for Redis; Python makes DynamoDB's
             peers.cli({**self.base, "op": "create_table"})
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())
         self._process = subprocess.Popen(
@@ -219,5 +237,5 @@ class NodePeer:
             self._stderr.close()
             if self.dialect == "redis":
                 self.peers.drop_keys(self.base["url"], self.base["table"])
-            else:
+            elif self.dialect != "dynamodb":  # its table goes with run_dynamodb
                 self.peers.cli({**self.base, "op": "drop_table"})

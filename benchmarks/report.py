@@ -26,13 +26,14 @@ LABELS = {
     "floor": "floor",
     "library": "URL",
     "engine": "app engine",
+    "core": "Core",
     "drizzle": "Drizzle",
     "prisma": "Prisma",
 }
 #: Python sides compared with raw (their ratio) and with each Node peer.
 COMPARED = ("library", "engine")
 #: The Python sides; anything else in a run is a Node peer.
-SIDE_NAMES = ("raw", "floor", "library", "engine")
+SIDE_NAMES = ("raw", "floor", "core", "library", "engine")
 RATIO_LINE = 0.8
 
 
@@ -88,6 +89,7 @@ def summarise(target: str, phase: str, runs: dict[str, list[PhaseResult]]) -> Su
     """Medians and spreads over rounds; ratios are taken round by round, then summarised."""
     ran = {who: results for who, results in runs.items() if results}
     wanted = [(who, "raw") for who in ran if who != "raw"]
+    wanted += [(side, "core") for side in COMPARED]
     wanted += [(side, peer) for side in COMPARED for peer in ran if peer not in SIDE_NAMES]
     ratios = {
         (a, b): Spread.of(x.ops_per_s / y.ops_per_s for x, y in zip(ran[a], ran[b], strict=True))
@@ -190,7 +192,10 @@ def header(
         "order that rotates from phase to phase and round to round, so a busy machine slows "
         "them alike. Values are the median over rounds, with the lowest and highest round in "
         "brackets. **raw**: hand-written driver code; **floor**: SQLAlchemy executing the "
-        "library's statements on a held connection, parameters encoded beforehand; **URL**: "
+        "library's statements on a held connection, parameters encoded beforehand; **Core**: "
+        "SQLAlchemy Core's `execute` of the same statements on an app's own engine "
+        "(SQLAlchemy's defaults), a pooled connection per operation and writes in "
+        "`engine.begin()`, parameters encoded beforehand; **URL**: "
         "the storage built from a URL (its own autocommit engine); **app engine**: the "
         "storage given `create_engine(url)` / `create_async_engine(url)` with SQLAlchemy's "
         "defaults; **Drizzle** / **Prisma**: Shopify's Node adapters on the same server "
@@ -252,7 +257,11 @@ def ops_table(summaries: Sequence[Summary]) -> list[str]:
 
 
 def ratio_table(summaries: Sequence[Summary]) -> list[str]:
-    others = ["raw", *_peers(summaries)]
+    others = [
+        "raw",
+        *(["core"] if any("core" in s.ops for s in summaries) else []),
+        *_peers(summaries),
+    ]
     pairs = [(side, other) for side in COMPARED for other in others]
     lines = [
         "| target | phase | "
@@ -294,6 +303,59 @@ def report_tables(summaries: Sequence[Summary]) -> list[str]:
             latency_table(summaries),
         ),
     ]
+
+
+#: Where the README's summary table goes (``update_readme``).
+README_START = "<!-- --8<-- [start:benchmark-summary] -->"
+README_END = "<!-- --8<-- [end:benchmark-summary] -->"
+
+
+def readme_table(summaries: Sequence[Summary]) -> list[str]:
+    """Per target, each path's worst phase against raw, Core and the slower Node adapter
+    (the median of its rounds' ratios, and the phase): the README's summary."""
+    peers = _peers(summaries)
+
+    def worst(target: str, side: str, others: Sequence[str]) -> str:
+        found = [
+            (ratio.median, s.phase)
+            for s in summaries
+            if s.target == target
+            for other in others
+            if (ratio := s.ratio(side, other)) is not None
+        ]
+        if not found:
+            return "—"
+        value, phase = min(found)
+        return f"{value:.2f} ({phase})"
+
+    columns = [("library", ("raw",)), ("engine", ("raw",)), ("engine", ("core",))]
+    if peers:
+        columns += [("library", tuple(peers)), ("engine", tuple(peers))]
+    node = " / ".join(label(peer) for peer in peers)
+    lines = [
+        "| target | "
+        + " | ".join(
+            f"{label(side)} ÷ {label(others[0]) if len(others) == 1 else node}"
+            for side, others in columns
+        )
+        + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for target in dict.fromkeys(s.target for s in summaries):
+        cells = " | ".join(worst(target, side, others) for side, others in columns)
+        lines.append(f"| {target} | {cells} |")
+    return lines
+
+
+def update_readme(path: Path, lines: Sequence[str]) -> bool:
+    """Put ``lines`` between the README's summary markers; ``False`` if it has none."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    block = "\n".join([README_START, *lines, README_END])
+    path.write_text(text[:start] + block + text[end + len(README_END) :], encoding="utf-8")
+    return True
 
 
 def plans_section(plans: dict[str, dict[str, list[str]]]) -> list[str]:

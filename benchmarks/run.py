@@ -42,14 +42,17 @@ from benchmarks.report import (
     header,
     plans_section,
     ratio_chart,
+    readme_table,
     report_tables,
     summarise,
+    update_readme,
 )
 from benchmarks.targets import (
     TARGETS,
     Admin,
     Servers,
     Target,
+    core_storage,
     engine_storage,
     floor_storage,
     library_storage,
@@ -59,13 +62,15 @@ from benchmarks.targets import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The floor holds one connection: it has no concurrent phase.
+DEFAULT_OUTPUT = ROOT / "benchmarks/results/latest.md"
+#: The floor holds one connection: it has no concurrent phase (nor has Core, whose rows
+#: the batched loads of the storages would not be comparable with).
 FLOOR_PHASES = tuple(phase for phase in RUN_ORDER if phase != "concurrent_load")
 
 
 def runs(side: str, phase: str) -> bool:
-    """Whether ``side`` runs ``phase`` (the floor has no concurrent phase)."""
-    return side != "floor" or phase in FLOOR_PHASES
+    """Whether ``side`` runs ``phase`` (the floor and Core have no concurrent phase)."""
+    return side not in ("floor", "core") or phase in FLOOR_PHASES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -88,9 +93,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=16,
         help="connections in the library's pool (default 16: as many as the raw side's workers)",
     )
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/latest.md")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--chart", type=Path, default=ROOT / "docs/benchmark-ratios.png")
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="README whose summary table to regenerate (default: README.md when the report "
+        "goes to benchmarks/results/latest.md)",
+    )
+    parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
     parser.add_argument(
         "--no-node", action="store_true", help="skip the Node peers (Drizzle and Prisma)"
     )
@@ -178,6 +191,8 @@ def _open_sync(side: str, target: Target, servers: Servers, table: str, data: Da
         return engine_storage(target, servers, table)
     if side == "floor":
         return floor_storage(target, servers, table, data)
+    if side == "core":
+        return core_storage(target, servers, table, data)
     return raw_sync_storage(target, servers, table)
 
 
@@ -319,7 +334,7 @@ class Benchmark:
                 side: f"{self.run_id}_{index}_{round_}_{side}" for side in target.sides
             }
             verifiers = {
-                side: (FloorVerifier if side == "floor" else Verifier)(
+                side: (FloorVerifier if side in ("floor", "core") else Verifier)(
                     self.data, TableChecks(admin, tables[side]), self.args.rows
                 )
                 for side in target.sides
@@ -440,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     progress(f"wrote {args.output}")
+    readme = args.readme
+    if readme is None and args.output.resolve() == DEFAULT_OUTPUT.resolve():
+        readme = ROOT / "README.md"
+    if readme is not None and not args.no_readme and update_readme(readme, readme_table(summaries)):
+        progress(f"wrote the summary table of {readme}")
     if not args.no_chart:
         ratio_chart(summaries, args.chart)
         progress(f"wrote {args.chart}")

@@ -38,9 +38,10 @@ MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 
 
 #: The Python sides of a SQL target: the library's storage built from a URL, the storage
-#: on an app's own engine, SQLAlchemy's floor, and hand-written driver code (raw, the
-#: baseline every ratio divides by).
-SQL_SIDES = ("library", "engine", "floor", "raw")
+#: on an app's own engine, SQLAlchemy Core's execute of the same statements on such an
+#: engine, SQLAlchemy's floor, and hand-written driver code (raw, the baseline every
+#: ratio divides by).
+SQL_SIDES = ("library", "engine", "core", "floor", "raw")
 #: Shopify's Node adapters for SQL databases (``node.py``, ``bench.mjs``).
 SQL_PEERS = ("drizzle", "prisma")
 
@@ -262,6 +263,80 @@ class AsyncFloor(_Floor):
     async def close(self) -> None:
         if hasattr(self, "connection"):
             await self.connection.close()
+        await self.library.close()
+
+
+def core_storage(target: Target, servers: Servers, table: str, data: Dataset) -> Any:
+    """SQLAlchemy Core on an app's own engine (``create_engine(url)``, SQLAlchemy's
+    defaults): each operation a connection of the engine's pool and the library's statement
+    through ``execute``, as an app writing it with Core would (a write in
+    ``engine.begin()``); parameters encoded beforehand, rows not made into sessions. What
+    the storage on the same engine is compared with ("within 10 % of Core")."""
+    storage = engine_storage(target, servers, table)
+    if target.is_async:
+        return AsyncCore(storage, data)
+    return SyncCore(storage, data)
+
+
+class SyncCore(_Floor):
+    def load_session(self, id: str) -> Any:
+        if not hasattr(self, "core"):
+            self.library.check_table()  # untimed (the warm-up): the table and statements
+            self.prepare(self.library._core)
+            self.engine = self.library.engine
+        with self.engine.connect() as connection:
+            return connection.execute(self.core.select_by_id, {"id": id}).first()
+
+    def store_session(self, session: Session) -> bool:
+        with self.engine.begin() as connection:
+            connection.execute(self.core.upsert, self.parameters[id(session)])
+        return True
+
+    def find_sessions_by_shop(self, shop: str) -> Any:
+        with self.engine.connect() as connection:
+            return connection.execute(self.core.select_by_shop, {"shop": shop}).all()
+
+    def delete_sessions(self, ids: list[str]) -> bool:
+        with self.engine.begin() as connection:
+            for statement, parameters in self.deletes[tuple(ids)]:
+                if isinstance(statement, str):  # the library's driver SQL
+                    connection.exec_driver_sql(statement, parameters)
+                else:
+                    connection.execute(statement, parameters)
+        return True
+
+    def close(self) -> None:
+        self.library.close()
+
+
+class AsyncCore(_Floor):
+    async def load_session(self, id: str) -> Any:
+        if not hasattr(self, "core"):
+            await self.library.check_table()
+            self.prepare(self.library._core)
+            self.engine = self.library.engine
+        async with self.engine.connect() as connection:
+            return (await connection.execute(self.core.select_by_id, {"id": id})).first()
+
+    async def store_session(self, session: Session) -> bool:
+        async with self.engine.begin() as connection:
+            await connection.execute(self.core.upsert, self.parameters[id(session)])
+        return True
+
+    async def find_sessions_by_shop(self, shop: str) -> Any:
+        async with self.engine.connect() as connection:
+            return (await connection.execute(self.core.select_by_shop, {"shop": shop})).all()
+
+    async def delete_sessions(self, ids: list[str]) -> bool:
+        async with self.engine.begin() as connection:
+            for statement, parameters in self.deletes[tuple(ids)]:
+                if isinstance(statement, str):  # the library's driver SQL
+                    await connection.exec_driver_sql(statement, parameters)
+                else:
+                    await connection.execute(statement, parameters)
+        return True
+
+    async def close(self) -> None:
         await self.library.close()
 
 

@@ -40,6 +40,7 @@ PUBLIC_MODULES = [
     "shopify_sessions",
     "shopify_sessions.sqlalchemy",
     "shopify_sessions.redis",
+    "shopify_sessions.dynamodb",
     "shopify_sessions.tokens",
     "shopify_sessions.webhooks",
     "shopify_sessions.telemetry",

@@ -1,7 +1,8 @@
 """Generate the synchronous shells from the asyncio ones.
 
 In src/shopify_sessions/sqlalchemy/ (the SQL storage), src/shopify_sessions/redis/ (the
-Redis storage), src/shopify_sessions/tokens/ (the token lifecycle) and
+Redis storage), src/shopify_sessions/dynamodb/ (the DynamoDB storage),
+src/shopify_sessions/tokens/ (the token lifecycle) and
 src/shopify_sessions/webhooks/ (the webhooks' effects), _async.py is the hand-written shell
 and _sync.py this script's output (as httpcore does), so the two cannot drift apart.
 
@@ -20,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "shopify_sessions"
 FOLDERS = [
     PACKAGE / "sqlalchemy",
     PACKAGE / "redis",
+    PACKAGE / "dynamodb",
     PACKAGE / "tokens",
     PACKAGE / "webhooks",
 ]
@@ -46,6 +48,17 @@ REWRITES = [
     (r"\b(apply|receive)_webhook_async\b", r"\1_webhook"),
     (r"\.aclose\(", ".close("),
     (r"\baclose_client\b", "close_client"),
+    (r"\basync_(checkout|execute|release)\b", r"\1"),
+    (r"\._direct_async\b", "._direct"),
+    (r"\baopen_client\b", "open_client"),
+    (r"\bAsyncDynamoDBSessionStorage\b", "DynamoDBSessionStorage"),
+    (r"aiobotocore's asyncio client", "boto3"),
+    (
+        r"\(aiobotocore's, entered: ``await\n(\s+)"
+        r"session\.create_client\(\"dynamodb\"\)\.__aenter__\(\)``\)",
+        '(``boto3.client("dynamodb")``,\n\\1or a boto3 ``Session``\'s)',
+    ),
+    (r"\n(\s+)\(aiobotocore's is made on the running loop\)\.", "."),
     (
         r"^from sqlalchemy\.ext\.asyncio import AsyncConnection, AsyncEngine, create_async_engine$",
         "from sqlalchemy import Connection, Engine, create_engine",

@@ -2,10 +2,10 @@
 
 Servers come from TEST_POSTGRESQL_URL, TEST_MYSQL_URL and TEST_REDIS_URL (defaults: this
 project's machines); the pooled backends reach that PostgreSQL through a PgBouncer the tests
-start (tests/pgbouncer.py), and the Redis Cluster is started by the tests
-(tests/redis_cluster.py). An unreachable server skips its tests, unless
-SHOPIFY_SESSIONS_REQUIRE_SERVERS (or CI) is set: then it fails them, so a CI run cannot
-pass by skipping.
+start (tests/pgbouncer.py), the Redis Cluster is started by the tests
+(tests/redis_cluster.py), and so is DynamoDB: npm's dynalite (tests/dynalite.py). An
+unreachable server skips its tests, unless SHOPIFY_SESSIONS_REQUIRE_SERVERS (or CI) is set:
+then it fails them, so a CI run cannot pass by skipping.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+import dynalite as dynalite_module
+from dynalite import Dynalite
 from galera import GaleraPair
 from galera import missing as galera_missing
 from pgbouncer import PgBouncer
@@ -49,8 +52,8 @@ class Backend:
     """One storage x driver of the matrix."""
 
     name: str
-    server: str  # "memory", "sqlite", "postgresql", "mysql", "redis" or "redis-cluster"
-    driver: str | None  # SQLAlchemy driver name; None for memory and Redis
+    server: str  # "memory", "sqlite", "postgresql", "mysql", "redis", "redis-cluster", "dynamodb"
+    driver: str | None  # SQLAlchemy driver name; None for memory, Redis and DynamoDB
     is_async: bool
     #: "pgbouncer": PostgreSQL through the tests' PgBouncer in transaction mode;
     #: "pgbouncer-session": the same in session mode; "galera": the nodes of the tests'
@@ -64,6 +67,10 @@ class Backend:
     @property
     def is_redis(self) -> bool:
         return self.server in REDIS_SERVERS
+
+    @property
+    def is_dynamodb(self) -> bool:
+        return self.server == "dynamodb"
 
     def url(self, sqlite_path: Path, node: int = 0) -> str:
         """This backend's URL (for SQL backends); ``node`` picks a Galera node (0 or 1)."""
@@ -139,6 +146,12 @@ REDIS_BACKENDS = [
     Backend("redis-cluster-async", "redis-cluster", None, True),
 ]
 BACKENDS += REDIS_BACKENDS
+#: DynamoDB: the tests' own dynalite, through boto3 and aiobotocore.
+DYNAMODB_BACKENDS = [
+    Backend("dynamodb", "dynamodb", None, False),
+    Backend("dynamodb-async", "dynamodb", None, True),
+]
+BACKENDS += DYNAMODB_BACKENDS
 
 
 @functools.cache
@@ -150,6 +163,8 @@ def server_unreachable(server: str) -> str | None:
         return redis_unreachable(REDIS_URL)
     if server == "redis-cluster":
         return cluster_unavailable()
+    if server == "dynamodb":
+        return dynalite_module.missing()
     url = make_url(POSTGRESQL_URL if server == "postgresql" else MYSQL_URL)
     driver = "psycopg" if server == "postgresql" else "pymysql"
     engine = create_engine(
@@ -233,6 +248,18 @@ def pgbouncer(pool_mode: str) -> PgBouncer:
 
 
 _GALERA: list[GaleraPair] = []
+_DYNALITE: list[Dynalite] = []
+
+
+def dynalite() -> Dynalite:
+    """The tests' dynalite: started at first use, stopped at the end of the run. Skips
+    (fails, when servers are required) without Node.js or the npm packages."""
+    if not _DYNALITE:
+        reason = dynalite_module.missing()
+        if reason is not None:
+            _unavailable(reason)
+        _DYNALITE.append(Dynalite())
+    return _DYNALITE[0]
 
 
 def galera_pair() -> GaleraPair:
@@ -266,6 +293,8 @@ def _stop_servers_we_started() -> Iterator[None]:
         _POOLERS.popitem()[1].close()
     while _GALERA:
         _GALERA.pop().close()
+    while _DYNALITE:
+        _DYNALITE.pop().close()
 
 
 class Awaited:
@@ -289,6 +318,29 @@ def unique_table_name(prefix: str = "s") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
+@contextmanager
+def dynamodb_app_url() -> Iterator[str]:
+    """A ``dynamodb://`` URL of a fresh table in the tests' dynalite, as an app is given it:
+    dynalite's credentials in the environment (as a Lambda function finds its role's), the
+    table deleted afterwards if the app made it."""
+    require_server("dynamodb")
+    server, name = dynalite(), unique_table_name("app")
+    saved = {key: os.environ.get(key) for key in dynalite_module.CREDENTIALS_ENV}
+    os.environ.update(dynalite_module.CREDENTIALS_ENV)
+    try:
+        yield server.url(name)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        client = server.client()
+        if name in client.list_tables()["TableNames"]:
+            client.delete_table(TableName=name)
+        client.close()
+
+
 @dataclass
 class Harness:
     """A backend, a fresh table name, and ways to make storages and look at rows."""
@@ -302,6 +354,8 @@ class Harness:
     #: A PostgreSQL schema (MySQL: database) of the test's own, for a table whose name is
     #: fixed (Prisma's "Session"), so that tests running at once never share it.
     schema: str | None = None
+    #: The DynamoDB tables the test made (deleted afterwards).
+    dynamodb_tables: list[str] = field(default_factory=list)
     #: (name, schema) of every table to drop after the test; the default one is first.
     tables: list[tuple[str, str | None]] = field(default_factory=list)
     _closers: list[Callable[[], Any]] = field(default_factory=list)
@@ -311,6 +365,8 @@ class Harness:
         ``node`` picks the Galera node it connects to."""
         if self.backend.is_redis:
             return self.redis_storage(**options)
+        if self.backend.is_dynamodb:
+            return self.dynamodb_storage(**options)
         if not self.backend.is_sql:
             memory = (
                 AsyncMemorySessionStorage() if self.backend.is_async else MemorySessionStorage()
@@ -340,6 +396,44 @@ class Harness:
         sync_storage = RedisSessionStorage(self.redis_url, **options)
         self._closers.append(sync_storage.close)
         return Awaited(sync_storage)
+
+    def dynamodb_storage(self, *, endpoint: str | None = None, **options: Any) -> Any:
+        """A DynamoDB storage on the test's own table, created at the first call (``table=``
+        is dropped: SQL only); ``endpoint`` puts a proxy of tests/dynalite.py before it."""
+        from shopify_sessions.dynamodb import AsyncDynamoDBSessionStorage, DynamoDBSessionStorage
+
+        options.pop("table", None)
+        name = options.pop("table_name", self.table_name)
+        server = dynalite()
+        settings = {
+            "endpoint_url": endpoint or server.endpoint,
+            "region_name": dynalite_module.REGION,
+            "client_options": {**dynalite_module.CREDENTIALS, **options.pop("client_options", {})},
+            **options,
+        }
+        if name not in self.dynamodb_tables:
+            creator = DynamoDBSessionStorage(
+                name,
+                endpoint_url=server.endpoint,
+                region_name=dynalite_module.REGION,
+                client_options=dynalite_module.CREDENTIALS,
+            )
+            creator.create_table()
+            creator.close()
+            self.dynamodb_tables.append(name)
+        if self.backend.is_async:
+            storage = AsyncDynamoDBSessionStorage(name, **settings)
+            self._closers.append(storage.close)
+            return storage
+        sync_storage = DynamoDBSessionStorage(name, **settings)
+        self._closers.append(sync_storage.close)
+        return Awaited(sync_storage)
+
+    def dynamodb_client(self) -> Any:
+        """A boto3 client of the tests' dynalite (to look at items directly)."""
+        client = dynalite().client()
+        self._closers.append(client.close)
+        return client
 
     def redis_client(self) -> Any:
         """A synchronous redis-py client of the backend's Redis (or cluster), closed later."""
@@ -418,6 +512,13 @@ def redis_url_of(backend: Backend, request: pytest.FixtureRequest) -> str | None
     return None
 
 
+@pytest.fixture(params=DYNAMODB_BACKENDS, ids=lambda b: b.name)
+def dynamodb_backend(request: pytest.FixtureRequest) -> Backend:
+    backend: Backend = request.param
+    require_server(backend.server)
+    return backend
+
+
 @pytest.fixture(params=SQL_BACKENDS, ids=lambda b: b.name)
 def sql_backend(request: pytest.FixtureRequest) -> Backend:
     backend: Backend = request.param
@@ -445,6 +546,11 @@ async def close_harness(harness: Harness) -> None:
     """Dispose of the harness's engines and drop the tables (or Redis keys) its test made."""
     if harness.backend.is_redis:
         drop_redis_keys(harness)
+    if harness.dynamodb_tables:
+        client = dynalite().client()
+        for table in harness.dynamodb_tables:
+            client.delete_table(TableName=table)
+        client.close()
     for close in reversed(harness._closers):
         result = close()
         if hasattr(result, "__await__"):
@@ -483,6 +589,13 @@ async def redis_harness(
     redis_backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Harness]:
     harness = new_harness(redis_backend, tmp_path, redis_url_of(redis_backend, request))
+    yield harness
+    await close_harness(harness)
+
+
+@pytest.fixture
+async def dynamodb_harness(dynamodb_backend: Backend, tmp_path: Path) -> AsyncIterator[Harness]:
+    harness = new_harness(dynamodb_backend, tmp_path)
     yield harness
     await close_harness(harness)
 

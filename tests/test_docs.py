@@ -11,6 +11,9 @@ The convention, stated in docs/development.md:
 - A titled block whose only line is a snippet include (``--8<-- "examples/x.py"``) shows a
   file of the repository: the file must exist and be run by a test (here for the
   quickstart; by tests/test_examples.py for the examples that need Shopify's stand-in).
+- A titled block listed in ``PROJECT_FILES`` is a file of a project that another test
+  builds and runs as a whole (the Django project of "Testing your app"): that test writes
+  it as it is, at the path its title names, and runs the project's own commands.
 - Any other ```python block is a fragment: it must compile (top-level ``await`` allowed),
   and nothing runs it.
 
@@ -47,6 +50,21 @@ INCLUDED = {
     "examples/django_app/shopapp/settings.py": "tests/frameworks/test_django.py",
     "examples/django_app/shopapp/urls.py": "tests/frameworks/test_django.py",
     "examples/django_app/shopapp/views.py": "tests/frameworks/test_django.py",
+}
+
+# Titled blocks that are files of a project, by page, and the test that builds and runs it.
+PROJECT_FILES = {
+    "docs/testing.md": (
+        "tests/frameworks/test_django_project.py",
+        {
+            "mysite/settings.py (at its end)",
+            "mysite/views.py",
+            "mysite/urls.py",
+            "mysite/tests.py",
+            "pytest.ini",
+            "test_app_home.py",
+        },
+    ),
 }
 
 
@@ -90,8 +108,14 @@ def blocks() -> list[Block]:
     return found
 
 
+def project_file(block: Block) -> bool:
+    """Whether ``block`` is a file of a project that another test runs (``PROJECT_FILES``)."""
+    _, titles = PROJECT_FILES.get(str(block.page.relative_to(ROOT)), ("", set()))
+    return block.title in titles
+
+
 ALL = [block for block in blocks() if block.language == "python"]
-PROGRAMS = [block for block in ALL if block.title and not block.include]
+PROGRAMS = [block for block in ALL if block.title and not block.include and not project_file(block)]
 INCLUDES = [block for block in ALL if block.include]
 FRAGMENTS = [block for block in ALL if not block.title]
 
@@ -109,20 +133,30 @@ def test_program_runs(block: Block, tmp_path: Path) -> None:
     is_test = program.name.startswith("test_")
     pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio", "-W", "error"]
     runner = pytest if is_test else []
-    # Not CI's pytest options for this run (workers, the serial phase's selection).
-    environment = {name: value for name, value in os.environ.items() if name != "PYTEST_ADDOPTS"}
+    # A reader's shell: no Django settings that the suite's own Django tests set, and not
+    # CI's pytest options for this run (workers, the serial phase's selection).
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PYTEST_ADDOPTS")
+    }
     result = subprocess.run(
         [sys.executable, "-W", "error", *runner, program.name],
         cwd=tmp_path,
-        env=environment,
         capture_output=True,
         text=True,
+        env=environment,
         timeout=120,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{block.where} ({block.title}):\n{output}"
     if is_test:
         assert " passed" in result.stdout and "skipped" not in result.stdout, output
+
+
+def test_project_files_are_on_their_page_and_run_by_their_test() -> None:
+    for page, (test, titles) in PROJECT_FILES.items():
+        found = {block.title for block in blocks() if block.page == ROOT / page}
+        assert titles <= found, f"{page} lacks {titles - found}"
+        assert page in (ROOT / test).read_text(encoding="utf-8"), f"{test} does not read {page}"
 
 
 @pytest.mark.parametrize("block", INCLUDES, ids=lambda block: f"{block.where}:{block.include}")

@@ -30,6 +30,10 @@ PUBLIC_MODULES = {
         "reference/sqlalchemy/",
     ),
     "shopify_sessions.redis": ("src/shopify_sessions/redis/__init__.py", "reference/redis/"),
+    "shopify_sessions.dynamodb": (
+        "src/shopify_sessions/dynamodb/__init__.py",
+        "reference/dynamodb/",
+    ),
     "shopify_sessions.tokens": (
         "src/shopify_sessions/tokens/__init__.py",
         "reference/tokens/",

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import MissingSessionTableError, SessionTableSchemaError
 from ._storage import is_asyncio_storage
@@ -64,12 +64,33 @@ def _redis(url: str, is_async: bool, options: StorageOptions) -> Any:
     return RedisSessionStorage(url)
 
 
+def _dynamodb(url: str, is_async: bool, options: StorageOptions) -> Any:
+    if options.schema is not None:
+        raise ValueError("a DynamoDB table has no schema: leave the schema unset")
+    parts = urlsplit(url)
+    if options.table is not None:
+        if parts.netloc and parts.netloc != options.table:
+            raise ValueError(
+                f"the DynamoDB URL names the table {parts.netloc!r} and the settings "
+                f"{options.table!r}: name it once"
+            )
+        url = urlunsplit(parts._replace(netloc=options.table))
+    if is_async:
+        from .dynamodb import AsyncDynamoDBSessionStorage
+
+        return AsyncDynamoDBSessionStorage(url)
+    from .dynamodb import DynamoDBSessionStorage
+
+    return DynamoDBSessionStorage(url)
+
+
 #: The backends a URL names by its scheme, and what makes the storage of each; any other
 #: URL is a database URL (:func:`_sqlalchemy`). A new backend adds its schemes here.
 BACKENDS: dict[str, Opener] = {
     "redis": _redis,
     "rediss": _redis,
     "unix": _redis,
+    "dynamodb": _dynamodb,
 }
 
 
@@ -77,7 +98,9 @@ def storage_from_url(
     url: str, *, is_async: bool, options: StorageOptions = StorageOptions()
 ) -> Any:
     """The storage a URL names, sync or asyncio: ``redis://``, ``rediss://`` and
-    ``unix://`` make a Redis storage; any other URL a SQL one (``postgresql+asyncpg://``,
+    ``unix://`` make a Redis storage, ``dynamodb://<table>?region=...`` a DynamoDB one
+    (the settings' table, if any, names its table when the URL does not); any other URL
+    a SQL one (``postgresql+asyncpg://``,
     ``sqlite:///app.db``...), whose driver :func:`~shopify_sessions.sqlalchemy.resolve_url`
     checks (an asyncio driver for a sync storage is refused, naming the class to use).
 

@@ -3,8 +3,9 @@
 
 The bad entries are what real data can hold: text where a date-time belongs (SQLite), a
 refresh-token expiry out of any date's range (PostgreSQL, the raw adapters' epoch
-milliseconds), MariaDB's zero date, and Redis keys under the prefix whose values are not
-sessions. Their values (a token among them) never appear in the output.
+milliseconds), MariaDB's zero date, Redis keys under the prefix whose values are not
+sessions, and DynamoDB items whose attributes are not a session's. Their values (a token
+among them) never appear in the output.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from test_command import SHOP, Database, open_database, population
+from test_dynamodb_command import AWS, Table
 from test_redis_command import Keys
 
 from command import Run, run
@@ -37,26 +39,51 @@ RAW_POSTGRESQL = (
 
 @dataclass
 class Place:
-    """Where the sessions are: a table (``db``) or Redis keys (``keys``)."""
+    """Where the sessions are: a table (``db``), Redis keys (``keys``) or a DynamoDB
+    table (``dynamodb``: its URL names it)."""
 
     db: Database | None = None
     keys: Keys | None = None
+    dynamodb: Table | None = None
 
     def options(self) -> tuple[list[str], str]:
         if self.keys is not None:
             return ["--key-prefix", self.keys.prefix], self.keys.url
+        if self.dynamodb is not None:
+            return [], self.dynamodb.url
         assert self.db is not None
         return ["--table", self.db.table], self.db.url
 
     def run(self, subcommand: str, *args: str) -> Run:
         options, url = self.options()
-        return run(subcommand, *options, *args, url=url)
+        return run(subcommand, *options, *args, url=url, env=AWS)
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mysql", "redis"])
+@pytest.fixture(params=["sqlite", "postgresql", "mysql", "redis", "dynamodb"])
 def place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Place]:
     """A table or key prefix with the population's four sessions and two bad entries,
     ``bad_1`` (expired, so purge would look at it) and ``bad_2``."""
+    if request.param == "dynamodb":
+        require_server("dynamodb")
+        table = Table()
+        table.create()
+        storage = table.storage()
+        for session in population():
+            storage.store_session(session)
+        storage.client.put_item(
+            TableName=table.name,
+            Item={"id": {"S": "bad_1"}, "shop": {"S": SHOP}, "expires": {"S": "not a date"},
+                  "accessToken": {"S": BAD_TOKEN}},
+        )  # fmt: skip
+        storage.client.put_item(
+            TableName=table.name,
+            Item={"id": {"S": "bad_2"}, "shop": {"S": SHOP}, "isOnline": {"S": "yes"},
+                  "accessToken": {"S": BAD_TOKEN}},
+        )  # fmt: skip
+        storage.close()
+        yield Place(dynamodb=table)
+        table.drop()
+        return
     if request.param == "redis":
         require_server("redis")
         keys = Keys(REDIS_URL)
@@ -101,7 +128,8 @@ def place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Place]:
 
 def assert_named_not_shown(result: Run) -> None:
     entries = result.json["invalid_entries"]
-    assert [entry["entry"][-5:] for entry in entries] == ["bad_1", "bad_2"]
+    # in the walk's order: the id's on SQL and Redis, the table's own on DynamoDB
+    assert sorted(entry["entry"][-5:] for entry in entries) == ["bad_1", "bad_2"]
     assert all(entry["entry"] in entry["error"] for entry in entries)
     assert result.json["invalid"] == 2
     assert BAD_TOKEN not in result.stdout + result.stderr
@@ -137,8 +165,8 @@ def test_copy_copies_every_session_and_lists_what_is_no_session(
 ) -> None:
     target = f"sqlite:///{tmp_path / f'target_{uuid.uuid4().hex[:6]}.sqlite3'}"
     options, url = place.options()
-    source = ["--source-key-prefix" if place.keys else "--source-table", options[1]]
-    copied = run("copy", url, target, *source, "--json")
+    source = ["--source-key-prefix" if place.keys else "--source-table", *options[1:]]
+    copied = run("copy", url, target, *source[: len(options)], "--json", env=AWS)
     assert copied.code == 8, copied.stdout + copied.stderr
     assert (
         copied.json["copied"]
@@ -152,8 +180,14 @@ def test_copy_copies_every_session_and_lists_what_is_no_session(
 
 
 def test_without_a_handler_a_walk_raises_the_typed_error(place: Place) -> None:
-    storage = place.keys.storage() if place.keys else place.db.storage()  # type: ignore[union-attr]
-    with pytest.raises(SessionDataError, match="bad_1"):
+    storage = (
+        place.keys.storage()
+        if place.keys
+        else place.dynamodb.storage()
+        if place.dynamodb
+        else place.db.storage()  # type: ignore[union-attr]
+    )
+    with pytest.raises(SessionDataError, match=r"bad_[12]"):
         for _ in storage.sessions():
             pass
     storage.close()

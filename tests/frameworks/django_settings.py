@@ -1,19 +1,25 @@
 """The example project's settings, plus the test servers as DATABASES entries (nothing
 connects to an entry until it is used) and a few entries that must be refused.
 
-``SHOPIFY_SESSIONS_TEST_DATABASE`` and ``SHOPIFY_SESSIONS_TEST_TABLE`` choose the entry and
-the table, for the ``manage.py`` subprocesses (the tests in this process override the
-setting instead)."""
+``SHOPIFY_SESSIONS_TEST_DATABASE``, ``SHOPIFY_SESSIONS_TEST_TABLE`` (empty: the layout's
+own) and ``SHOPIFY_SESSIONS_TEST_LAYOUT`` choose the entry, the table and its layout, for
+the ``manage.py`` subprocesses (the tests in this process override the setting instead)."""
 
 import os
 import tempfile
 
 os.environ.setdefault("SQLITE_PATH", os.path.join(tempfile.mkdtemp(), "django.sqlite3"))
 
+import pymysql
 from sqlalchemy import make_url
 
 from conftest import MYSQL_URL, POSTGRESQL_URL
 from shopapp.settings import *  # noqa: F403
+
+# Django's MySQL backend on PyMySQL (mysqlclient needs C headers to build): PyMySQL
+# stands in for MySQLdb, as many projects run it, under the version Django asks for.
+pymysql.version_info = (2, 2, 1, "final", 0)
+pymysql.install_as_MySQLdb()
 
 
 def _entry(url: str, engine: str) -> dict[str, object]:
@@ -45,5 +51,6 @@ DATABASES = {
 }
 SHOPIFY_SESSIONS = {
     "DATABASE": os.environ.get("SHOPIFY_SESSIONS_TEST_DATABASE", "default"),
-    "TABLE": os.environ.get("SHOPIFY_SESSIONS_TEST_TABLE", "session"),
+    "TABLE": os.environ.get("SHOPIFY_SESSIONS_TEST_TABLE", "session") or None,
+    "LAYOUT": os.environ.get("SHOPIFY_SESSIONS_TEST_LAYOUT", "default"),
 }

@@ -30,7 +30,7 @@ from django.test import Client, override_settings  # noqa: E402
 django.setup()
 
 import scenario  # noqa: E402
-from conftest import REDIS_URL, require_server, unique_table_name  # noqa: E402
+from conftest import REDIS_URL, dynamodb_app_url, require_server, unique_table_name  # noqa: E402
 from shopify_requests import (  # noqa: E402
     StandIn,
     counts,
@@ -132,7 +132,7 @@ def test_the_example_serves_app_home_and_applies_signed_webhooks(
     finally:
         shopify.webhook_received.disconnect(keep)
     assert [r.topic for r in received] == ["app/scopes_update", *["app/uninstalled"] * 2]
-    assert shopify.get_storage().engine.url.database == project.storage.engine.url.database
+    assert shopify.get_storage().alias == project.alias  # on Django's connection of the entry
 
 
 def test_the_example_refreshes_once_and_replaces_a_dead_refresh_token(
@@ -188,6 +188,24 @@ def test_a_redis_url_makes_a_redis_storage(standin: StandIn, shop: str) -> None:
         ),
     ):
         assert isinstance(shopify.get_storage(), RedisSessionStorage)
+        bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
+        assert DjangoClient().post("/api/products/count", headers=bearer).status_code == 200
+        assert shopify.get_storage().load_session(offline_session_id(shop)) is not None
+
+
+def test_a_dynamodb_url_makes_a_dynamodb_storage(standin: StandIn, shop: str) -> None:
+    from shopify_sessions.dynamodb import DynamoDBSessionStorage
+
+    with (
+        dynamodb_app_url() as url,
+        http_client(standin) as http,
+        override_settings(
+            SHOPIFY_API_KEY=standin.client_id,
+            SHOPIFY_API_SECRET=standin.client_secret,
+            SHOPIFY_SESSIONS={"URL": url, "HTTP_CLIENT": http, "CREATE_TABLE": True},
+        ),
+    ):
+        assert isinstance(shopify.get_storage(), DynamoDBSessionStorage)
         bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
         assert DjangoClient().post("/api/products/count", headers=bearer).status_code == 200
         assert shopify.get_storage().load_session(offline_session_id(shop)) is not None

@@ -21,7 +21,7 @@ import uvicorn
 from fastapi import Depends, FastAPI
 
 import scenario
-from conftest import REDIS_URL, require_server
+from conftest import REDIS_URL, dynamodb_app_url, require_server
 from shopify_requests import (
     StandIn,
     async_http_client,
@@ -40,6 +40,7 @@ from shopify_sessions import (
     Session,
     SessionTableSchemaError,
 )
+from shopify_sessions.dynamodb import DynamoDBSessionStorage
 from shopify_sessions.fastapi import ShopifySessions
 from shopify_sessions.redis import RedisSessionStorage
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
@@ -166,16 +167,28 @@ async def test_both_sessions_in_one_route_verify_the_request_once(
         assert counts(standin, shop)["id_token_exchanges"] == 2
 
 
-@pytest.mark.parametrize("url", ["redis", "database"])
-async def test_a_redis_or_database_url_makes_the_storage(
+@pytest.mark.parametrize("url", ["redis", "database", "dynamodb"])
+async def test_a_database_redis_or_dynamodb_url_makes_its_storage(
     standin: StandIn, shop: str, tmp_path: Path, url: str
 ) -> None:
-    from shopify_sessions.redis import AsyncRedisSessionStorage
-    from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage
-
+    if url == "dynamodb":
+        with dynamodb_app_url() as location:
+            await _serves_from(location, standin, shop)
+        return
     if url == "redis":
         require_server("redis")
     location = REDIS_URL if url == "redis" else f"sqlite+aiosqlite:///{tmp_path}/u.db"
+    await _serves_from(location, standin, shop)
+
+
+async def _serves_from(location: str, standin: StandIn, shop: str) -> None:
+    """The app made from ``location`` creates its table, serves a request with the
+    storage its scheme names, and keeps the session there."""
+    from shopify_sessions.dynamodb import AsyncDynamoDBSessionStorage
+    from shopify_sessions.redis import AsyncRedisSessionStorage
+    from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage
+
+    url = location.partition(":")[0]
     shopify = ShopifySessions(
         location,
         client_id=standin.client_id,
@@ -187,8 +200,8 @@ async def test_a_redis_or_database_url_makes_the_storage(
     bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
     with redis_keys_cleaned(shop) if url == "redis" else nullcontext():
         async with shopify.lifespan(app), _client(app) as client:
-            kind = AsyncRedisSessionStorage if url == "redis" else AsyncSQLAlchemySessionStorage
-            assert isinstance(shopify.storage, kind)
+            kinds = {"redis": AsyncRedisSessionStorage, "dynamodb": AsyncDynamoDBSessionStorage}
+            assert isinstance(shopify.storage, kinds.get(url, AsyncSQLAlchemySessionStorage))
             assert (await client.get("/shop", headers=bearer)).json()["shop"] == shop
             assert await shopify.storage.load_session(f"offline_{shop}") is not None
 
@@ -258,8 +271,12 @@ async def test_the_storage_is_made_once_at_startup_and_closed_at_shutdown(
         (MemorySessionStorage, "AsyncMemorySessionStorage"),
         (lambda: SQLAlchemySessionStorage("sqlite://"), "AsyncSQLAlchemySessionStorage"),
         (lambda: RedisSessionStorage(REDIS_URL), "AsyncRedisSessionStorage"),
+        (
+            lambda: DynamoDBSessionStorage("dynamodb://t12?region=us-east-1"),
+            "AsyncDynamoDBSessionStorage",
+        ),
     ],
-    ids=["memory", "sqlalchemy", "redis"],
+    ids=["memory", "sqlalchemy", "redis", "dynamodb"],
 )
 async def test_a_synchronous_storage_is_refused_at_startup_naming_its_twin(
     standin: StandIn, made: Any, twin: str

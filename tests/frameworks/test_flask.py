@@ -19,7 +19,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 import scenario
-from conftest import REDIS_URL, require_server
+from conftest import REDIS_URL, dynamodb_app_url, require_server
 from shopify_requests import (
     StandIn,
     counts,
@@ -36,6 +36,7 @@ from shopify_sessions import (
     MissingSessionTableError,
     SessionTableSchemaError,
 )
+from shopify_sessions.dynamodb import AsyncDynamoDBSessionStorage
 from shopify_sessions.flask import ShopifySessions
 from shopify_sessions.redis import AsyncRedisSessionStorage, RedisSessionStorage
 from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage, SQLAlchemySessionStorage
@@ -134,13 +135,25 @@ def test_a_network_failure_during_the_exchange_is_503(standin: StandIn, shop: st
     assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "1"), answer.text
 
 
-@pytest.mark.parametrize("url", ["redis", "database"])
-def test_a_redis_or_database_url_makes_the_storage(
+@pytest.mark.parametrize("url", ["redis", "database", "dynamodb"])
+def test_a_database_redis_or_dynamodb_url_makes_its_storage(
     standin: StandIn, shop: str, tmp_path: Path, url: str
 ) -> None:
+    if url == "dynamodb":
+        with dynamodb_app_url() as location:
+            _serves_from(location, standin, shop)
+        return
     if url == "redis":
         require_server("redis")
-    location = REDIS_URL if url == "redis" else f"sqlite:///{tmp_path}/u.db"
+    _serves_from(REDIS_URL if url == "redis" else f"sqlite:///{tmp_path}/u.db", standin, shop)
+
+
+def _serves_from(location: str, standin: StandIn, shop: str) -> None:
+    """The app made from ``location`` creates its table, serves a request with the
+    storage its scheme names, and keeps the session there."""
+    from shopify_sessions.dynamodb import DynamoDBSessionStorage
+
+    url = location.partition(":")[0]
     bearer = {"Authorization": f"Bearer {session_token(standin, shop)}"}
     with (
         redis_keys_cleaned(shop) if url == "redis" else nullcontext(),
@@ -158,8 +171,8 @@ def test_a_redis_or_database_url_makes_the_storage(
         assert app.test_client().get("/shop", headers=bearer).text == shop
         with app.app_context():
             storage = app.extensions["shopify_sessions"].storage
-            kind = RedisSessionStorage if url == "redis" else SQLAlchemySessionStorage
-            assert isinstance(storage, kind)
+            kinds = {"redis": RedisSessionStorage, "dynamodb": DynamoDBSessionStorage}
+            assert isinstance(storage, kinds.get(url, SQLAlchemySessionStorage))
             assert storage.load_session(f"offline_{shop}") is not None
             storage.close()
 
@@ -183,8 +196,12 @@ def test_a_missing_or_unusable_table_stops_init_app_with_the_fix(
         (AsyncMemorySessionStorage, "MemorySessionStorage"),
         (lambda: AsyncSQLAlchemySessionStorage("sqlite+aiosqlite://"), "SQLAlchemySessionStorage"),
         (lambda: AsyncRedisSessionStorage(REDIS_URL), "RedisSessionStorage"),
+        (
+            lambda: AsyncDynamoDBSessionStorage("dynamodb://t12?region=us-east-1"),
+            "DynamoDBSessionStorage",
+        ),
     ],
-    ids=["memory", "sqlalchemy", "redis"],
+    ids=["memory", "sqlalchemy", "redis", "dynamodb"],
 )
 def test_an_asyncio_storage_is_refused_naming_its_twin(
     standin: StandIn, made: Any, twin: str

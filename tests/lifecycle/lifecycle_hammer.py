@@ -21,7 +21,13 @@ API_VERSION = "2026-10"
 
 
 def open_storage(url: str, table: str, options: dict[str, Any], is_async: bool) -> Any:
-    """The storage a worker process opens: SQL on ``table``, or Redis under that key prefix."""
+    """The storage a worker process opens: SQL on ``table``, Redis under that key prefix, or
+    DynamoDB's table in its URL (``options``: the client's, with dynalite's credentials)."""
+    if url.startswith("dynamodb"):
+        from shopify_sessions.dynamodb import AsyncDynamoDBSessionStorage, DynamoDBSessionStorage
+
+        kind = AsyncDynamoDBSessionStorage if is_async else DynamoDBSessionStorage
+        return kind(url, client_options=options)
     if url.startswith("redis"):
         from shopify_sessions.redis import AsyncRedisSessionStorage, RedisSessionStorage
 

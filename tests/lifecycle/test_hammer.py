@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+import dynalite as dynalite_module
 from conftest import (
+    DYNAMODB_BACKENDS,
     GALERA_BACKENDS,
     POOLED_BACKENDS,
     REDIS_BACKENDS,
@@ -22,6 +24,7 @@ from conftest import (
     Backend,
     Harness,
     close_harness,
+    dynalite,
     new_harness,
     redis_url_of,
     require_backend,
@@ -38,15 +41,34 @@ LIFETIME, SKEW, SECONDS = 3, 1.0, 15.0  # access tokens of 3 s, refreshed 1 s be
 
 
 @pytest.fixture(
-    params=[*SQL_BACKENDS, *POOLED_BACKENDS, *GALERA_BACKENDS, *REDIS_BACKENDS],
+    params=[
+        *SQL_BACKENDS,
+        *POOLED_BACKENDS,
+        *GALERA_BACKENDS,
+        *REDIS_BACKENDS,
+        *DYNAMODB_BACKENDS,
+    ],
     ids=lambda b: b.name,
 )
 async def hammer_harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     """Every SQL backend, directly, through PgBouncer, and across a Galera pair (each
-    process on one of its nodes, in turn); Redis and the Redis Cluster."""
+    process on one of its nodes, in turn); Redis and the Redis Cluster; DynamoDB (boto3 and
+    aiobotocore, on the tests' dynalite)."""
     backend: Backend = request.param
     require_backend(backend)
     harness = new_harness(backend, tmp_path, redis_url_of(backend, request))
+    yield harness
+    await close_harness(harness)
+
+
+@pytest.fixture(params=[*SQL_BACKENDS, *DYNAMODB_BACKENDS[:1]], ids=lambda b: b.name)
+async def unlocked_harness(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    """The SQL backends, and DynamoDB: the hammer without the lock must fail on each."""
+    backend: Backend = request.param
+    require_backend(backend)
+    harness = new_harness(backend, tmp_path)
     yield harness
     await close_harness(harness)
 
@@ -57,6 +79,8 @@ async def _open(harness: Harness) -> tuple[Any, dict[str, Any]]:
     options: dict[str, Any] = {}
     if harness.backend.is_redis:
         return storage, options
+    if harness.backend.is_dynamodb:  # the table exists; the workers sign for dynalite
+        return storage, dict(dynalite_module.CREDENTIALS)
     await storage.create_table()
     if harness.backend.server == "sqlite":
         harness.sql("PRAGMA journal_mode=WAL")
@@ -68,6 +92,8 @@ def _url(harness: Harness, process: int) -> str:
     """The URL worker ``process`` opens (a Galera node of its own, in turn)."""
     if harness.redis_url is not None:
         return harness.redis_url
+    if harness.backend.is_dynamodb:
+        return dynalite().url(harness.table_name)
     return harness.backend.url(harness.sqlite_path, node=process)
 
 
@@ -144,11 +170,12 @@ async def test_one_refresh_per_lifetime_and_no_reuse(
 
 
 async def test_without_the_lock_the_hammer_fails(
-    sql_harness: Harness, fake_shopify: FakeShopify
+    unlocked_harness: Harness, fake_shopify: FakeShopify
 ) -> None:
     """The hammer can fail: without single flight, workers reuse refresh tokens and the
     strict FakeShopify locks the shops out. (A little latency at the token endpoint stands
     for the network between an app and Shopify.)"""
+    sql_harness = unlocked_harness
     shops, results = await _hammer(
         sql_harness, fake_shopify, locked=False, seconds=3.0, latency=0.05
     )

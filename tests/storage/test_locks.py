@@ -120,13 +120,15 @@ async def test_the_lock_is_exclusive_and_bounded(harness: Harness) -> None:
 
 
 async def test_the_lock_serialises_many_workers(harness: Harness) -> None:
-    """Eight workers on two storages (two Galera nodes) increment one counter under the
-    lock; none is lost."""
+    """Eight workers on two storages (two Galera nodes; two DynamoDB clients) increment one
+    counter under the lock; none is lost."""
     storage = harness.storage(table=harness.default_table())
     storages = [storage, storage]
     if harness.backend.is_sql:  # memory storages are each on their own
         await storage.create_table()
         storages[1] = harness.storage(table=harness.table_name, node=1)
+    if harness.backend.is_dynamodb:  # excluding each other through the table alone
+        storages[1] = harness.storage()
     counter = {"value": 0, "inside": 0, "overlaps": 0}
 
     def critical() -> None:

@@ -20,11 +20,11 @@ UTC = timezone.utc
 ids = itertools.count()
 
 
-def text(backend: Backend, max_size: int) -> st.SearchStrategy[str]:
+def text(backend: Backend, max_size: int, min_size: int = 0) -> st.SearchStrategy[str]:
     """Unicode of every plane; PostgreSQL text cannot hold NUL (refused as invalid input)."""
     excluded = "\x00" if backend.server == "postgresql" else ""
     alphabet = st.characters(exclude_categories=("Cs",), exclude_characters=excluded)
-    return st.text(alphabet, max_size=max_size)
+    return st.text(alphabet, min_size=min_size, max_size=max_size)
 
 
 def moments(backend: Backend) -> st.SearchStrategy[datetime]:
@@ -50,7 +50,8 @@ def sessions(backend: Backend) -> st.SearchStrategy[Session]:
     return st.builds(
         _session,
         suffix=text(backend, 60),
-        shop=text(backend, 80),
+        # DynamoDB refuses an empty string as an index key (the shop); so does the storage.
+        shop=text(backend, 80, min_size=1 if backend.is_dynamodb else 0),
         state=text(backend, 40),
         is_online=st.booleans(),
         scope=st.none() | text(backend, 10_000),
@@ -113,6 +114,15 @@ def as_written_by_node(session: Session) -> Session:
     return copy
 
 
+def as_written_to_dynamodb(session: Session) -> Session:
+    """``session`` as the Node DynamoDB layout keeps it: ``toObject()`` leaves an empty
+    scope or refresh token out of the item, so it reads back as None."""
+    copy = session.copy()
+    copy.scope = copy.scope or None
+    copy.refresh_token = copy.refresh_token or None
+    return copy
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -127,6 +137,8 @@ def test_any_valid_session_round_trips(
     session = as_written(drawn) if backend.is_sql else drawn
     if backend.is_redis:
         session = as_written_by_node(drawn)
+    if backend.is_dynamodb:
+        session = as_written_to_dynamodb(drawn)
     loaded = run("load_session", session.id)
     assert loaded == session
     assert loaded.expires == session.expires

@@ -54,8 +54,9 @@ def sample(index: int) -> Session:
 
 def expected(backend: Backend, path: str, kind: str, statements: list[str]) -> list[str]:
     """The first word of each round trip of an operation: a ``read``, a ``write``, or
-    ``together`` (writes that commit together)."""
-    if path == "url":
+    ``together`` (writes that commit together). (``autocommit``: the app's engine built
+    with the storage's own settings, which docs/storage.md says make it one round trip.)"""
+    if path in ("url", "autocommit"):
         return ["BEGIN", *statements, "COMMIT"] if kind == "together" else statements
     if kind == "read":
         return [*statements, "ROLLBACK"] if backend.server == "mysql" else statements
@@ -69,7 +70,7 @@ def expected(backend: Backend, path: str, kind: str, statements: list[str]) -> l
 class Counted:
     """A storage on one path whose round trips are counted, and the engine it runs on."""
 
-    def __init__(self, harness: Harness, path: str) -> None:
+    def __init__(self, harness: Harness, path: str, *, listen: bool = True) -> None:
         backend = harness.backend
         self.harness = harness
         self.path = path
@@ -86,17 +87,25 @@ class Counted:
             )
             self.storage = cls(url, table=table)
             self.engine = self.storage.engine
-        elif backend.is_async:
-            self.engine = create_async_engine(url)  # the app's engine, SQLAlchemy's defaults
-            self.storage = AsyncSQLAlchemySessionStorage(self.engine, table=table)
         else:
-            self.engine = create_engine(url)
-            self.storage = SQLAlchemySessionStorage(self.engine, table=table)
+            # The app's engine: SQLAlchemy's defaults, or in autocommit as the storage's own.
+            options: dict[str, Any] = {}
+            if path == "autocommit":
+                options = {"isolation_level": "AUTOCOMMIT", "skip_autocommit_rollback": True}
+            if backend.is_async:
+                self.engine = create_async_engine(url, **options)
+                self.storage = AsyncSQLAlchemySessionStorage(self.engine, table=table)
+            else:
+                self.engine = create_engine(url, **options)
+                self.storage = SQLAlchemySessionStorage(self.engine, table=table)
         self.sqlite = SQLiteTrace(self.engine) if backend.server == "sqlite" else None
-        #: What the engine's own event listeners saw (an app's tracing, say).
+        #: What the engine's own event listeners saw (an app's tracing, say); with
+        #: ``listen=False`` nothing listens, and the storage built from a URL runs its hot
+        #: statements on the driver connection (tests/storage/test_hot_path.py).
         self.seen: list[str] = []
-        sync_engine = getattr(self.engine, "sync_engine", self.engine)
-        event.listen(sync_engine, "before_cursor_execute", self._seen)
+        if listen:
+            sync_engine = getattr(self.engine, "sync_engine", self.engine)
+            event.listen(sync_engine, "before_cursor_execute", self._seen)
 
     def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.seen.append(statement.split(None, 1)[0].upper())

@@ -50,6 +50,15 @@ def test_a_backend_never_loads_another() -> None:
         "assert 'shopify_sessions.redis' not in sys.modules and 'redis' not in sys.modules\n"
     )
     assert done.returncode == 0, done.stderr
+    done = _run(
+        "import sys\n"
+        "import shopify_sessions.dynamodb\n"
+        "loaded = {'sqlalchemy', 'redis', 'shopify_sessions.sqlalchemy',\n"
+        "          'shopify_sessions.redis', 'shopify_sessions.tokens',\n"
+        "          'shopify_sessions.webhooks'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_testing_layer_sits_on_top_and_nothing_imports_it() -> None:
@@ -111,7 +120,7 @@ LAYERS = [
             "_wrappers",
         ],
     ),
-    ("backends", ["sqlalchemy", "redis"]),
+    ("backends", ["sqlalchemy", "redis", "dynamodb"]),
     ("lifecycle", ["telemetry", "tokens", "shopify_app", "webhooks"]),
     (
         "frameworks, command and testing",

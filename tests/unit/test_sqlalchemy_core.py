@@ -1022,3 +1022,101 @@ def test_conflicts_are_told_apart(driver_error: Exception, conflict: bool) -> No
 def test_only_database_failures_are_translated(error: Exception) -> None:
     # The storages translate what FAILURES catches; everything else passes through as it is.
     assert not isinstance(error, FAILURES)
+
+
+# --- hot statements ------------------------------------------------------------
+
+
+def _driver_dialects() -> list[Dialect]:
+    """The dialects of the drivers the storages run on (no connection made)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    sync = ("postgresql+psycopg://", "mysql+pymysql://", "sqlite://")
+    asynchronous = ("postgresql+asyncpg://", "mysql+aiomysql://", "sqlite+aiosqlite://")
+    return [create_engine(url).dialect for url in sync] + [
+        create_async_engine(url).dialect for url in asynchronous
+    ]
+
+
+def sqlalchemy_sends(statement: Any, dialect: Dialect, parameters: dict[str, Any]) -> Any:
+    """The text and driver parameters SQLAlchemy's execute would send (its compiled form,
+    its bind processors, its parameter order)."""
+    compiled = statement.compile(dialect=dialect)
+    processed = {
+        name: (compiled._bind_processors.get(name) or (lambda value: value))(value)
+        for name, value in compiled.construct_params(parameters).items()
+    }
+    if compiled.positiontup is None:
+        return compiled.string, processed
+    return compiled.string, tuple(processed[name] for name in compiled.positiontup)
+
+
+@pytest.mark.parametrize(
+    "dialect",
+    [postgresql.dialect(), mysql.dialect(), sqlite.dialect(), *_driver_dialects()],
+    ids=lambda d: f"{d.name}+{d.driver}",
+)
+def test_hot_statements_send_what_sqlalchemy_would(dialect: Dialect) -> None:
+    core = SessionTableCore(session_table(MetaData()), dialect)
+    session = Session(
+        "shop_1",
+        "shop.myshopify.com",
+        "state",
+        True,
+        scope="read_products",
+        expires=datetime(2031, 6, 1, 12, 0, 0, 123000, tzinfo=UTC),
+        access_token=SECRET,
+        online_access_info=OnlineAccessInfo(
+            associated_user=AssociatedUser(id=7, email_verified=True, account_owner=False)
+        ),
+    )
+    parameters = core.store_parameters(session)
+    assert core.hot_upsert is not None
+    sql, arguments, _, _ = core.hot_upsert.call(parameters)
+    assert (sql, arguments) == sqlalchemy_sends(core.upsert, dialect, parameters)
+    for hot, statement, given in (
+        (core.hot_select_by_id, core.select_by_id, {"id": "shop_1"}),
+        (core.hot_select_by_shop, core.select_by_shop, {"shop": "shop.myshopify.com"}),
+        (core.hot_delete_by_id, core.delete_by_id, {"id": "shop_1"}),
+    ):
+        assert hot is not None
+        assert hot.call(given)[:2] == sqlalchemy_sends(statement, dialect, given)
+
+
+def test_hot_selects_apply_the_result_processors_the_codecs_dont_repeat() -> None:
+    """MySQL's booleans come back as 0/1: SQLAlchemy's int_to_boolean is what the codecs'
+    bool does already, so it is dropped; an app's type's result processor is kept."""
+
+    class Reversed(TypeDecorator[str]):
+        impl = String(255)
+        cache_ok = True
+
+        def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+            return None if value is None else value[::-1]
+
+    columns = generic_columns()
+    columns["locale"] = Column("locale", Reversed())
+    core = SessionTableCore(Table("s", MetaData(), *columns.values()), mysql.dialect())
+    assert core.hot_select_by_id is not None
+    processed = dict(core.hot_select_by_id.results)
+    locale = list(COLUMNS).index("locale")
+    assert set(processed) == {locale}
+    assert processed[locale]("ne") == "en"
+
+
+def test_statements_sqlalchemy_does_more_for_are_left_to_it() -> None:
+    """An extra column with a Python-side default: SQLAlchemy computes it at each insert,
+    so the upsert is not a hot statement (the selects and deletes still are)."""
+    table = session_table(MetaData())
+    table.append_column(Column("createdBy", String(20), default="python"))
+    core = SessionTableCore(table, sqlite.dialect())
+    assert core.hot_upsert is None
+    assert core.hot_select_by_id is not None and core.hot_delete_by_id is not None
+
+
+def test_hot_delete_is_the_one_driver_statement_of_a_call() -> None:
+    core = default_core("sqlite")
+    [(sql, arguments)] = core.ids_deletes(["a", "b"])
+    assert core.hot_delete(core.ids_deletes(["a", "b"])) == (sql, arguments, 0, ())
+    assert core.hot_delete(core.ids_deletes([f"id{n}" for n in range(501)])) is None

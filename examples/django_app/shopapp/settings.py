@@ -2,6 +2,7 @@
 
 Run it (``pip install 'shopify-sessions[django]'``)::
 
+    python examples/django_app/manage.py migrate     # creates the sessions table
     SHOPIFY_API_KEY=... SHOPIFY_API_SECRET=... python examples/django_app/manage.py runserver
 """
 
@@ -13,7 +14,8 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "an-example-key-to-replace")
 DEBUG = False
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver").split(",")
 ROOT_URLCONF = "shopapp.urls"
-INSTALLED_APPS = ["shopify_sessions.django"]  # manage.py shopify_sessions
+# The sessions table's migration, the checks of SHOPIFY_SESSIONS, manage.py shopify_sessions.
+INSTALLED_APPS = ["shopify_sessions.django"]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -35,8 +37,8 @@ LOGGING = {
 SHOPIFY_API_KEY = os.environ.get("SHOPIFY_API_KEY", "")
 SHOPIFY_API_SECRET = os.environ.get("SHOPIFY_API_SECRET", "")
 SHOPIFY_SESSIONS = {
-    # The sessions table lives in this database ("URL": "postgresql://..." for another).
+    # The sessions table lives in this database, and `manage.py migrate` creates it there
+    # ("URL": "postgresql://..." for another database; `LAYOUT`: "prisma" or "drizzle" for a
+    # table shared with a Node app using that adapter).
     "DATABASE": "default",
-    # A prototype's table; in production, `manage.py shopify_sessions init` or Alembic.
-    "CREATE_TABLE": True,
 }

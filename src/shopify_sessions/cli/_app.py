@@ -22,6 +22,7 @@ from . import (
     _refresh_expiring,
     _upgrade,
 )
+from ._options import program_name
 from ._output import click_exceptions, usage_failure
 
 app = typer.Typer(
@@ -75,11 +76,12 @@ def run() -> None:
     """Run the command. Under ``--json`` a usage error too is one JSON document on stdout,
     as every other failure is; without it, Typer shows it in its own box."""
     arguments = sys.argv[1:]
+    prog = program_name()
     if "--json" not in arguments:
-        app()
+        app(prog_name=prog)
         return
     try:
-        code = app(arguments, standalone_mode=False)
+        code = app(arguments, prog_name=prog, standalone_mode=False)
     except click_exceptions.UsageError as error:
         usage_failure(error)
     except typer.Abort:

@@ -8,19 +8,23 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.markup import escape
 from sqlalchemy import Engine, Table, text
 
-from .._errors import SessionTableSchemaError
+from .._errors import MissingSessionTableError, SessionTableSchemaError
 from .._session import Session
 from ..sqlalchemy import SQLAlchemySessionStorage
 from ..sqlalchemy._core import describe_table
-from ..sqlalchemy._layout import Layout, detect_layout
+from ..sqlalchemy._layout import detect_layout
 from ..sqlalchemy._pooler import take_pooler
 from ._connect import (
     command_url,
     connection_to,
     count_rows,
+    describe_dynamodb,
     describe_keys,
+    is_dynamodb,
     is_redis,
+    missing_dynamodb_table,
     missing_table,
+    open_dynamodb,
     open_redis,
     open_storage,
     reflect,
@@ -42,6 +46,7 @@ from ._progress import progress_bar
 from ._upgrade import plan_upgrade
 
 if TYPE_CHECKING:
+    from ..dynamodb import DynamoDBSessionStorage
     from ..redis import RedisSessionStorage
 
 #: How far ahead a refresh token counts as due.
@@ -61,11 +66,15 @@ def check(
 
     Exit 0 when the storage can use the table, 4 when it is missing, 5 when it cannot
     hold sessions (every problem is listed), 3 when the database is unreachable. On
-    Redis: the sessions under --key-prefix, counted (shop lists are not sessions).
+    Redis: the sessions under --key-prefix, counted (shop lists are not sessions). On
+    DynamoDB: the table of the URL, its key and its index on shop, and its sessions
+    (lock items are not sessions).
     """
     with reporting("check", as_json) as output:
         if is_redis(url):
             _check_redis(output, url, key_prefix, batch_size)
+        if is_dynamodb(url):
+            _check_dynamodb(output, url, batch_size)
         storage = open_storage(url, table, schema)
         engine = storage.engine
         real = reflect(engine, table, schema)
@@ -112,7 +121,7 @@ def check(
         storage.close()
         result["sessions"] = counts
         result.update(invalid.report(output))
-        output.say(_summary(counts, invalid, layout))
+        output.say(_summary(counts, invalid, f"this {layout.value} table", "rows"))
         output.done(result, ExitCode.INVALID_ENTRIES if invalid else ExitCode.OK)
 
 
@@ -121,7 +130,7 @@ def _check_redis(output: Output, url: str, prefix: str, batch_size: int) -> NoRe
     counts, invalid = _count_sessions(output, redis_storage, batch_size, 0)
     redis_storage.close()
     output.say(f"{describe_keys(redis_storage)} (the Node Redis adapter's layout)")
-    output.say(_summary(counts, invalid, None))
+    output.say(_summary(counts, invalid, "these Redis keys", "keys"))
     result = {"store": "redis", "key_prefix": prefix, "problems": [], "advice": []}
     output.done(
         {**result, "sessions": counts, **invalid.report(output)},
@@ -131,7 +140,7 @@ def _check_redis(output: Output, url: str, prefix: str, batch_size: int) -> NoRe
 
 def _count_sessions(
     output: Output,
-    storage: SQLAlchemySessionStorage | RedisSessionStorage,
+    storage: SQLAlchemySessionStorage | RedisSessionStorage | DynamoDBSessionStorage,
     batch_size: int,
     total: int,
 ) -> tuple[dict[str, int], InvalidEntries]:
@@ -146,6 +155,37 @@ def _count_sessions(
                 _tally(counts, session, now)
             advance(len(batch))
     return counts, invalid
+
+
+def _check_dynamodb(output: Output, url: str, batch_size: int) -> NoReturn:
+    storage = open_dynamodb(url)
+    result: dict[str, Any] = {
+        "store": "dynamodb",
+        "table": storage.table_name,
+        "shop_index": storage.shop_index,
+        "problems": [],
+        "advice": [],
+    }
+    output.say(f"{describe_dynamodb(storage)}, index {storage.shop_index} on shop")
+    try:
+        storage.check_table()
+    except MissingSessionTableError:
+        raise missing_dynamodb_table(storage.table_name) from None
+    except SessionTableSchemaError as error:
+        result["problems"] = list(error.problems)
+        for problem in error.problems:
+            output.say(f"[red]problem:[/] {escape(problem)}")
+        output.done(result, ExitCode.SCHEMA)
+    mechanism = "a lease item lock:<id> in the table, taken and released by conditional writes"
+    result["lock"] = {"mechanism": mechanism, "advice": []}
+    output.say(f"session lock: {mechanism}")
+    counts, invalid = _count_sessions(output, storage, batch_size, 0)
+    storage.close()
+    result["sessions"] = counts
+    result.update(invalid.report(output))
+    what = "this DynamoDB table (the Node DynamoDB adapter's layout)"
+    output.say(_summary(counts, invalid, what, "items"))
+    output.done(result, ExitCode.INVALID_ENTRIES if invalid else ExitCode.OK)
 
 
 def _lock_report(storage: SQLAlchemySessionStorage, url: str) -> dict[str, Any]:
@@ -168,8 +208,9 @@ def _lock_report(storage: SQLAlchemySessionStorage, url: str) -> dict[str, Any]:
     report["mechanism"] = f"a lease in the lock table {describe_table(locks)}"
     if reflect(engine, locks.name, locks.schema) is None:
         advice.append(
-            f"the lock table {describe_table(locks)} does not exist: `shopify-sessions "
-            "upgrade` creates it (the first lock would try to)"
+            f"the lock table {describe_table(locks)} does not exist: "
+            f"`{command_line('upgrade', storage.table.name, storage.table.schema)}` creates it "
+            "(the first lock would try to)"
         )
     elif engine.dialect.name == "postgresql" and not _unlogged(engine, locks):
         name = engine.dialect.identifier_preparer.format_table(locks)
@@ -232,12 +273,12 @@ def _tally(counts: dict[str, int], session: Session, now: datetime) -> None:
         counts["encrypted"] += 1
 
 
-def _summary(counts: dict[str, int], invalid: InvalidEntries, layout: Layout | None) -> str:
-    what = "these Redis keys" if layout is None else f"this {layout.value} table"
+def _summary(counts: dict[str, int], invalid: InvalidEntries, what: str, entries: str) -> str:
+    """The counts, and that the storage can use ``what`` (the table, the keys), but for
+    the ``entries`` (rows, keys, items) that hold no session."""
     verdict = f"ok: the storage can use {what}"
     if invalid:
-        entry = "keys" if layout is None else "rows"
-        verdict += f", but {invalid.count} {entry} hold no session (skipped, listed above)"
+        verdict += f", but {invalid.count} {entries} hold no session (skipped, listed above)"
     return (
         f"sessions: {counts['total']} ({counts['offline']} offline, {counts['online']} online), "
         f"{counts['expired']} expired, {counts['with_refresh_token']} with a refresh token "

@@ -22,6 +22,7 @@ from ..sqlalchemy._url import DRIVERS, resolve_url
 from ._options import command_line
 
 if TYPE_CHECKING:
+    from ..dynamodb import DynamoDBSessionStorage
     from ..redis import RedisSessionStorage
 
 _ASYNC_DRIVERS = {driver.name for (_, is_async), ds in DRIVERS.items() if is_async for driver in ds}
@@ -63,6 +64,42 @@ def open_redis(url: str, prefix: str, cipher: TokenCipher | None = None) -> Redi
 def describe_keys(storage: RedisSessionStorage) -> str:
     """How messages name a Redis storage's keys."""
     return f"Redis keys {storage.key_prefix}_*"
+
+
+def is_dynamodb(url: str) -> bool:
+    """Whether ``url`` is a DynamoDB URL (``dynamodb://<table>?region=...``)."""
+    return urlsplit(url).scheme == "dynamodb"
+
+
+def open_dynamodb(url: str, cipher: TokenCipher | None = None) -> DynamoDBSessionStorage:
+    """A sync DynamoDB storage on the table of ``url`` (credentials from boto3's chain)."""
+    from ..dynamodb import DynamoDBSessionStorage
+
+    return DynamoDBSessionStorage(url, token_cipher=cipher)
+
+
+def ready_dynamodb(url: str, cipher: TokenCipher | None = None) -> DynamoDBSessionStorage:
+    """:func:`open_dynamodb`, with the table checked; a missing one says how to create it."""
+    storage = open_dynamodb(url, cipher)
+    try:
+        storage.check_table()
+    except MissingSessionTableError:
+        storage.close()
+        raise missing_dynamodb_table(storage.table_name) from None
+    return storage
+
+
+def missing_dynamodb_table(table: str) -> MissingSessionTableError:
+    """The error for a DynamoDB table that is not there, with the ``init`` that creates it."""
+    return MissingSessionTableError(
+        f"the DynamoDB table {table} does not exist: create it with `shopify-sessions init` "
+        "on the same URL (or with the AWS CLI, CloudFormation or Terraform: see the docs)"
+    )
+
+
+def describe_dynamodb(storage: DynamoDBSessionStorage) -> str:
+    """How messages name a DynamoDB storage's table."""
+    return f"DynamoDB table {storage.table_name}"
 
 
 def open_storage(
@@ -124,19 +161,25 @@ def ready_storage(
 
 def command_storage(
     url: str, table: str, schema: str | None, key_prefix: str, cipher: TokenCipher | None = None
-) -> SQLAlchemySessionStorage | RedisSessionStorage:
+) -> SQLAlchemySessionStorage | RedisSessionStorage | DynamoDBSessionStorage:
     """The storage a command works on: the Redis keys under ``key_prefix`` for a Redis
-    URL, else the table, checked (:func:`ready_storage`)."""
+    URL, the table of a DynamoDB URL (checked), else the table, checked
+    (:func:`ready_storage`)."""
     if is_redis(url):
         return open_redis(url, key_prefix, cipher)
+    if is_dynamodb(url):
+        return ready_dynamodb(url, cipher)
     return ready_storage(url, table, schema, cipher)
 
 
 def count_sessions(
-    storage: SQLAlchemySessionStorage | RedisSessionStorage, *, with_expiry: bool = False
+    storage: SQLAlchemySessionStorage | RedisSessionStorage | DynamoDBSessionStorage,
+    *,
+    with_expiry: bool = False,
 ) -> int:
     """How many sessions a progress bar can expect: the table's rows (with an ``expires``
-    only, if asked); 0, unknown, for Redis keys, which are not counted before the walk."""
+    only, if asked); 0, unknown, for Redis keys and DynamoDB items, which are not counted
+    before the walk."""
     if isinstance(storage, SQLAlchemySessionStorage):
         return count_rows(storage.engine, storage.table, with_expiry=with_expiry)
     return 0

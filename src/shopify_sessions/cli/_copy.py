@@ -15,8 +15,12 @@ from ._compare import same_up_to_layout
 from ._connect import (
     command_url,
     count_sessions,
+    describe_dynamodb,
     describe_keys,
+    is_dynamodb,
     is_redis,
+    missing_dynamodb_table,
+    open_dynamodb,
     open_redis,
     open_storage,
     quoted,
@@ -62,7 +66,9 @@ def copy(
 
     Reads the source in batches and upserts each session into the target, so it can
     be run again after an interruption. A missing target table is created as the
-    default table. Either side may be Redis (the Node Redis adapter's keys). Then every
+    default table. Either side may be Redis (the Node Redis adapter's keys) or DynamoDB (the
+    Node DynamoDB adapter's items; a missing target table is created, billed on demand,
+    with its index on shop). Then every
     session is loaded from the target and compared; exit 1 if one could not be copied or
     differs. Rows or keys of the source that hold no session are skipped and listed
     (exit 8 if nothing else went wrong).
@@ -78,6 +84,12 @@ def copy(
         source: Any
         if is_redis(source_url):
             source = open_redis(source_url, source_prefix)
+        elif is_dynamodb(source_url):
+            source = open_dynamodb(source_url)
+            try:
+                source.check_table()
+            except MissingSessionTableError:
+                raise missing_dynamodb_table(source.table_name) from None
         else:
             source = open_storage(source_url, source_table, source_schema, hint=False)
             try:
@@ -92,6 +104,15 @@ def copy(
         if is_redis(target_url):
             target = open_redis(target_url, target_prefix)
             target_layout = "node-redis"
+        elif is_dynamodb(target_url):
+            target = open_dynamodb(target_url)
+            try:
+                target.check_table()
+            except MissingSessionTableError:
+                target.create_table()
+                created = True
+                output.say(f"created {describe_dynamodb(target)} and its index on shop")
+            target_layout = "node-dynamodb"
         else:
             target = open_storage(target_url, target_table, target_schema, create=True)
             try:
@@ -183,6 +204,8 @@ def _same_place(
         return False
     if is_redis(source_url):
         return source_url == target_url and source[2] == target[2]
+    if is_dynamodb(source_url) or is_dynamodb(target_url):
+        return source_url == target_url
     return command_url(source_url) == command_url(target_url) and source[:2] == target[:2]
 
 
@@ -190,4 +213,6 @@ def _describe(storage: Any, *, plain: bool) -> str:
     """A table as the JSON (``plain``) or a message names it; Redis keys by their prefix."""
     if hasattr(storage, "key_prefix"):
         return describe_keys(storage)
+    if hasattr(storage, "shop_index"):
+        return describe_dynamodb(storage)
     return plain_name(storage.table) if plain else describe_table(storage.table)

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, NoReturn
 
 import typer
 from sqlalchemy import MetaData
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from .._errors import MissingSessionTableError
 from ..sqlalchemy import session_table
 from ..sqlalchemy._core import describe_table
-from ._connect import is_redis, lock_table_ddl, open_storage, reflect
+from ._connect import (
+    describe_dynamodb,
+    is_dynamodb,
+    is_redis,
+    lock_table_ddl,
+    open_dynamodb,
+    open_storage,
+    reflect,
+)
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
-from ._output import plain_name, reporting
+from ._output import Output, plain_name, reporting
 
 Sql = Annotated[
     bool, typer.Option("--sql", help="Print the DDL for the database's dialect; change nothing.")
@@ -31,12 +41,15 @@ def init(
 
     The table has the columns and types of Shopify's Drizzle schema for the dialect
     (see the README); the lock table holds the session locks' leases. With --sql, print
-    their DDL for review instead.
+    their DDL for review instead. On DynamoDB: the table of the URL and its index on
+    shop, billed on demand (--sql prints the AWS CLI's create-table input).
     """
     with reporting("init", as_json) as output:
         if is_redis(url):
             output.say("Redis needs no table: there is nothing to create")
             output.done({"store": "redis", "created": False, "applied": False})
+        if is_dynamodb(url):
+            _init_dynamodb(output, url, sql)
         definition = session_table(MetaData(), table, schema=schema)
         storage = open_storage(url, definition, None, create=True, connect=not sql)
         dialect = storage.engine.dialect
@@ -67,3 +80,33 @@ def init(
             else f"created {describe_table(definition)} on {dialect.name}"
         )
         output.done(result)
+
+
+def _init_dynamodb(output: Output, url: str, sql: bool) -> NoReturn:
+    """Create the DynamoDB table of ``url`` and its index, unless the table exists."""
+    from ..dynamodb import table_definition
+
+    storage = open_dynamodb(url)
+    request = table_definition(storage.table_name, storage.shop_index)
+    result: dict[str, object] = {"store": "dynamodb", "table": storage.table_name}
+    if sql:
+        text = json.dumps(request, indent=2)
+        result["create_table"] = request
+        if not output.as_json:
+            output.out.print(text, markup=False, highlight=False)
+        output.done(result)
+    try:
+        storage.check_table()
+        existed = True
+    except MissingSessionTableError:
+        existed = False
+    if not existed:
+        storage.create_table()
+    storage.close()
+    result["created"] = not existed
+    output.say(
+        f"{describe_dynamodb(storage)} already exists; it can hold sessions"
+        if existed
+        else f"created {describe_dynamodb(storage)} and its index {storage.shop_index} on shop"
+    )
+    output.done(result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import Annotated
 
@@ -16,7 +17,9 @@ Url = Annotated[
         help=(
             "Database URL: postgres[ql]://, mysql://, mariadb://, sqlite:///path "
             "(a synchronous driver is chosen; an asyncio driver in the URL is replaced), "
-            "or redis://, rediss://, unix:// (add ?cluster=true for a Redis Cluster)."
+            "redis://, rediss://, unix:// (add ?cluster=true for a Redis Cluster), or "
+            "dynamodb://<table>?region=<region>[&endpoint_url=<url>] (the table is in the "
+            "URL; credentials from boto3's chain)."
         ),
         show_default=False,
     ),
@@ -53,10 +56,17 @@ KeyPrefix = Annotated[
 DEFAULT_KEY_PREFIX = "shopify_sessions"
 
 
+def program_name() -> str:
+    """What the command is called where it runs: ``shopify-sessions``, or the name of the
+    program that runs it for the user (``manage.py shopify_sessions``), which sets
+    ``SHOPIFY_SESSIONS_PROG_NAME``."""
+    return os.environ.get("SHOPIFY_SESSIONS_PROG_NAME") or "shopify-sessions"
+
+
 def command_line(subcommand: str, table: str, schema: str | None) -> str:
     """``shopify-sessions <subcommand>`` with the ``--table`` and ``--schema`` the user
     gave, ready to paste: a hint followed to the letter works on the same table."""
-    words = ["shopify-sessions", subcommand]
+    words = [*shlex.split(program_name()), subcommand]
     if table != DEFAULT_TABLE:
         words += ["--table", table]
     if schema is not None:

@@ -14,6 +14,7 @@ from ._output import ExitCode, Output
 from ._reencrypt import KEYS_VARIABLE, cipher_from_environment
 
 if TYPE_CHECKING:
+    from ..dynamodb import DynamoDBSessionStorage
     from ..redis import RedisSessionStorage
     from ..sqlalchemy import SQLAlchemySessionStorage
 
@@ -35,7 +36,9 @@ def app_credentials() -> tuple[str, str]:
 @contextmanager
 def offline_tokens(
     url: str, table: str, schema: str | None, key_prefix: str
-) -> Iterator[tuple[SQLAlchemySessionStorage | RedisSessionStorage, OfflineTokens]]:
+) -> Iterator[
+    tuple[SQLAlchemySessionStorage | RedisSessionStorage | DynamoDBSessionStorage, OfflineTokens]
+]:
     """The table's storage, or the Redis storage under ``key_prefix`` (with the token
     cipher of SHOPIFY_SESSIONS_KEYS, when set) and OfflineTokens on it; the storage is
     closed afterwards."""

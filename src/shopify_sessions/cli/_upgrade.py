@@ -51,7 +51,16 @@ from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
 from ..sqlalchemy._schema import plan_columns
 from ..sqlalchemy._table import COLUMNS, MYSQL, ColumnKind
-from ._connect import connection_to, is_redis, lock_table_ddl, missing_table, open_storage, reflect
+from ._connect import (
+    connection_to,
+    is_dynamodb,
+    is_redis,
+    lock_table_ddl,
+    missing_table,
+    open_storage,
+    ready_dynamodb,
+    reflect,
+)
 from ._options import DEFAULT_TABLE, Json, Schema, TableName, Url
 from ._output import ExitCode, Output, plain_name, reporting
 
@@ -249,6 +258,10 @@ def upgrade(
         if is_redis(url):
             output.say("Redis needs no table: there is nothing to upgrade")
             output.done({"store": "redis", "created": False, "applied": False})
+        if is_dynamodb(url):  # one layout, no columns: check says what a table lacks
+            ready_dynamodb(url).close()
+            output.say("the DynamoDB table has the Node adapter's layout: nothing to upgrade")
+            output.done({"store": "dynamodb", "created": False, "applied": False})
         storage = open_storage(url, table, schema)
         engine = storage.engine
         real = reflect(engine, table, schema)

@@ -2,7 +2,10 @@
 
 - Settings: ``SHOPIFY_API_KEY``, ``SHOPIFY_API_SECRET``, and ``SHOPIFY_SESSIONS``, whose
   ``DATABASE`` (a ``DATABASES`` alias) or ``URL`` names the sessions' database; the storage
-  is made from it once per process (:func:`get_storage`).
+  is made from it once per process (:func:`get_storage`), and runs on Django's own
+  connection of that alias: the test database in tests, the caller's transaction.
+- ``manage.py migrate`` creates the table (``TABLE``, ``SCHEMA``, ``LAYOUT``), or checks an
+  existing one; ``manage.py check`` validates the settings.
 - Views: :func:`webhook` (verified, applied, then sent as :data:`webhook_received`),
   :func:`patch_id_token`, and the decorators :func:`app_home`, :func:`admin_extension`,
   :func:`pos_extension`, which hand a view ``request.shopify_session`` (and, with
@@ -54,7 +57,8 @@ __all__ = [
 
 def get_storage() -> LockingSessionStorage:
     """The process's sessions storage, made from the settings on first use (never one per
-    request), with the table created first when ``SHOPIFY_SESSIONS["CREATE_TABLE"]``: a
+    request), and anew when Django's connection moves to another database (the test
+    database); the table is created first when ``SHOPIFY_SESSIONS["CREATE_TABLE"]``: a
     ``SQLAlchemySessionStorage``, or a ``RedisSessionStorage`` for a Redis ``URL``."""
     return made().storage
 

@@ -1,10 +1,10 @@
-"""The ``SHOPIFY_SESSIONS`` setting, the database URL it names, and the process's one storage,
-tokens and ``ShopifyApp``, made on first use and dropped when a test overrides a setting."""
+"""The ``SHOPIFY_SESSIONS`` setting, the database it names, and the process's one storage,
+tokens and ``ShopifyApp``: made on first use, made anew when a test overrides a setting
+or Django's connection moves to another database (the test database, and back)."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -12,16 +12,21 @@ import httpx
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
+from django.db import connections
 from shopify_app import ShopifyApp
-from sqlalchemy import URL
 
 from .._app_storage import StorageOptions, storage_from_url
 from .._locks import DEFAULT_LOCK_TIMEOUT
 from .._storage import LockingSessionStorage
 from .._web import DEFAULT_PATCH_ID_TOKEN_PATH
+from ..sqlalchemy._create import CREATABLE_LAYOUTS, DEFAULT_NAMES
+from ..sqlalchemy._layout import Layout
+from ..sqlalchemy._table import lock_table_name
 from ..telemetry import Telemetry
 from ..tokens import OfflineTokens
 from ..webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT
+from ._database import entry_url
+from ._storage import DjangoSessionStorage
 
 #: Every key of ``SHOPIFY_SESSIONS``, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -29,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "URL": None,
     "TABLE": None,
     "SCHEMA": None,
+    "LAYOUT": "default",
     "CREATE_TABLE": False,
     "PATCH_ID_TOKEN_PATH": DEFAULT_PATCH_ID_TOKEN_PATH,
     "HTTP_CLIENT": None,
@@ -38,28 +44,6 @@ DEFAULTS: dict[str, Any] = {
     "OLD_CLIENT_SECRET": None,
     "TELEMETRY": None,
 }
-#: Django's database engines, and the database of each.
-_ENGINES = {
-    "django.db.backends.postgresql": "postgresql",
-    "django.contrib.gis.db.backends.postgis": "postgresql",
-    "django.db.backends.mysql": "mysql",
-    "django.contrib.gis.db.backends.mysql": "mysql",
-    "django.db.backends.sqlite3": "sqlite",
-    "django.contrib.gis.db.backends.spatialite": "sqlite",
-}
-#: The OPTIONS of a PostgreSQL database that a URL carries as they are (libpq's).
-_POSTGRESQL_OPTIONS = frozenset(
-    {
-        "sslmode",
-        "sslrootcert",
-        "sslcert",
-        "sslkey",
-        "connect_timeout",
-        "application_name",
-        "options",
-        "target_session_attrs",
-    }
-)
 
 
 def options() -> dict[str, Any]:
@@ -73,6 +57,41 @@ def options() -> dict[str, Any]:
     return {**DEFAULTS, **given}
 
 
+def table_name(config: dict[str, Any] | None = None) -> str:
+    """The sessions table's name: ``TABLE``, or the ``LAYOUT``'s own (``session``, or
+    Prisma's ``Session``)."""
+    config = config if config is not None else options()
+    if config["TABLE"]:
+        return str(config["TABLE"])
+    return DEFAULT_NAMES[layout(config)]
+
+
+def layout(config: dict[str, Any] | None = None) -> Layout:
+    """The ``LAYOUT`` a migration creates the table in: ``default``, ``drizzle``, ``prisma``."""
+    config = config if config is not None else options()
+    given = config["LAYOUT"]
+    if given in [each.value for each in CREATABLE_LAYOUTS]:
+        return Layout(given)
+    names = ", ".join(repr(each.value) for each in CREATABLE_LAYOUTS)
+    raise ImproperlyConfigured(f"SHOPIFY_SESSIONS['LAYOUT'] is {given!r}; it takes {names}")
+
+
+def migration_table_names() -> tuple[str, str]:
+    """The names of the sessions table and its lock table, for the migration and the
+    models; the defaults while the settings are wrong (the system checks say how)."""
+    try:
+        name = table_name()
+    except ImproperlyConfigured:
+        name = DEFAULT_NAMES[Layout.DEFAULT]
+    return name, lock_table_name(name)
+
+
+def sessions_alias(config: dict[str, Any] | None = None) -> str | None:
+    """The ``DATABASES`` alias of the sessions' database, or ``None`` for a ``URL``."""
+    config = config if config is not None else options()
+    return None if config["URL"] else str(config["DATABASE"])
+
+
 def database_url(alias: str | None = None) -> str:
     """The URL of the sessions' database: ``SHOPIFY_SESSIONS["URL"]``, or the one made from
     the ``DATABASES`` entry that ``SHOPIFY_SESSIONS["DATABASE"]`` (or ``alias``) names.
@@ -81,9 +100,12 @@ def database_url(alias: str | None = None) -> str:
     PASSWORD, HOST and PORT, and for PostgreSQL its libpq OPTIONS (``sslmode``...); for
     anything else, give ``SHOPIFY_SESSIONS["URL"]``. An installed driver of the database
     is used (psycopg, PyMySQL, sqlite3; see :func:`~shopify_sessions.sqlalchemy.resolve_url`).
+    ``manage.py shopify_sessions`` hands it to the command; the storage itself uses
+    Django's connection of the entry.
 
     Raises:
-        ImproperlyConfigured: no such entry, or one of another database.
+        ImproperlyConfigured: no such entry, one of another database, or an in-memory
+            SQLite database (which no other process sees).
     """
     config = options()
     if alias is None and config["URL"]:
@@ -94,51 +116,51 @@ def database_url(alias: str | None = None) -> str:
         raise ImproperlyConfigured(
             f"SHOPIFY_SESSIONS names the database {alias!r}, not in DATABASES"
         )
-    backend = _ENGINES.get(entry.get("ENGINE", ""))
-    if backend is None:
-        raise ImproperlyConfigured(
-            f"DATABASES[{alias!r}] is a {entry.get('ENGINE')!r} database: sessions are stored "
-            "in PostgreSQL, MySQL/MariaDB or SQLite; set SHOPIFY_SESSIONS['URL']"
-        )
-    name = str(entry.get("NAME") or "")
-    if backend == "sqlite":
-        if not name or name == ":memory:" or "mode=memory" in name:
-            raise ImproperlyConfigured(
-                f"DATABASES[{alias!r}] is an in-memory SQLite database, which no other "
-                "connection sees; give it a file"
-            )
-        return URL.create("sqlite", database=name).render_as_string()
-    host = str(entry.get("HOST") or "") or None
-    query: dict[str, str] = {}
-    if backend == "postgresql":
-        query = {
-            key: str(value)
-            for key, value in (entry.get("OPTIONS") or {}).items()
-            if key in _POSTGRESQL_OPTIONS
-        }
-        if host and host.startswith("/"):  # a Unix socket's directory
-            query["host"], host = host, None
-    port = entry.get("PORT")
-    url = URL.create(
-        backend,
-        username=entry.get("USER") or None,
-        password=entry.get("PASSWORD") or None,
-        host=host,
-        port=int(port) if port else None,
-        database=name or None,
-        query=query,
-    )
-    return url.render_as_string(hide_password=False)
+    return entry_url(alias, entry)
 
 
-@dataclass(frozen=True, slots=True)
 class Made:
-    """What the process makes once: the storage, the tokens, ``shopifyapp``'s app."""
+    """What the process makes once: the storage; and, with the app's credentials, the
+    tokens and ``shopifyapp``'s app (the storage alone needs none)."""
 
-    storage: LockingSessionStorage
-    tokens: OfflineTokens
-    app: ShopifyApp
-    options: dict[str, Any]
+    __slots__ = ("_app", "_lock", "_tokens", "database", "options", "storage")
+
+    def __init__(
+        self, storage: LockingSessionStorage, options: dict[str, Any], database: tuple[Any, ...]
+    ) -> None:
+        self.storage = storage
+        self.options = options
+        #: Where the storage is: the URL, or the database Django's connection had then.
+        self.database = database
+        self._tokens: OfflineTokens | None = None
+        self._app: ShopifyApp | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def tokens(self) -> OfflineTokens:
+        """``OfflineTokens`` on the storage, with the app's credentials."""
+        with self._lock:
+            if self._tokens is None:
+                client_id, client_secret = credentials()
+                self._tokens = OfflineTokens(
+                    self.storage,
+                    client_id=client_id,
+                    client_secret=client_secret,
+                    http_client=self.options["HTTP_CLIENT"],
+                    skew=self.options["SKEW"],
+                    lock_timeout=self.options["LOCK_TIMEOUT"],
+                    telemetry=self.options["TELEMETRY"],
+                )
+            return self._tokens
+
+    @property
+    def app(self) -> ShopifyApp:
+        """``shopifyapp``'s ``ShopifyApp`` with the app's credentials."""
+        with self._lock:
+            if self._app is None:
+                client_id, client_secret = credentials()
+                self._app = ShopifyApp(client_id, client_secret, self.options["OLD_CLIENT_SECRET"])
+            return self._app
 
 
 _lock = threading.Lock()
@@ -146,43 +168,56 @@ _made: Made | None = None
 
 
 def made() -> Made:
-    """The process's storage, tokens and app, made on first use (once, under a lock)."""
+    """The process's storage, tokens and app, made on first use (once, under a lock), and
+    anew once Django's connection of the sessions' database points elsewhere: the test
+    runner and pytest-django move it to the test database, then back."""
     global _made
     with _lock:
+        config = options()
+        database = _database(config)
+        if _made is not None and _made.database != database:
+            _close(_made.storage)
+            _made = None
         if _made is None:
-            _made = _make()
+            _made = _make(config, database)
         return _made
 
 
-def _make() -> Made:
-    config = options()
-    client_id, client_secret = credentials()
+def _database(config: dict[str, Any]) -> tuple[Any, ...]:
+    alias = sessions_alias(config)
+    if alias is None:
+        return (config["URL"],)
+    if alias not in settings.DATABASES:
+        raise ImproperlyConfigured(
+            f"SHOPIFY_SESSIONS names the database {alias!r}, not in DATABASES"
+        )
+    entry = connections[alias].settings_dict
+    return (alias, *(entry.get(key) for key in ("ENGINE", "NAME", "HOST", "PORT", "USER")))
+
+
+def _make(config: dict[str, Any], database: tuple[Any, ...]) -> Made:
     http_client = config["HTTP_CLIENT"]
     if http_client is not None and not isinstance(http_client, httpx.Client):
         raise ImproperlyConfigured("SHOPIFY_SESSIONS['HTTP_CLIENT'] must be an httpx.Client")
     telemetry = config["TELEMETRY"]
     if telemetry is not None and not isinstance(telemetry, Telemetry):
         raise ImproperlyConfigured("SHOPIFY_SESSIONS['TELEMETRY'] must be a Telemetry")
-    # The URL of a DATABASES entry, or SHOPIFY_SESSIONS["URL"]: a database's, or Redis's.
-    given = StorageOptions(config["TABLE"], config["SCHEMA"])
-    storage = storage_from_url(database_url(), is_async=False, options=given)
-    try:
-        if config["CREATE_TABLE"] and hasattr(storage, "create_table"):
+    layout(config)  # a LAYOUT of a typo is refused here too, not only by migrate
+    alias = sessions_alias(config)
+    storage: LockingSessionStorage
+    if alias is None:
+        # SHOPIFY_SESSIONS["URL"]: a database's, or Redis's.
+        given = StorageOptions(config["TABLE"], config["SCHEMA"])
+        storage = storage_from_url(str(config["URL"]), is_async=False, options=given)
+    else:
+        storage = DjangoSessionStorage(alias, table=table_name(config), schema=config["SCHEMA"])
+    if config["CREATE_TABLE"] and hasattr(storage, "create_table"):
+        try:
             storage.create_table()
-        tokens = OfflineTokens(
-            storage,
-            client_id=client_id,
-            client_secret=client_secret,
-            http_client=http_client,
-            skew=config["SKEW"],
-            lock_timeout=config["LOCK_TIMEOUT"],
-            telemetry=telemetry,
-        )
-    except BaseException:
-        _close(storage)
-        raise
-    app = ShopifyApp(client_id, client_secret, config["OLD_CLIENT_SECRET"])
-    return Made(storage, tokens, app, config)
+        except BaseException:
+            _close(storage)
+            raise
+    return Made(storage, config, database)
 
 
 def credentials() -> tuple[str, str]:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import URL, Executable, Row, Select, Table
 from sqlalchemy.exc import IntegrityError
@@ -52,7 +52,9 @@ from ._base import (
     retry_delay,
 )
 from ._codecs import DateTimeFormat
-from ._core import IdsDelete, SessionTableCore
+from ._core import HotCall, IdsDelete, SessionTableCore
+from ._direct import quiet
+from ._direct_async import async_checkout, async_execute, async_release
 from ._locks import Lease, LeaseStatements, file_lock
 from ._pooler import PoolerMode, merge_engine_options, take_pooler
 from ._schema import reflect_table
@@ -236,7 +238,8 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         """Insert or replace ``session`` in one atomic upsert. Returns ``True``."""
         core = await self._ready_core()
         parameters = core.store_parameters(session)
-        await self._run("store_session", _execute, core.upsert, parameters, write=True)
+        hot = self._hot(core.hot_upsert, parameters)
+        await self._run("store_session", _execute, core.upsert, parameters, write=True, hot=hot)
         return True
 
     async def load_session(self, id: str) -> Session | None:
@@ -251,8 +254,11 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         return None if row is None else core.session_from_row(row)
 
     async def _load_one(self, id: str) -> Row[Any] | None:
-        assert self._core is not None
-        return await self._run("load_session", _first, self._core.select_by_id, {"id": id})
+        core = self._core
+        assert core is not None
+        parameters = {"id": id}
+        hot = self._hot(core.hot_select_by_id, parameters)
+        return await self._run("load_session", _first, core.select_by_id, parameters, hot=hot)
 
     async def _load_many(self, ids: Sequence[str]) -> Mapping[str, Row[Any]]:
         assert self._core is not None
@@ -293,7 +299,10 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         """Delete the session with this id (an absent id is fine). Returns ``True``."""
         core = await self._ready_core()
         parameters = core.id_parameters(id)
-        await self._run("delete_session", _execute, core.delete_by_id, parameters, write=True)
+        hot = self._hot(core.hot_delete_by_id, parameters)
+        await self._run(
+            "delete_session", _execute, core.delete_by_id, parameters, write=True, hot=hot
+        )
         return True
 
     async def delete_sessions(self, ids: Sequence[str]) -> bool:
@@ -313,6 +322,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
                 write=True,
                 single=len(deletes) == 1,
                 together=True,
+                hot=core.hot_delete(deletes) if self._direct else None,
             )
         return True
 
@@ -320,7 +330,10 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         """Every session of ``shop``, in :func:`~shopify_sessions.session_order`."""
         core = await self._ready_core()
         parameters = core.shop_parameters(shop)
-        rows = await self._run("find_sessions_by_shop", _all, core.select_by_shop, parameters)
+        hot = self._hot(core.hot_select_by_shop, parameters)
+        rows = await self._run(
+            "find_sessions_by_shop", _all, core.select_by_shop, parameters, hot=hot
+        )
         return core.sessions_from_rows(rows)
 
     async def delete_expired_sessions(
@@ -536,6 +549,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         single: bool = True,
         together: bool = False,
         retry_conflicts: bool = True,
+        hot: HotCall | None = None,
     ) -> T:
         """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
 
@@ -546,10 +560,15 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
         A lock's take raises a conflict at once (``retry_conflicts=False``): it means
         another taker won.
+
+        ``hot`` is the same statement compiled to the driver's SQL (``StorageBase._hot``):
+        run on the pooled driver connection while nothing listens to the engine.
         """
         attempt = 0
         while True:
             try:
+                if hot is not None and quiet(self._engine):
+                    return cast(T, await self._attempt_hot(operation, hot))
                 return await self._attempt(
                     operation, work, statement, parameters, write, single, together
                 )
@@ -590,6 +609,21 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
                     return await work(connection, statement, parameters)
             finally:
                 await connection.close()
+        except FAILURES as error:
+            raise statement_failure(operation, self._table_name, error) from error
+
+    async def _attempt_hot(self, operation: str, hot: HotCall) -> Any:
+        """``hot`` on a connection of the pool, straight through the driver (``_direct``):
+        the same failures, typed the same way, as :meth:`_attempt`."""
+        try:
+            connection = await async_checkout(self._engine)
+        except FAILURES as error:
+            raise connect_failure(self._table_name, error) from error
+        try:
+            try:
+                return await async_execute(self._engine, connection, hot, self._direct_mode)
+            finally:
+                await async_release(connection)
         except FAILURES as error:
             raise statement_failure(operation, self._table_name, error) from error
 

@@ -22,7 +22,8 @@ from .._errors import (
 )
 from .._locks import check_lease
 from ._codecs import DATETIME_FORMATS, DateTimeFormat
-from ._core import SessionTableCore, describe_table
+from ._core import HotCall, HotStatement, SessionTableCore, describe_table
+from ._direct import ASYNC_DRIVERS, AUTOCOMMIT, COMMIT, SWITCH
 from ._locks import LeaseStatements, lease_statements
 from ._pooler import merge_engine_options, pooler_engine_options
 from ._server import ServerFacts
@@ -94,6 +95,8 @@ class StorageBase:
         "_datetime_formats",
         "_default_layout",
         "_dialect",
+        "_direct",
+        "_direct_mode",
         "_execution_options",
         "_lease",
         "_lease_statements",
@@ -176,6 +179,40 @@ class StorageBase:
         # ... except asyncpg through a pooler: see default_engine_options.
         if free and not self._autocommit and not (self._pooled and dialect.driver == "asyncpg"):
             self._single_options = AUTOCOMMIT_OPTIONS
+        #: Whether the hot statements may run on the pooled driver connection (``_direct``,
+        #: while nothing listens to the engine), and how (``_direct_mode``): not with
+        #: execution options that change how a statement runs (a schema translation, say),
+        #: nor for asyncpg through a pooler, which needs a transaction around each statement.
+        self._direct = (
+            not execution_options
+            and (not dialect.is_async or dialect.driver in ASYNC_DRIVERS)
+            and not (self._pooled and dialect.driver == "asyncpg" and not self._autocommit)
+            and not self._runs_through_own_attempt()
+        )
+        self._direct_mode = (
+            AUTOCOMMIT
+            if self._autocommit
+            else SWITCH
+            if self._single_options is not None
+            else COMMIT
+        )
+
+    def _runs_through_own_attempt(self) -> bool:
+        """Whether a subclass runs every operation through an ``_attempt`` of its own (the
+        Django storage, on Django's connection in the caller's transaction): the hot path,
+        which bypasses ``_attempt``, is then never taken. The shells define ``_attempt`` and
+        ``_attempt_hot`` side by side; a class defining only the first overrides it."""
+        for cls in type(self).__mro__:
+            if "_attempt" in vars(cls):
+                return "_attempt_hot" not in vars(cls)
+        return False
+
+    def _hot(self, statement: HotStatement | None, parameters: Mapping[str, Any]) -> HotCall | None:
+        """``statement``'s call with ``parameters`` when the storage runs it on the driver
+        connection (``_direct``); ``None``: through SQLAlchemy."""
+        if statement is None or not self._direct:
+            return None
+        return statement.call(parameters)
 
     def _adopt_server(self, facts: ServerFacts, prepares: bool, owns_engine: bool) -> bool:
         """Take in what the server is (``prepares``: the engine's driver prepares statements

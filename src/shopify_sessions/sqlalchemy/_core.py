@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.interfaces import BindTyping
+from sqlalchemy.engine.processors import int_to_boolean
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
@@ -86,6 +88,111 @@ DriverSQL = tuple[str, tuple[str, ...] | None]
 #: driver's SQL and its parameters.
 IdsDelete = tuple[Delete, dict[str, Any]] | tuple[str, Any]
 
+#: What a hot statement's execution returns: nothing, its first row, or all its rows.
+FETCH_NONE, FETCH_ONE, FETCH_ALL = 0, 1, 2
+#: A result column's processing: its position, and SQLAlchemy's result processor for it.
+ResultProcessors = tuple[tuple[int, Callable[[Any], Any]], ...]
+#: One execution of a hot statement: the driver's SQL, its arguments in the driver's form,
+#: what to fetch, and the processing of the rows' columns.
+HotCall = tuple[str, Any, int, ResultProcessors]
+
+
+class HotStatement:
+    """A statement compiled once to the driver's SQL, with what SQLAlchemy's execute would
+    do to its parameters and result rows: its bind and result processors, done here.
+
+    The storages run these on the pooled driver connection when nothing listens to their
+    engine (``_direct``): the text, the parameters and the values are the ones SQLAlchemy's
+    execute would send and return, so the rows written and read are the same.
+    """
+
+    __slots__ = ("_binds", "_names", "_order", "fetch", "results", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        names: tuple[str, ...],
+        order: tuple[str, ...] | None,
+        binds: tuple[tuple[str, Callable[[Any], Any]], ...],
+        fetch: int,
+        results: ResultProcessors,
+    ) -> None:
+        self.sql = sql
+        self._names = names
+        self._order = order
+        self._binds = binds
+        self.fetch = fetch
+        self.results = results
+
+    def call(self, parameters: Mapping[str, Any]) -> HotCall:
+        """This statement's execution with ``parameters`` (by bind name)."""
+        if self._binds:
+            parameters = dict(parameters)
+            for name, process in self._binds:
+                parameters[name] = process(parameters[name])
+        if self._order is None:
+            arguments: Any = {name: parameters[name] for name in self._names}
+        else:
+            arguments = tuple([parameters[name] for name in self._order])
+        return self.sql, arguments, self.fetch, self.results
+
+
+def hot_statement(
+    statement: Insert | Select[Any] | Delete,
+    dialect: Dialect,
+    names: Sequence[str],
+    fetch: int,
+    read_as_bool: frozenset[int] = frozenset(),
+) -> HotStatement | None:
+    """``statement`` compiled once for ``dialect``, taking exactly the parameters ``names``;
+    ``None`` where SQLAlchemy's execute does more than send its text with processed
+    parameters (defaults computed in Python, post-compile or escaped parameters, a
+    schema translation, RETURNING, a driver that needs input sizes): those run through
+    SQLAlchemy. Result columns in ``read_as_bool`` are decoded with ``bool`` afterwards
+    (NULL passed by), which makes SQLAlchemy's ``int_to_boolean`` a no-op there."""
+    if dialect.bind_typing is BindTyping.SETINPUTSIZES:
+        return None
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    if (
+        compiled.escaped_bind_names
+        or compiled.literal_execute_params
+        or compiled.post_compile_params
+        or compiled.insert_prefetch
+        or compiled.update_prefetch
+        or compiled.effective_returning
+        or compiled.has_out_parameters
+    ):
+        return None
+    if set(compiled.bind_names.values()) != set(names):
+        return None
+    processors = compiled._bind_processors
+    binds: list[tuple[str, Callable[[Any], Any]]] = []
+    for name in names:
+        process = processors.get(name)
+        if process is None:
+            continue
+        if not callable(process):  # a processor per element (a tuple type): not these
+            return None
+        binds.append((name, process))
+    results: ResultProcessors = ()
+    if isinstance(statement, Select):
+        results = tuple(
+            (index, process)
+            for index, column in enumerate(statement.selected_columns)
+            if (process := column.type._cached_result_processor(dialect, None)) is not None
+            and not (index in read_as_bool and process is int_to_boolean)
+        )
+    order = compiled.positiontup
+    return HotStatement(
+        compiled.string,
+        tuple(names),
+        None if order is None else tuple(order),
+        tuple(binds),
+        fetch,
+        results,
+    )
+
 
 class SessionTableCore:
     """The statements and row mapping for one sessions table on one dialect."""
@@ -113,6 +220,10 @@ class SessionTableCore:
         "_token_page",
         "delete_by_id",
         "dialect",
+        "hot_delete_by_id",
+        "hot_select_by_id",
+        "hot_select_by_shop",
+        "hot_upsert",
         "layout",
         "replace",
         "select_by_id",
@@ -194,6 +305,17 @@ class SessionTableCore:
                 id_column == any_(bindparam("ids", type_=ARRAY(id_column.type)))
             )
             self._delete_by_id_array = by_array, _driver_sql(by_array, self.dialect, id_column)
+        # The same four, compiled once to the driver's SQL: what the storages run on their
+        # pooled driver connections while nothing listens (None: SQLAlchemy runs it).
+        self.hot_upsert = hot_statement(self.upsert, self.dialect, self._keys, FETCH_NONE)
+        read_as_bool = frozenset(index for index, decode in self._decoders if decode is bool)
+        self.hot_select_by_id = hot_statement(
+            self.select_by_id, self.dialect, ("id",), FETCH_ONE, read_as_bool
+        )
+        self.hot_select_by_shop = hot_statement(
+            self.select_by_shop, self.dialect, ("shop",), FETCH_ALL, read_as_bool
+        )
+        self.hot_delete_by_id = hot_statement(self.delete_by_id, self.dialect, ("id",), FETCH_NONE)
         self._session_page = (
             select(*carried).where(id_column > bindparam("after")).order_by(id_column)
         )
@@ -376,6 +498,14 @@ class SessionTableCore:
             statement, driver = self._delete_of(count)
             deletes.append(_bound(statement, driver, dict(zip(ID_NAMES, padded, strict=False))))
         return deletes
+
+    def hot_delete(self, deletes: Sequence[IdsDelete]) -> HotCall | None:
+        """The DELETE of ``ids_deletes`` as a hot call, when there is one and it is compiled
+        to the driver's SQL already."""
+        if len(deletes) != 1:
+            return None
+        sql, arguments = deletes[0]
+        return (sql, arguments, FETCH_NONE, ()) if isinstance(sql, str) else None
 
     def ids_selects(self, ids: Sequence[str]) -> list[tuple[Select[Any], dict[str, Any]]]:
         """The ``select_by_id`` of several ids: a select and its parameters per chunk of

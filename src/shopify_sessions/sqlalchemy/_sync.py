@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import URL, Connection, Engine, Executable, Row, Select, Table, create_engine
 from sqlalchemy.exc import IntegrityError
@@ -47,7 +47,8 @@ from ._base import (
     retry_delay,
 )
 from ._codecs import DateTimeFormat
-from ._core import IdsDelete, SessionTableCore
+from ._core import HotCall, IdsDelete, SessionTableCore
+from ._direct import checkout, execute, quiet, release
 from ._locks import Lease, LeaseStatements, file_lock
 from ._pooler import PoolerMode, merge_engine_options, take_pooler
 from ._schema import reflect_table
@@ -227,7 +228,8 @@ class SQLAlchemySessionStorage(StorageBase):
         """Insert or replace ``session`` in one atomic upsert. Returns ``True``."""
         core = self._ready_core()
         parameters = core.store_parameters(session)
-        self._run("store_session", _execute, core.upsert, parameters, write=True)
+        hot = self._hot(core.hot_upsert, parameters)
+        self._run("store_session", _execute, core.upsert, parameters, write=True, hot=hot)
         return True
 
     def load_session(self, id: str) -> Session | None:
@@ -242,8 +244,11 @@ class SQLAlchemySessionStorage(StorageBase):
         return None if row is None else core.session_from_row(row)
 
     def _load_one(self, id: str) -> Row[Any] | None:
-        assert self._core is not None
-        return self._run("load_session", _first, self._core.select_by_id, {"id": id})
+        core = self._core
+        assert core is not None
+        parameters = {"id": id}
+        hot = self._hot(core.hot_select_by_id, parameters)
+        return self._run("load_session", _first, core.select_by_id, parameters, hot=hot)
 
     def _load_many(self, ids: Sequence[str]) -> Mapping[str, Row[Any]]:
         assert self._core is not None
@@ -284,7 +289,8 @@ class SQLAlchemySessionStorage(StorageBase):
         """Delete the session with this id (an absent id is fine). Returns ``True``."""
         core = self._ready_core()
         parameters = core.id_parameters(id)
-        self._run("delete_session", _execute, core.delete_by_id, parameters, write=True)
+        hot = self._hot(core.hot_delete_by_id, parameters)
+        self._run("delete_session", _execute, core.delete_by_id, parameters, write=True, hot=hot)
         return True
 
     def delete_sessions(self, ids: Sequence[str]) -> bool:
@@ -304,6 +310,7 @@ class SQLAlchemySessionStorage(StorageBase):
                 write=True,
                 single=len(deletes) == 1,
                 together=True,
+                hot=core.hot_delete(deletes) if self._direct else None,
             )
         return True
 
@@ -311,7 +318,8 @@ class SQLAlchemySessionStorage(StorageBase):
         """Every session of ``shop``, in :func:`~shopify_sessions.session_order`."""
         core = self._ready_core()
         parameters = core.shop_parameters(shop)
-        rows = self._run("find_sessions_by_shop", _all, core.select_by_shop, parameters)
+        hot = self._hot(core.hot_select_by_shop, parameters)
+        rows = self._run("find_sessions_by_shop", _all, core.select_by_shop, parameters, hot=hot)
         return core.sessions_from_rows(rows)
 
     def delete_expired_sessions(
@@ -525,6 +533,7 @@ class SQLAlchemySessionStorage(StorageBase):
         single: bool = True,
         together: bool = False,
         retry_conflicts: bool = True,
+        hot: HotCall | None = None,
     ) -> T:
         """Run ``work`` on a connection of its own, again where :func:`retry_delay` allows.
 
@@ -535,10 +544,15 @@ class SQLAlchemySessionStorage(StorageBase):
         server restart, an idle timeout, a killed backend) or that lost a deadlock is safe.
         A lock's take raises a conflict at once (``retry_conflicts=False``): it means
         another taker won.
+
+        ``hot`` is the same statement compiled to the driver's SQL (``StorageBase._hot``):
+        run on the pooled driver connection while nothing listens to the engine.
         """
         attempt = 0
         while True:
             try:
+                if hot is not None and quiet(self._engine):
+                    return cast(T, self._attempt_hot(operation, hot))
                 return self._attempt(
                     operation, work, statement, parameters, write, single, together
                 )
@@ -579,6 +593,21 @@ class SQLAlchemySessionStorage(StorageBase):
                     return work(connection, statement, parameters)
             finally:
                 connection.close()
+        except FAILURES as error:
+            raise statement_failure(operation, self._table_name, error) from error
+
+    def _attempt_hot(self, operation: str, hot: HotCall) -> Any:
+        """``hot`` on a connection of the pool, straight through the driver (``_direct``):
+        the same failures, typed the same way, as :meth:`_attempt`."""
+        try:
+            connection = checkout(self._engine)
+        except FAILURES as error:
+            raise connect_failure(self._table_name, error) from error
+        try:
+            try:
+                return execute(self._engine, connection, hot, self._direct_mode)
+            finally:
+                release(connection)
         except FAILURES as error:
             raise statement_failure(operation, self._table_name, error) from error
 

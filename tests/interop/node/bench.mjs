@@ -3,7 +3,7 @@
 // the phases of benchmarks/phases.py on one table, one phase at a time, when asked, so that
 // `python -m benchmarks.run` interleaves them with the Python sides phase by phase.
 // JSON lines: the first request on stdin sets up,
-//   {"adapter": "drizzle"|"prisma"|"redis", "dialect": "postgresql"|"mysql"|"sqlite"|"redis", "url": ...,
+//   {"adapter": "drizzle"|"prisma"|"redis"|"dynamodb", "dialect": "postgresql"|"mysql"|"sqlite"|"redis"|"dynamodb", "url": ...,
 //    "table": ..., "sessions": [spec], "updated": [spec], "shops": [shop],
 //    "expected_by_shop": {shop: [id]}, "workers": 16, "delete_batch": 100}
 // and is answered {"ready": true, "versions": {...}} after an untimed warm-up load; then
@@ -137,9 +137,21 @@ async function makeRedis(url, prefix) {
   return {storage, close: () => storage.disconnect()};
 }
 
+// The DynamoDB adapter on the benchmark's dynalite (`url` the endpoint, `table` its table).
+async function makeDynamoDB(url, table) {
+  const {DynamoDBSessionStorage} = await import('@shopify/shopify-app-session-storage-dynamodb');
+  const storage = new DynamoDBSessionStorage({
+    sessionTableName: table,
+    config: {endpoint: url, region: 'us-east-1', credentials: {accessKeyId: 'bench', secretAccessKey: 'bench'}},
+  });
+  return {storage, close: async () => storage.client.destroy()};
+}
+
 async function open(req) {
   const {storage, close} = req.adapter === 'redis'
     ? await makeRedis(req.url, req.table)
+    : req.adapter === 'dynamodb'
+    ? await makeDynamoDB(req.url, req.table)
     : req.adapter === 'drizzle'
       ? await makeDrizzle(req.dialect, req.url, req.table)
       : await makePrisma(req.dialect, req.url);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // One JSON request on stdin -> one JSON response on stdout (logs go to stderr).
-// Drives the REAL Shopify session-storage adapters (drizzle, prisma, raw pg/mysql/sqlite)
+// Drives the REAL Shopify session-storage adapters (drizzle, prisma, raw pg/mysql/sqlite,
+// redis, dynamodb)
 // and the real Session class from @shopify/shopify-api. See README.md for the protocol.
 import Module from 'node:module';
 import {dirname, join} from 'node:path';
@@ -270,8 +271,27 @@ async function makeRedisStorage(url, prefix) {
   return {storage, close: () => storage.disconnect()};
 }
 
+/**
+ * The DynamoDB adapter: `url` is the endpoint (dynalite), `table` its sessionTableName,
+ * `shop_index` its shopIndexName; dynalite takes any region and credentials.
+ */
+async function makeDynamoDBStorage(url, table, req) {
+  const {DynamoDBSessionStorage} = await import('@shopify/shopify-app-session-storage-dynamodb');
+  const storage = new DynamoDBSessionStorage({
+    sessionTableName: table,
+    shopIndexName: req.shop_index ?? 'shop_index',
+    config: {
+      endpoint: url,
+      region: 'us-east-1',
+      credentials: {accessKeyId: 'dynalite', secretAccessKey: 'dynalite'},
+    },
+  });
+  return {storage, close: async () => storage.client.destroy()};
+}
+
 async function makeStorage(adapter, dialect, url, table, req = {}) {
   if (adapter === 'redis') return makeRedisStorage(url, table ?? 'shopify_sessions');
+  if (adapter === 'dynamodb') return makeDynamoDBStorage(url, table ?? 'shopify_sessions', req);
   if (adapter === 'drizzle') return makeDrizzleStorage(dialect, url, table ?? 'session');
   if (adapter === 'prisma') return makePrismaStorage(dialect, url, table, req);
   if (adapter === 'raw') return makeRawStorage(dialect, url, table ?? 'shopify_sessions', req);

@@ -38,9 +38,14 @@ def to_spec(session: Session) -> dict[str, Any]:
             "locale": user.locale,
             "collaborator": user.collaborator,
         }
-        spec["onlineAccessInfo"] = {
-            "associated_user": {k: v for k, v in fields.items() if v is not None}
-        }
+        info = session.online_access_info
+        access: dict[str, Any] = {}
+        if info.expires_in is not None:
+            access["expires_in"] = info.expires_in
+        if info.associated_user_scope is not None:
+            access["associated_user_scope"] = info.associated_user_scope
+        access["associated_user"] = {k: v for k, v in fields.items() if v is not None}
+        spec["onlineAccessInfo"] = access
     if session.extra:
         spec["extra"] = dict(session.extra)
     return spec
