@@ -273,6 +273,19 @@ def galera_pair() -> GaleraPair:
     return _GALERA[0]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``), the Galera tests go to one worker, so
+    that one Galera pair forms (about 15 s, two mariadbd), not one per worker. PgBouncer
+    and the Redis Cluster start in a second: each worker starts its own."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backends = [
+            v for v in (callspec.params.values() if callspec else ()) if isinstance(v, Backend)
+        ]
+        if any(backend.via == "galera" for backend in backends):
+            item.add_marker(pytest.mark.xdist_group("galera"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stop_servers_we_started() -> Iterator[None]:
     yield
@@ -338,6 +351,9 @@ class Harness:
     raw: Engine | None = None
     #: The Redis URL of a Redis backend (with ``?cluster=true`` for the cluster).
     redis_url: str | None = None
+    #: A PostgreSQL schema (MySQL: database) of the test's own, for a table whose name is
+    #: fixed (Prisma's "Session"), so that tests running at once never share it.
+    schema: str | None = None
     #: The DynamoDB tables the test made (deleted afterwards).
     dynamodb_tables: list[str] = field(default_factory=list)
     #: (name, schema) of every table to drop after the test; the default one is first.

@@ -21,7 +21,11 @@ import threading
 from typing import Any
 
 from sqlalchemy import event, make_url
-from sqlalchemy.util import await_
+
+try:
+    from sqlalchemy.util import await_
+except ImportError:  # SQLAlchemy 2.0, which pip picks on Python 3.10, names it so
+    from sqlalchemy.util import await_only as await_
 
 PG_SSL_REQUEST = 80877103
 PG_GSSENC_REQUEST = 80877104

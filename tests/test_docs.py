@@ -133,8 +133,11 @@ def test_program_runs(block: Block, tmp_path: Path) -> None:
     is_test = program.name.startswith("test_")
     pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio", "-W", "error"]
     runner = pytest if is_test else []
-    # A reader's shell: no Django settings that the suite's own Django tests set.
-    environment = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    # A reader's shell: no Django settings that the suite's own Django tests set, and not
+    # CI's pytest options for this run (workers, the serial phase's selection).
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PYTEST_ADDOPTS")
+    }
     result = subprocess.run(
         [sys.executable, "-W", "error", *runner, program.name],
         cwd=tmp_path,

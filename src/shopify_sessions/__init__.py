@@ -4,6 +4,7 @@ Redis storage in ``shopify_sessions.redis``.
 """
 
 import inspect as _inspect
+import types as _types
 
 from ._encryption import FernetTokenCipher, TokenCipher, TokenDecryptionError
 from ._errors import (
@@ -40,8 +41,9 @@ from ._storage import (
     SessionStorage,
     session_order,
 )
+from ._wrappers import AsyncSessionStorageWrapper, SessionStorageWrapper
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
@@ -49,6 +51,7 @@ __all__ = [
     "AsyncLockingSessionStorage",
     "AsyncMemorySessionStorage",
     "AsyncSessionStorage",
+    "AsyncSessionStorageWrapper",
     "AuthScopes",
     "ConnectionPoolerError",
     "DatabaseURLError",
@@ -68,6 +71,7 @@ __all__ = [
     "SessionDataError",
     "SessionStorage",
     "SessionStorageError",
+    "SessionStorageWrapper",
     "SessionTableSchemaError",
     "ShopTokenError",
     "StorageAccessDeniedError",
@@ -88,5 +92,10 @@ __all__ = [
 ]
 
 for _name in __all__:
-    if isinstance(globals()[_name], type) or _inspect.isfunction(globals()[_name]):
-        globals()[_name].__module__ = __name__  # not the constant, nor the type aliases
+    _value = globals()[_name]
+    # Classes and functions only: not the constant, nor the type aliases (on Python 3.10 a
+    # parametrised Callable passes isinstance(..., type) and refuses a new __module__).
+    if not isinstance(_value, _types.GenericAlias) and (
+        isinstance(_value, type) or _inspect.isfunction(_value)
+    ):
+        _value.__module__ = __name__

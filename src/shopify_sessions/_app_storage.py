@@ -16,11 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import MissingSessionTableError, SessionTableSchemaError
-from ._storage import (
-    AsyncLockingSessionStorage,
-    LockingSessionStorage,
-    is_asyncio_storage,
-)
+from ._storage import is_asyncio_storage
+from ._wrappers import is_locking_storage, wrapper_advice
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,15 +152,17 @@ def check_app_storage(storage: object, *, is_async: bool, owner: str, why: str) 
     Raises:
         TypeError: the storage is of the other kind, or not a locking storage at all.
     """
-    protocol = AsyncLockingSessionStorage if is_async else LockingSessionStorage
     kind, other = ("asyncio", "sync") if is_async else ("sync", "asyncio")
     name = type(storage).__name__
-    if isinstance(storage, protocol) and is_asyncio_storage(storage) == is_async:
+    # Judged as Python 3.12 judges isinstance() on a protocol, on every Python: a wrapper
+    # that forwards through __getattr__ is told to subclass SessionStorageWrapper.
+    if is_locking_storage(storage, is_async=is_async) and is_asyncio_storage(storage) == is_async:
         return
-    if not isinstance(storage, (LockingSessionStorage, AsyncLockingSessionStorage)):
+    if not any(is_locking_storage(storage, is_async=flag) for flag in (False, True)):
         raise TypeError(
             f"{owner} needs a {kind} locking storage (with lock_session and "
             f"sessions_due_for_refresh), and the storage function made {name}"
+            + wrapper_advice(storage, is_async=is_async)
         )
     twin = twin_class(storage)
     advice = f"use its {kind} twin, {twin}" if twin else f"use a {kind} storage"

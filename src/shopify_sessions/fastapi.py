@@ -32,7 +32,6 @@ from ._app_storage import app_storage, prepare_storage_async
 from ._locks import DEFAULT_LOCK_TIMEOUT
 from ._session import Session
 from ._storage import AsyncLockingSessionStorage
-from ._telemetry import Telemetry
 from ._web import (
     Answer,
     RequestKind,
@@ -42,6 +41,7 @@ from ._web import (
     request_input,
     verify,
 )
+from .telemetry import Telemetry
 from .tokens import AsyncOfflineTokens
 from .webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT, ReceivedWebhook, receive_webhook_async
 

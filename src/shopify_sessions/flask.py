@@ -27,7 +27,6 @@ from ._app_storage import app_storage, prepare_storage
 from ._locks import DEFAULT_LOCK_TIMEOUT
 from ._session import Session
 from ._storage import LockingSessionStorage
-from ._telemetry import Telemetry
 from ._web import (
     DEFAULT_PATCH_ID_TOKEN_PATH,
     Answer,
@@ -38,6 +37,7 @@ from ._web import (
     request_input,
     verify,
 )
+from .telemetry import Telemetry
 from .tokens import OfflineTokens
 from .webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT, ReceivedWebhook, receive_webhook
 

@@ -194,6 +194,17 @@ def test_check_lists_every_problem_and_what_upgrade_would_do(db: Database) -> No
     assert "create index on shop" in result.json["advice"]
 
 
+def test_version_is_the_installed_packages() -> None:
+    from importlib.metadata import version
+
+    import shopify_sessions
+
+    done = run("--version")
+    assert (done.code, done.stderr) == (0, "")
+    assert done.stdout == f"shopify-sessions {shopify_sessions.__version__}\n"
+    assert shopify_sessions.__version__ == version("shopify-sessions")
+
+
 def test_an_unreachable_database_is_exit_3() -> None:
     result = run("check", "--json", url="postgresql://postgres@127.0.0.1:1/test")
     assert result.code == 3

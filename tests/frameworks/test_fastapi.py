@@ -219,7 +219,7 @@ async def test_a_missing_or_unusable_table_stops_the_startup_with_the_fix(
     with pytest.raises(MissingSessionTableError, match=r"(?s)create_table=True.*init"):
         async with shopify.lifespan(app):
             pass
-    with SQLAlchemySessionStorage(url).engine.begin() as connection:
+    with SQLAlchemySessionStorage(url) as storage, storage.engine.begin() as connection:
         connection.exec_driver_sql('CREATE TABLE session (id TEXT PRIMARY KEY, "isOnline" TEXT)')
     with pytest.raises(SessionTableSchemaError, match="shopify-sessions upgrade"):
         async with shopify.lifespan(app):

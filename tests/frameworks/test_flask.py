@@ -75,6 +75,9 @@ def example(standin: StandIn, tmp_path: Path) -> Iterator[tuple[httpx.Client, An
     with serving(app) as client:
         yield client, storage
     storage.close()
+    # The app's own storage: Flask has no shutdown hook to close it (Python 3.13 warns of
+    # a SQLite connection left to the garbage collector).
+    app.extensions["shopify_sessions"].storage.close()
     http.close()
 
 
@@ -181,7 +184,7 @@ def test_a_missing_or_unusable_table_stops_init_app_with_the_fix(
     credentials = {"client_id": standin.client_id, "client_secret": standin.client_secret}
     with pytest.raises(MissingSessionTableError, match=r"(?s)create_table=True.*init"):
         ShopifySessions(Flask("a"), storage=url, **credentials)
-    with SQLAlchemySessionStorage(url).engine.begin() as connection:
+    with SQLAlchemySessionStorage(url) as storage, storage.engine.begin() as connection:
         connection.exec_driver_sql('CREATE TABLE session (id TEXT PRIMARY KEY, "isOnline" TEXT)')
     with pytest.raises(SessionTableSchemaError, match="shopify-sessions upgrade"):
         ShopifySessions(Flask("b"), storage=url, **credentials)

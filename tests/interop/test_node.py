@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,14 +64,22 @@ async def cell(
         pytest.skip(reason)
     require_server(backend.server)
     harness = new_harness(backend, tmp_path)
+    kind = "SCHEMA" if backend.server == "postgresql" else "DATABASE"
     if adapter == "prisma":
         harness.table_name = "Session"  # the Prisma client maps its model to one table
+        if backend.server != "sqlite":  # in a schema (MySQL: database) of the test's own
+            harness.schema = f"p_{uuid.uuid4().hex[:12]}"
+            harness.sql(f"CREATE {kind} {harness.schema}")
     node = Node(adapter, backend, harness)
     node("drop_table")
     node("create_table")
     yield adapter, harness
     await close_harness(harness)
     node("drop_table")
+    if harness.schema is not None:
+        drop = new_harness(backend, tmp_path)  # close_harness disposed of the raw engine
+        drop.sql(f"DROP {kind} {harness.schema}" + (" CASCADE" if kind == "SCHEMA" else ""))
+        await close_harness(drop)
 
 
 class Node:
@@ -83,6 +92,14 @@ class Node:
             "url": node_url(backend, harness),
             "table": harness.table_name,
         }
+        if harness.schema is not None and backend.server == "postgresql":
+            self.base["schema"] = harness.schema
+        elif harness.schema is not None:
+            self.base["url"] = (
+                make_url(self.base["url"])
+                .set(database=harness.schema)
+                .render_as_string(hide_password=False)
+            )
 
     def __call__(self, op: str, **fields: Any) -> dict[str, Any]:
         request = json.dumps({**self.base, "op": op, **fields})
@@ -192,7 +209,7 @@ def without_prisma_booleans(adapter: str, specs: list[dict[str, Any]]) -> list[d
 
 
 def python_storage(harness: Harness) -> Any:
-    return harness.storage(table=harness.table_name)
+    return harness.storage(table=harness.table_name, schema=harness.schema)
 
 
 # --- both directions ----------------------------------------------------------------------

@@ -32,6 +32,10 @@ from conftest import (
 from lifecycle_hammer import migrate_everywhere, run_async, run_sync
 from shopify_sessions.testing import FakeShopify
 
+# 3 processes x 4 workers for 15 s on 3-second tokens: on a busy machine a token can outlive
+# its second of slack (a 401), so the hammer runs with nothing else beside it.
+pytestmark = pytest.mark.serial
+
 PROCESSES, WORKERS, SHOPS = 3, 4, 3
 LIFETIME, SKEW, SECONDS = 3, 1.0, 15.0  # access tokens of 3 s, refreshed 1 s before expiry
 

@@ -349,6 +349,7 @@ async def test_a_missing_lock_table_is_created_at_first_lock(
     ids=lambda b: b.name,
     indirect=True,
 )
+@pytest.mark.serial  # it counts the whole database's idle transactions: others' would count
 async def test_a_held_lock_keeps_no_transaction_open(harness: Harness) -> None:
     """On the app's own (transactional) engine too, the lock's connection is idle, not
     idle in a transaction, while it is held: the HTTP call runs outside any transaction.

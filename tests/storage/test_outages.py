@@ -21,6 +21,9 @@ from sqlalchemy import Engine, create_engine, event, text
 from conftest import MYSQL_URL, POSTGRESQL_URL, REQUIRE_SERVERS, Backend, Harness
 from shopify_sessions import MissingSessionTableError, Session, StorageUnavailableError
 
+# They stop and restart the machine's PostgreSQL and MariaDB: nothing else may run meanwhile.
+pytestmark = pytest.mark.serial
+
 TIMEOUT = 60.0
 
 

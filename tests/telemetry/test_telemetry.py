@@ -40,7 +40,7 @@ from shopify_sessions import (
     TokenRefreshError,
     offline_session_id,
 )
-from shopify_sessions import _telemetry as names
+from shopify_sessions import telemetry as names
 from shopify_sessions.telemetry import Telemetry
 from shopify_sessions.webhooks import apply_webhook, apply_webhook_async
 
@@ -334,7 +334,7 @@ from shopify_sessions import MemorySessionStorage, Session
 from shopify_sessions.tokens import OfflineTokens
 from shopify_sessions.telemetry import Telemetry
 from shopify_sessions.webhooks import apply_webhook
-from shopify_sessions._telemetry import default_telemetry
+from shopify_sessions.telemetry import default_telemetry
 
 storage = MemorySessionStorage()
 session = Session("offline_a.myshopify.com", "a.myshopify.com", "", False, access_token="t")

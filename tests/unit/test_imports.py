@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def test_the_sync_storage_imports_without_asyncio_support() -> None:
     # Make `import greenlet` fail, as on an install without the async extras.
@@ -86,3 +88,12 @@ def test_the_old_lifecycle_module_still_imports_with_a_deprecation_warning() -> 
         text=True,
     )
     assert "DeprecationWarning" in shown.stderr
+
+
+def test_the_old_name_of_column_kind_still_imports_with_a_deprecation_warning() -> None:
+    import shopify_sessions.sqlalchemy as package
+
+    with pytest.warns(DeprecationWarning, match=r"Kind is deprecated.*ColumnKind"):
+        old = package.Kind
+    assert old is package.ColumnKind
+    assert "Kind" not in package.__all__

@@ -29,9 +29,11 @@ from shopify_requests import (
 )
 from shopify_sessions import (
     AsyncMemorySessionStorage,
+    AsyncSessionStorageWrapper,
     InvalidShopError,
     MemorySessionStorage,
     Session,
+    SessionStorageWrapper,
     offline_session_id,
 )
 from shopify_sessions.webhooks import (
@@ -429,24 +431,14 @@ async def _start(function: Any, *args: Any) -> asyncio.Task[Any]:
     return task
 
 
-class _Delegate:
-    """A storage that forwards to another; subclasses change one behaviour."""
-
-    def __init__(self, target: Any) -> None:
-        self._target = target
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._target, name)
-
-
-class _Unfenced(_Delegate):
+class _Unfenced(AsyncSessionStorageWrapper):
     """replace_session as a plain store: what the lifecycle did before the fence."""
 
     async def replace_session(self, session: Session, *, previous: Session) -> bool:
-        return bool(await self._target.store_session(session))
+        return bool(await self.wrapped.store_session(session))
 
 
-class _Unlocked(_Delegate):
+class _Unlocked(AsyncSessionStorageWrapper):
     """lock_session that takes no lock."""
 
     @asynccontextmanager
@@ -454,7 +446,7 @@ class _Unlocked(_Delegate):
         yield
 
 
-class _AsyncInterleaved(_Delegate):
+class _AsyncInterleaved(AsyncSessionStorageWrapper):
     """Runs ``meanwhile`` once, right after the first read of a session: another writer's
     change between the scope update's read and its write."""
 
@@ -463,14 +455,14 @@ class _AsyncInterleaved(_Delegate):
         self._meanwhile, self._reads = meanwhile, 0
 
     async def load_session(self, id: str) -> Session | None:
-        session: Session | None = await self._target.load_session(id)
+        session: Session | None = await self.wrapped.load_session(id)
         self._reads += 1
         if self._reads == 1:
             await self._meanwhile()
         return session
 
 
-class _SyncInterleaved(_Delegate):
+class _SyncInterleaved(SessionStorageWrapper):
     """The same over a sync storage."""
 
     def __init__(self, target: Any, meanwhile: Any) -> None:
@@ -478,7 +470,7 @@ class _SyncInterleaved(_Delegate):
         self._meanwhile, self._reads = meanwhile, 0
 
     def load_session(self, id: str) -> Session | None:
-        session: Session | None = self._target.load_session(id)
+        session: Session | None = self.wrapped.load_session(id)
         self._reads += 1
         if self._reads == 1:
             self._meanwhile()

@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from .. import __version__
 from . import (
     _check,
     _copy,
@@ -40,6 +41,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"shopify-sessions {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Show the installed version of shopify-sessions and exit.",
+        callback=_show_version,
+        is_eager=True,
+    ),
+) -> None:
+    """Options before the subcommand."""
+
 
 app.command("check")(_check.check)
 app.command("init")(_init.init)

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from .._errors import ReauthorizationRequiredError, SessionStorageError
-from .._time import utc_now
 from ..tokens import RefreshReport
+from ..tokens._base import is_legacy, offline_id
 from ._options import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_TABLE,
@@ -60,13 +60,13 @@ def migrate_legacy(
         ),
     ):
         if shops:
-            chosen = [tokens.offline_id(shop)[0] for shop in shops]
+            chosen = [offline_id(shop)[0] for shop in shops]
         else:
             chosen = [
                 session.shop
                 for batch in storage.sessions(batch_size=batch_size)
                 for session in batch
-                if not session.is_online and tokens.is_legacy(session, utc_now())
+                if not session.is_online and is_legacy(session)
             ]
         if dry_run:
             output.say(f"{len(chosen)} legacy session(s) to migrate")
@@ -76,9 +76,9 @@ def migrate_legacy(
         report, skipped = RefreshReport(), []
         with progress_bar(output, "migrating", len(chosen)) as advance:
             for shop in chosen:
-                domain, id = tokens.offline_id(shop)
+                domain, id = offline_id(shop)
                 before = storage.load_session(id)
-                if before is None or not tokens.is_legacy(before, utc_now()):
+                if before is None or not is_legacy(before):
                     skipped.append(domain)  # absent, or expiring already
                 else:
                     try:

@@ -50,7 +50,7 @@ from ..sqlalchemy._codecs import sql_type
 from ..sqlalchemy._core import describe_table
 from ..sqlalchemy._layout import Layout, detect_layout
 from ..sqlalchemy._schema import plan_columns
-from ..sqlalchemy._table import COLUMNS, MYSQL, Kind
+from ..sqlalchemy._table import COLUMNS, MYSQL, ColumnKind
 from ._connect import (
     connection_to,
     is_dynamodb,
@@ -391,13 +391,13 @@ def _new_type(column: str, real: Table, layout: Layout, dialect: Dialect) -> Any
     kind = COLUMNS[column]
     columns = {c.name: c for c in real.columns}
     sqlite = dialect.name == "sqlite"
-    if kind is Kind.TEXT:
+    if kind is ColumnKind.TEXT:
         shop = sql_type(columns["shop"], dialect) if "shop" in columns else None
         length = getattr(shop, "length", None)
         return String(length) if length else Text()
-    if kind is Kind.BOOLEAN:
+    if kind is ColumnKind.BOOLEAN:
         return columns["isOnline"].type if "isOnline" in columns else types.Boolean()
-    if kind is Kind.USER_ID:
+    if kind is ColumnKind.USER_ID:
         if sqlite and layout is Layout.RAW:
             return Integer()
         if sqlite and layout in (Layout.DRIZZLE, Layout.DEFAULT):

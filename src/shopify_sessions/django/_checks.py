@@ -23,9 +23,9 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from .._app_storage import BACKENDS
 from .._errors import SessionStorageError
-from .._telemetry import Telemetry
 from ..sqlalchemy import resolve_url
 from ..sqlalchemy._layout import Layout
+from ..telemetry import Telemetry
 from ._database import backend_of
 from ._settings import credentials, layout, options, sessions_alias, table_name
 from ._storage import DjangoSessionStorage

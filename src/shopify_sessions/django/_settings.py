@@ -18,11 +18,11 @@ from shopify_app import ShopifyApp
 from .._app_storage import StorageOptions, storage_from_url
 from .._locks import DEFAULT_LOCK_TIMEOUT
 from .._storage import LockingSessionStorage
-from .._telemetry import Telemetry
 from .._web import DEFAULT_PATCH_ID_TOKEN_PATH
 from ..sqlalchemy._create import CREATABLE_LAYOUTS, DEFAULT_NAMES
 from ..sqlalchemy._layout import Layout
 from ..sqlalchemy._table import lock_table_name
+from ..telemetry import Telemetry
 from ..tokens import OfflineTokens
 from ..webhooks import DEFAULT_WEBHOOK_LOCK_TIMEOUT
 from ._database import entry_url

@@ -9,7 +9,7 @@ from ._codecs import DateTimeFormat
 from ._pooler import PoolerMode, pooler_engine_options
 from ._server import ServerFacts
 from ._sync import SQLAlchemySessionStorage
-from ._table import COLUMNS, DEFAULT_TABLE_NAME, Kind, session_lock_table, session_table
+from ._table import COLUMNS, DEFAULT_TABLE_NAME, ColumnKind, session_lock_table, session_table
 from ._url import resolve_url
 
 if TYPE_CHECKING:
@@ -20,8 +20,8 @@ __all__ = [
     "DEFAULT_LOCK_LEASE",
     "DEFAULT_TABLE_NAME",
     "AsyncSQLAlchemySessionStorage",
+    "ColumnKind",
     "DateTimeFormat",
-    "Kind",
     "PoolerMode",
     "SQLAlchemySessionStorage",
     "ServerFacts",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 for _name in (
-    "Kind",
+    "ColumnKind",
     "SQLAlchemySessionStorage",
     "ServerFacts",
     "pooler_engine_options",
@@ -46,6 +46,16 @@ for _name in (
 def __getattr__(name: str) -> Any:
     # Imported on first use: SQLAlchemy's asyncio support needs greenlet, which only the
     # async extras install, and a sync application should not need it.
+    if name == "Kind":
+        import warnings
+
+        warnings.warn(
+            "shopify_sessions.sqlalchemy.Kind is deprecated and will be removed in 0.3.0: "
+            "it is named ColumnKind",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return ColumnKind
     if name == "AsyncSQLAlchemySessionStorage":
         from ._async import AsyncSQLAlchemySessionStorage
 

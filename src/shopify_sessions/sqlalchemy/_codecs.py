@@ -19,7 +19,7 @@ from sqlalchemy.engine import Dialect
 from .._encryption import TokenCipher
 from .._errors import InvalidSessionError
 from .._time import UTC, as_utc, from_epoch_ms, to_epoch_ms
-from ._table import COLUMNS, REQUIRED_COLUMNS, Kind
+from ._table import COLUMNS, REQUIRED_COLUMNS, ColumnKind
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT32_MAX = 2**31 - 1
@@ -404,7 +404,7 @@ def codec_for(
     type_ = sql_type(column, dialect)
     type_name = _describe(column.type, dialect)
 
-    if kind is Kind.TEXT:
+    if kind is ColumnKind.TEXT:
         if isinstance(type_, types.String) and not isinstance(type_, types.Enum):
             return TextCodec(
                 name,
@@ -413,12 +413,12 @@ def codec_for(
                 forbid_nul=dialect.name == "postgresql",
                 not_null=not_null,
             )
-    elif kind is Kind.BOOLEAN:
+    elif kind is ColumnKind.BOOLEAN:
         if isinstance(type_, types.Boolean):
             return BooleanCodec(name, optional=optional, as_int=False, not_null=not_null)
         if isinstance(type_, types.Integer):
             return BooleanCodec(name, optional=optional, as_int=True, not_null=not_null)
-    elif kind is Kind.USER_ID:
+    elif kind is ColumnKind.USER_ID:
         if not_null:
             return f"{name} is NOT NULL, but offline sessions have no user id"
         if isinstance(type_, types.BigInteger) or (
@@ -431,7 +431,7 @@ def codec_for(
             return DigitsUserIdCodec(name, as_bytes=True)
         if isinstance(type_, types.String) and (type_.length is None or type_.length >= 20):
             return DigitsUserIdCodec(name, as_bytes=False)
-    elif kind is Kind.DATETIME:
+    elif kind is ColumnKind.DATETIME:
         if not_null:
             return f"{name} is NOT NULL, but sessions may have no {name}"
         return _datetime_codec(column, type_, dialect, datetime_format, type_name)

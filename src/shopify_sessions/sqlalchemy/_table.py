@@ -24,7 +24,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeEngine
 
 
-class Kind(enum.Enum):
+class ColumnKind(enum.Enum):
     """What a column holds, whatever SQL type carries it."""
 
     TEXT = "text"
@@ -37,24 +37,24 @@ class Kind(enum.Enum):
     """A date-time: a SQL date-time, ISO text or an epoch number (see ``DateTimeFormat``)."""
 
 
-COLUMNS: dict[str, Kind] = {
-    "id": Kind.TEXT,
-    "shop": Kind.TEXT,
-    "state": Kind.TEXT,
-    "isOnline": Kind.BOOLEAN,
-    "scope": Kind.TEXT,
-    "expires": Kind.DATETIME,
-    "accessToken": Kind.TEXT,
-    "userId": Kind.USER_ID,
-    "firstName": Kind.TEXT,
-    "lastName": Kind.TEXT,
-    "email": Kind.TEXT,
-    "accountOwner": Kind.BOOLEAN,
-    "locale": Kind.TEXT,
-    "collaborator": Kind.BOOLEAN,
-    "emailVerified": Kind.BOOLEAN,
-    "refreshToken": Kind.TEXT,
-    "refreshTokenExpires": Kind.DATETIME,
+COLUMNS: dict[str, ColumnKind] = {
+    "id": ColumnKind.TEXT,
+    "shop": ColumnKind.TEXT,
+    "state": ColumnKind.TEXT,
+    "isOnline": ColumnKind.BOOLEAN,
+    "scope": ColumnKind.TEXT,
+    "expires": ColumnKind.DATETIME,
+    "accessToken": ColumnKind.TEXT,
+    "userId": ColumnKind.USER_ID,
+    "firstName": ColumnKind.TEXT,
+    "lastName": ColumnKind.TEXT,
+    "email": ColumnKind.TEXT,
+    "accountOwner": ColumnKind.BOOLEAN,
+    "locale": ColumnKind.TEXT,
+    "collaborator": ColumnKind.BOOLEAN,
+    "emailVerified": ColumnKind.BOOLEAN,
+    "refreshToken": ColumnKind.TEXT,
+    "refreshTokenExpires": ColumnKind.DATETIME,
 }
 """The columns of Shopify's Drizzle and Prisma session tables, by their JS names, in the
 order this package reads and writes them, each with the kind of value it holds."""

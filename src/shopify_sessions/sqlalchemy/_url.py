@@ -64,7 +64,7 @@ DRIVERS[("mariadb", True)] = DRIVERS[("mysql", True)]
 _KNOWN = {driver.name: driver for candidates in DRIVERS.values() for driver in candidates}
 
 
-def resolve_url(url: object, *, is_async: bool) -> URL:
+def resolve_url(url: str | URL, *, is_async: bool) -> URL:
     """The URL to build the engine of a sync (``is_async=False``) or asyncio storage from.
 
     - ``postgres://`` is read as ``postgresql://``;

@@ -26,7 +26,8 @@ from .._errors import (
 from .._locks import DEFAULT_LOCK_TIMEOUT
 from .._session import Session
 from .._storage import AsyncLockingSessionStorage, check_storage_kind, is_refresh_due
-from .._telemetry import DISCARDED, DONE, DONE_ELSEWHERE, Telemetry
+from .._wrappers import is_locking_storage, wrapper_advice
+from ..telemetry import DISCARDED, DONE, DONE_ELSEWHERE, Telemetry
 from ._base import HEADERS, Due, RefreshReport, TokensBase, logger, now
 
 
@@ -77,9 +78,11 @@ class AsyncOfflineTokens(TokensBase):
         telemetry: Telemetry | None = None,
     ) -> None:
         check_storage_kind(storage, AsyncOfflineTokens, is_async=True)
-        if not isinstance(storage, AsyncLockingSessionStorage):
+        if not is_locking_storage(storage, is_async=True):
             raise TypeError(
-                f"storage must have lock_session and sessions_due_for_refresh, not {storage!r}"
+                "storage must be a locking storage (lock_session, replace_session, "
+                f"sessions_due_for_refresh), not {storage!r}"
+                + wrapper_advice(storage, is_async=True)
             )
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(f"http_client must be an httpx.AsyncClient, not {http_client!r}")
@@ -126,14 +129,14 @@ class AsyncOfflineTokens(TokensBase):
                 token has expired.
             SessionStorageError: the storage failed (typed, with its cause).
         """
-        domain, id = self.offline_id(shop)
+        domain, id = self._offline_id(shop)
         session = await self._storage.load_session(id)
-        if session is None or not self.is_stale(session, now()):
+        if session is None or not self._is_stale(session, now()):
             return session
         try:
-            return await self._renew(domain, id, self.is_stale, "refresh", self._refresh)
+            return await self._renew(domain, id, self._is_stale, "refresh", self._refresh)
         except (TokenRefreshError, LockTimeoutError) as error:
-            if not self.may_serve_current(session, error, now()):
+            if not self._may_serve_current(session, error, now()):
                 raise
             logger.warning("%s: serving the current token until it expires: %s", domain, error)
             return session
@@ -168,7 +171,7 @@ class AsyncOfflineTokens(TokensBase):
             LockTimeoutError: As for :meth:`get`.
             SessionStorageError: As for :meth:`get`.
         """
-        domain, id = self.exchange_input(verified)
+        domain, id = self._exchange_input(verified)
         try:
             session = await self.get(domain)
         except ReauthorizationRequiredError:
@@ -205,9 +208,9 @@ class AsyncOfflineTokens(TokensBase):
             LockTimeoutError: another worker held the session's lock too long.
             SessionStorageError: As for :meth:`get`.
         """
-        domain, id, user_id = self.online_exchange_input(verified)
+        domain, id, user_id = self._online_exchange_input(verified)
         session = await self._storage.load_session(id)
-        if session is not None and self.is_fresh_online(session, now()):
+        if session is not None and self._is_fresh_online(session, now()):
             return session
         return await self._exchange_id_token(verified, domain, id, user_id)
 
@@ -229,11 +232,11 @@ class AsyncOfflineTokens(TokensBase):
             LockTimeoutError: As for :meth:`get`.
             SessionStorageError: As for :meth:`get`.
         """
-        domain, id = self.offline_id(shop)
+        domain, id = self._offline_id(shop)
         session = await self._storage.load_session(id)
-        if session is None or not self.is_legacy(session, now()):
+        if session is None or not self._is_legacy(session, now()):
             return session
-        return await self._renew(domain, id, self.is_legacy, "legacy exchange", self._exchange)
+        return await self._renew(domain, id, self._is_legacy, "legacy exchange", self._exchange)
 
     async def refresh_expiring(
         self,
@@ -282,12 +285,12 @@ class AsyncOfflineTokens(TokensBase):
         """Exchange the request's session token for the session ``id`` under its lock: an
         offline token, or the online token of the staff user ``user_id``."""
         action = "token exchange" if user_id is None else "online token exchange"
-        with self.attempt(action, domain, id) as attempt:
+        with self._attempt(action, domain, id) as attempt:
             lock = self._storage.lock_session(id, timeout=self._lock_timeout)
             async with lock:
                 attempt.locked()
                 stored = await self._storage.load_session(id)
-                if stored is not None and self.is_exchange_needless(stored, user_id, now()):
+                if stored is not None and self._is_exchange_needless(stored, user_id, now()):
                     attempt.finish(DONE_ELSEWHERE)
                     return stored
                 result = await token_exchange_async(
@@ -297,7 +300,7 @@ class AsyncOfflineTokens(TokensBase):
                     invalid_token_response=verified.invalid_token_response,
                     http_client=self._http_client,
                 )
-                session = self.exchanged(domain, user_id, result, now())
+                session = self._exchanged(domain, user_id, result, now())
                 if stored is None:
                     await self._storage.store_session(session)
                 elif not await self._store(domain, session, stored):
@@ -321,7 +324,7 @@ class AsyncOfflineTokens(TokensBase):
         action: str,
         call: Callable[[str, Session], Awaitable[Session]],
     ) -> Session | None:
-        with self.attempt(action, domain, id) as attempt:
+        with self._attempt(action, domain, id) as attempt:
             lock = self._storage.lock_session(id, timeout=self._lock_timeout)
             async with lock:
                 attempt.locked()
@@ -345,18 +348,18 @@ class AsyncOfflineTokens(TokensBase):
                 return await self._storage.load_session(id)
 
     async def _refresh(self, domain: str, session: Session) -> Session:
-        token = self.refresh_input(domain, session, now())
+        token = self._refresh_input(domain, session, now())
         result = await refresh_access_token_async(token, self._app_config, self._http_client)
-        return self.refreshed_session(domain, session, result, now())
+        return self._refreshed_session(domain, session, result, now())
 
     async def _exchange(self, domain: str, session: Session) -> Session:
-        url, body = self.legacy_request(domain, session)
+        url, body = self._legacy_request(domain, session)
         attempt = 0
         while True:
             status, answer = await self._post(domain, url, body)
-            pause = self.should_retry_legacy(status, attempt)
+            pause = self._should_retry_legacy(status, attempt)
             if pause is None:
-                return self.migrated_session(domain, session, status, answer, now())
+                return self._migrated_session(domain, session, status, answer, now())
             await asyncio.sleep(pause)
             attempt += 1
 
@@ -393,10 +396,10 @@ class AsyncOfflineTokens(TokensBase):
                 logger.warning(
                     "storing the renewed pair of %s failed (%s); trying again", domain, error
                 )
-                await asyncio.sleep(self.store_pause(attempt - 1))
+                await asyncio.sleep(self._store_pause(attempt - 1))
 
     async def _delete_unless_renewed(self, session: Session) -> None:
         """Delete the session Shopify refused, unless another worker renewed it meanwhile."""
         stored = await self._storage.load_session(session.id)
-        if stored is not None and self.holds_same_pair(stored, session):
+        if stored is not None and self._holds_same_pair(stored, session):
             await self._storage.delete_session(session.id)

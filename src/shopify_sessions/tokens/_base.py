@@ -30,7 +30,8 @@ from .._locks import check_timeout
 from .._session import AssociatedUser, Session
 from .._shop import offline_session_id, online_session_id, shop_domain
 from .._storage import holds_tokens
-from .._telemetry import (
+from .._time import utc_now
+from ..telemetry import (
     DISCARDED,
     DONE,
     DONE_ELSEWHERE,
@@ -48,7 +49,6 @@ from .._telemetry import (
     check_telemetry,
     error_code,
 )
-from .._time import utc_now
 from ._claims import session_token_problem, user_id_of
 from ._convert import session_from_token, token_from_session
 
@@ -120,7 +120,7 @@ class Attempt:
     def locked(self) -> None:
         """The session lock is taken: the wait is over."""
         self._waited = time.monotonic() - self._started
-        self._telemetry.record_lock_wait(ACTIONS[self._action][0], self._waited, acquired=True)
+        self._telemetry._record_lock_wait(ACTIONS[self._action][0], self._waited, acquired=True)
         if self._span is not None:
             self._span.set_attribute(LOCK_WAITED, self._waited)
 
@@ -130,7 +130,7 @@ class Attempt:
             return
         if isinstance(error, LockTimeoutError) and self._waited is None:
             waited = time.monotonic() - self._started
-            self._telemetry.record_lock_wait(ACTIONS[self._action][0], waited, acquired=False)
+            self._telemetry._record_lock_wait(ACTIONS[self._action][0], waited, acquired=False)
         outcome = (
             REAUTHORIZATION_REQUIRED if isinstance(error, ReauthorizationRequiredError) else FAILED
         )
@@ -139,7 +139,7 @@ class Attempt:
     def finish(
         self, outcome: str, code: str | None = None, error: BaseException | None = None
     ) -> None:
-        """Report the renewal's outcome: one of ``_telemetry``'s outcome values."""
+        """Report the renewal's outcome: one of ``telemetry``'s outcome values."""
         if self.outcome is not None:
             return
         self.outcome = outcome
@@ -166,11 +166,11 @@ class Attempt:
         attributes = {OPERATION: operation, TRIGGER: trigger, OUTCOME: outcome}
         if code is not None:
             attributes[ERROR_CODE] = code
-        self._telemetry.count_renewal(operation, duration, attributes)
+        self._telemetry._count_renewal(operation, duration, attributes)
         if self._span is not None:
             self._span.set_attributes(attributes)
             if code is not None:
-                self._telemetry.fail_span(self._span, error, code)
+                self._telemetry._fail_span(self._span, error, code)
 
 
 #: The level and the log's wording of each outcome.
@@ -181,6 +181,17 @@ _LOG_OUTCOMES = {
     REAUTHORIZATION_REQUIRED: (logging.WARNING, "reauthorization required ({code})"),
     FAILED: (logging.WARNING, "failed ({code})"),
 }
+
+
+def offline_id(shop: str) -> tuple[str, str]:
+    """``(shop domain, offline session id)`` of ``my-shop`` or ``my-shop.myshopify.com``."""
+    domain = shop_domain(shop)
+    return domain, offline_session_id(domain)
+
+
+def is_legacy(session: Session) -> bool:
+    """Whether the session holds a non-expiring token that has not been migrated."""
+    return session.expires is None and not session.refresh_token
 
 
 class TokensBase:
@@ -233,12 +244,12 @@ class TokensBase:
         )
 
     @contextmanager
-    def attempt(self, action: str, domain: str, id: str) -> Iterator[Attempt]:
+    def _attempt(self, action: str, domain: str, id: str) -> Iterator[Attempt]:
         """An :class:`Attempt` at renewing session ``id``, inside its span; an error that
         leaves the block before an outcome was reported is reported as the outcome."""
         operation, trigger = ACTIONS[action]
         attributes = {SHOP: domain, SESSION_ID: id, OPERATION: operation, TRIGGER: trigger}
-        with self._telemetry.span(RENEWAL_SPANS[operation], attributes) as span:
+        with self._telemetry._span(RENEWAL_SPANS[operation], attributes) as span:
             attempt = Attempt(self._telemetry, action, domain, span)
             try:
                 yield attempt
@@ -247,12 +258,10 @@ class TokensBase:
                 raise
 
     @staticmethod
-    def offline_id(shop: str) -> tuple[str, str]:
-        """``(shop domain, offline session id)`` of ``my-shop`` or ``my-shop.myshopify.com``."""
-        domain = shop_domain(shop)
-        return domain, offline_session_id(domain)
+    def _offline_id(shop: str) -> tuple[str, str]:
+        return offline_id(shop)
 
-    def is_stale(self, session: Session, now: datetime) -> bool:
+    def _is_stale(self, session: Session, now: datetime) -> bool:
         """Whether ``get`` must renew the session's access token first.
 
         It expires within ``skew``; or it has no expiry but a refresh token, which only a
@@ -264,7 +273,7 @@ class TokensBase:
         return session.expires - self._skew <= now
 
     @staticmethod
-    def may_serve_current(session: Session, error: Exception, now: datetime) -> bool:
+    def _may_serve_current(session: Session, error: Exception, now: datetime) -> bool:
         """Whether ``get`` may hand out the current token after a failed early refresh.
 
         Shopify or the network failed (or another worker held the lock too long), but the
@@ -277,11 +286,10 @@ class TokensBase:
         return session.expires is not None and session.expires > now
 
     @staticmethod
-    def is_legacy(session: Session, now: datetime) -> bool:
-        """Whether the session holds a non-expiring token that has not been migrated."""
-        return session.expires is None and not session.refresh_token
+    def _is_legacy(session: Session, now: datetime) -> bool:
+        return is_legacy(session)
 
-    def refresh_input(self, domain: str, session: Session, now: datetime) -> Any:
+    def _refresh_input(self, domain: str, session: Session, now: datetime) -> Any:
         """What ``shopifyapp.refresh_access_token`` is given to renew ``session``.
 
         ``shopifyapp`` refuses to refresh a token with more than 60 s left, whatever the
@@ -300,7 +308,7 @@ class TokensBase:
             )
         return replace(token_from_session(session), expires=None)
 
-    def refreshed_session(
+    def _refreshed_session(
         self, domain: str, session: Session, result: TokenExchangeResult, now: datetime
     ) -> Session:
         """The session to store after ``shopifyapp`` answered a refresh of ``session``.
@@ -316,9 +324,9 @@ class TokensBase:
         if code != "success" or result.access_token is None:
             raise TokenRefreshError(domain, code, detail)
         renewed = session_from_token(result.access_token)
-        return self.checked_pair(session, renewed, now)
+        return self._checked_pair(session, renewed, now)
 
-    def exchange_input(self, verified: Any) -> tuple[str, str]:
+    def _exchange_input(self, verified: Any) -> tuple[str, str]:
         """``(shop domain, offline session id)`` of a request ``shopifyapp`` verified.
 
         Raises:
@@ -343,25 +351,25 @@ class TokensBase:
             )
         problem = session_token_problem(verified, self._app_config["client_id"], time.time())
         if problem is not None:
-            raise self.refused_token(verified, problem)
-        return self.offline_id(verified.shop)
+            raise self._refused_token(verified, problem)
+        return self._offline_id(verified.shop)
 
-    def online_exchange_input(self, verified: Any) -> tuple[str, str, int]:
+    def _online_exchange_input(self, verified: Any) -> tuple[str, str, int]:
         """``(shop domain, online session id, user id)`` of a request ``shopifyapp``
         verified: the staff user is the session token's ``sub``.
 
         Raises:
-            ValueError: As for :meth:`exchange_input`.
-            TokenExchangeError: As for :meth:`exchange_input`, or the token names no user.
+            ValueError: As for ``_exchange_input``.
+            TokenExchangeError: As for ``_exchange_input``, or the token names no user.
         """
-        domain, _ = self.exchange_input(verified)
+        domain, _ = self._exchange_input(verified)
         user_id = user_id_of(verified)
         if user_id is None:
-            raise self.refused_token(verified, "sub is not a staff user's id")
+            raise self._refused_token(verified, "sub is not a staff user's id")
         return domain, online_session_id(domain, user_id), user_id
 
     @staticmethod
-    def refused_token(verified: Any, problem: str) -> TokenExchangeError:
+    def _refused_token(verified: Any, problem: str) -> TokenExchangeError:
         """The error for a session token refused before any exchange: answered as
         ``shopifyapp`` answers an invalid token (App Bridge fetches a new one)."""
         logger.warning("session token refused: %s", problem)
@@ -372,21 +380,21 @@ class TokensBase:
             response=getattr(verified, "invalid_token_response", None),
         )
 
-    def exchanged_session(self, domain: str, result: TokenExchangeResult) -> Session:
+    def _exchanged_session(self, domain: str, result: TokenExchangeResult) -> Session:
         """The session to store after ``shopifyapp`` exchanged a request's session token.
 
         Raises:
             TokenExchangeError: Shopify refused the exchange, or could not be reached;
                 ``response`` is what ``shopifyapp`` suggests answering the request with.
         """
-        session = session_from_token(self.exchanged_token(domain, result))
+        session = session_from_token(self._exchanged_token(domain, result))
         if session.shop != domain or session.is_online:
             raise TokenExchangeError(
                 domain, "unexpected_token", "the exchange answered a token of another kind"
             )
         return session
 
-    def exchanged_online_session(
+    def _exchanged_online_session(
         self, domain: str, user_id: int, result: TokenExchangeResult, now: datetime
     ) -> Session:
         """The staff user's online session after ``shopifyapp`` exchanged a request's
@@ -399,10 +407,10 @@ class TokensBase:
         they are read from its log of Shopify's answer, which has the tokens redacted).
 
         Raises:
-            TokenExchangeError: As for :meth:`exchanged_session`, or the token is not
+            TokenExchangeError: As for ``_exchanged_session``, or the token is not
                 an online token of this shop and user.
         """
-        session = session_from_token(self.exchanged_token(domain, result))
+        session = session_from_token(self._exchanged_token(domain, result))
         info = session.online_access_info
         if (
             session.shop != domain
@@ -432,7 +440,7 @@ class TokensBase:
         return session
 
     @staticmethod
-    def exchanged_token(domain: str, result: TokenExchangeResult) -> Any:
+    def _exchanged_token(domain: str, result: TokenExchangeResult) -> Any:
         """The access token of a token exchange ``shopifyapp`` made.
 
         Raises:
@@ -447,23 +455,23 @@ class TokensBase:
             code = SERVER_ERROR
         raise TokenExchangeError(domain, code, detail, response=result.response)
 
-    def exchanged(
+    def _exchanged(
         self, domain: str, user_id: int | None, result: TokenExchangeResult, now: datetime
     ) -> Session:
         """The session to store after an exchange of a request's session token: the
         shop's offline one, or the online one of the staff user ``user_id``."""
         if user_id is None:
-            return self.exchanged_session(domain, result)
-        return self.exchanged_online_session(domain, user_id, result, now)
+            return self._exchanged_session(domain, result)
+        return self._exchanged_online_session(domain, user_id, result, now)
 
-    def is_exchange_needless(self, stored: Session, user_id: int | None, now: datetime) -> bool:
+    def _is_exchange_needless(self, stored: Session, user_id: int | None, now: datetime) -> bool:
         """Whether the session found under the lock makes the exchange needless: another
         worker stored a valid one meanwhile."""
         if user_id is None:
-            return not self.is_stale(stored, now)
-        return self.is_fresh_online(stored, now)
+            return not self._is_stale(stored, now)
+        return self._is_fresh_online(stored, now)
 
-    def is_fresh_online(self, session: Session, now: datetime) -> bool:
+    def _is_fresh_online(self, session: Session, now: datetime) -> bool:
         """Whether an online session's access token is valid for ``skew`` more: an online
         token cannot be refreshed, only exchanged again from a new session token."""
         return (
@@ -473,7 +481,7 @@ class TokensBase:
             and session.expires - self._skew > now
         )
 
-    def legacy_request(self, domain: str, session: Session) -> tuple[str, dict[str, Any]]:
+    def _legacy_request(self, domain: str, session: Session) -> tuple[str, dict[str, Any]]:
         """The URL and JSON body that exchange a legacy token for an expiring pair."""
         body = {
             "client_id": self._app_config["client_id"],
@@ -487,13 +495,13 @@ class TokensBase:
         return f"https://{domain.rstrip('/')}/admin/oauth/access_token", body
 
     @staticmethod
-    def should_retry_legacy(status: int, attempt: int) -> float | None:
+    def _should_retry_legacy(status: int, attempt: int) -> float | None:
         """Seconds to wait before trying the legacy exchange again, or ``None``."""
         if (status == 429 or 500 <= status <= 504) and attempt + 1 < LEGACY_ATTEMPTS:
             return 0.25 * (1 << attempt) * (1 + random.random())
         return None
 
-    def migrated_session(
+    def _migrated_session(
         self, domain: str, session: Session, status: int, answer: Any, now: datetime
     ) -> Session:
         """The session to store after Shopify answered a legacy exchange.
@@ -526,10 +534,10 @@ class TokensBase:
         renewed.refresh_token_expires = (
             None if refresh_expires_in is None else now + refresh_expires_in
         )
-        return self.checked_pair(session, renewed, now)
+        return self._checked_pair(session, renewed, now)
 
     @staticmethod
-    def checked_pair(old: Session, new: Session, now: datetime) -> Session:
+    def _checked_pair(old: Session, new: Session, now: datetime) -> Session:
         """``new`` made safe to store in place of ``old``.
 
         Shopify's answer without ``expires_in`` (shopify-app-js #3400) must not be stored
@@ -555,12 +563,12 @@ class TokensBase:
         return new
 
     @staticmethod
-    def holds_same_pair(stored: Session, session: Session) -> bool:
+    def _holds_same_pair(stored: Session, session: Session) -> bool:
         """Whether ``stored`` still holds the tokens of ``session``."""
         return holds_tokens(stored.access_token, stored.refresh_token, session)
 
     @staticmethod
-    def store_pause(attempt: int) -> float:
+    def _store_pause(attempt: int) -> float:
         """Seconds before storing a renewed pair again: 0.1 s doubling, at most 2 s."""
         return min(0.1 * (1 << attempt), 2.0) * (0.5 + random.random())
 

@@ -23,7 +23,8 @@ from .._errors import (
 from .._locks import DEFAULT_LOCK_TIMEOUT
 from .._session import Session
 from .._storage import LockingSessionStorage, check_storage_kind, is_refresh_due
-from .._telemetry import DISCARDED, DONE, DONE_ELSEWHERE, Telemetry
+from .._wrappers import is_locking_storage, wrapper_advice
+from ..telemetry import DISCARDED, DONE, DONE_ELSEWHERE, Telemetry
 from ._base import HEADERS, Due, RefreshReport, TokensBase, logger, now
 
 
@@ -72,9 +73,11 @@ class OfflineTokens(TokensBase):
         telemetry: Telemetry | None = None,
     ) -> None:
         check_storage_kind(storage, OfflineTokens, is_async=False)
-        if not isinstance(storage, LockingSessionStorage):
+        if not is_locking_storage(storage, is_async=False):
             raise TypeError(
-                f"storage must have lock_session and sessions_due_for_refresh, not {storage!r}"
+                "storage must be a locking storage (lock_session, replace_session, "
+                f"sessions_due_for_refresh), not {storage!r}"
+                + wrapper_advice(storage, is_async=False)
             )
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise TypeError(f"http_client must be an httpx.Client, not {http_client!r}")
@@ -121,14 +124,14 @@ class OfflineTokens(TokensBase):
                 token has expired.
             SessionStorageError: the storage failed (typed, with its cause).
         """
-        domain, id = self.offline_id(shop)
+        domain, id = self._offline_id(shop)
         session = self._storage.load_session(id)
-        if session is None or not self.is_stale(session, now()):
+        if session is None or not self._is_stale(session, now()):
             return session
         try:
-            return self._renew(domain, id, self.is_stale, "refresh", self._refresh)
+            return self._renew(domain, id, self._is_stale, "refresh", self._refresh)
         except (TokenRefreshError, LockTimeoutError) as error:
-            if not self.may_serve_current(session, error, now()):
+            if not self._may_serve_current(session, error, now()):
                 raise
             logger.warning("%s: serving the current token until it expires: %s", domain, error)
             return session
@@ -163,7 +166,7 @@ class OfflineTokens(TokensBase):
             LockTimeoutError: As for :meth:`get`.
             SessionStorageError: As for :meth:`get`.
         """
-        domain, id = self.exchange_input(verified)
+        domain, id = self._exchange_input(verified)
         try:
             session = self.get(domain)
         except ReauthorizationRequiredError:
@@ -200,9 +203,9 @@ class OfflineTokens(TokensBase):
             LockTimeoutError: another worker held the session's lock too long.
             SessionStorageError: As for :meth:`get`.
         """
-        domain, id, user_id = self.online_exchange_input(verified)
+        domain, id, user_id = self._online_exchange_input(verified)
         session = self._storage.load_session(id)
-        if session is not None and self.is_fresh_online(session, now()):
+        if session is not None and self._is_fresh_online(session, now()):
             return session
         return self._exchange_id_token(verified, domain, id, user_id)
 
@@ -224,11 +227,11 @@ class OfflineTokens(TokensBase):
             LockTimeoutError: As for :meth:`get`.
             SessionStorageError: As for :meth:`get`.
         """
-        domain, id = self.offline_id(shop)
+        domain, id = self._offline_id(shop)
         session = self._storage.load_session(id)
-        if session is None or not self.is_legacy(session, now()):
+        if session is None or not self._is_legacy(session, now()):
             return session
-        return self._renew(domain, id, self.is_legacy, "legacy exchange", self._exchange)
+        return self._renew(domain, id, self._is_legacy, "legacy exchange", self._exchange)
 
     def refresh_expiring(
         self,
@@ -277,12 +280,12 @@ class OfflineTokens(TokensBase):
         """Exchange the request's session token for the session ``id`` under its lock: an
         offline token, or the online token of the staff user ``user_id``."""
         action = "token exchange" if user_id is None else "online token exchange"
-        with self.attempt(action, domain, id) as attempt:
+        with self._attempt(action, domain, id) as attempt:
             lock = self._storage.lock_session(id, timeout=self._lock_timeout)
             with lock:
                 attempt.locked()
                 stored = self._storage.load_session(id)
-                if stored is not None and self.is_exchange_needless(stored, user_id, now()):
+                if stored is not None and self._is_exchange_needless(stored, user_id, now()):
                     attempt.finish(DONE_ELSEWHERE)
                     return stored
                 result = token_exchange(
@@ -292,7 +295,7 @@ class OfflineTokens(TokensBase):
                     invalid_token_response=verified.invalid_token_response,
                     http_client=self._http_client,
                 )
-                session = self.exchanged(domain, user_id, result, now())
+                session = self._exchanged(domain, user_id, result, now())
                 if stored is None:
                     self._storage.store_session(session)
                 elif not self._store(domain, session, stored):
@@ -316,7 +319,7 @@ class OfflineTokens(TokensBase):
         action: str,
         call: Callable[[str, Session], Session],
     ) -> Session | None:
-        with self.attempt(action, domain, id) as attempt:
+        with self._attempt(action, domain, id) as attempt:
             lock = self._storage.lock_session(id, timeout=self._lock_timeout)
             with lock:
                 attempt.locked()
@@ -340,18 +343,18 @@ class OfflineTokens(TokensBase):
                 return self._storage.load_session(id)
 
     def _refresh(self, domain: str, session: Session) -> Session:
-        token = self.refresh_input(domain, session, now())
+        token = self._refresh_input(domain, session, now())
         result = refresh_access_token(token, self._app_config, self._http_client)
-        return self.refreshed_session(domain, session, result, now())
+        return self._refreshed_session(domain, session, result, now())
 
     def _exchange(self, domain: str, session: Session) -> Session:
-        url, body = self.legacy_request(domain, session)
+        url, body = self._legacy_request(domain, session)
         attempt = 0
         while True:
             status, answer = self._post(domain, url, body)
-            pause = self.should_retry_legacy(status, attempt)
+            pause = self._should_retry_legacy(status, attempt)
             if pause is None:
-                return self.migrated_session(domain, session, status, answer, now())
+                return self._migrated_session(domain, session, status, answer, now())
             time.sleep(pause)
             attempt += 1
 
@@ -388,10 +391,10 @@ class OfflineTokens(TokensBase):
                 logger.warning(
                     "storing the renewed pair of %s failed (%s); trying again", domain, error
                 )
-                time.sleep(self.store_pause(attempt - 1))
+                time.sleep(self._store_pause(attempt - 1))
 
     def _delete_unless_renewed(self, session: Session) -> None:
         """Delete the session Shopify refused, unless another worker renewed it meanwhile."""
         stored = self._storage.load_session(session.id)
-        if stored is not None and self.holds_same_pair(stored, session):
+        if stored is not None and self._holds_same_pair(stored, session):
             self._storage.delete_session(session.id)

@@ -17,7 +17,7 @@ from .._errors import (
 )
 from .._locks import check_timeout
 from .._storage import AsyncLockingSessionStorage
-from .._telemetry import WEBHOOK_SPAN, Telemetry, check_telemetry, error_code
+from ..telemetry import WEBHOOK_SPAN, Telemetry, check_telemetry, error_code
 from ._base import (
     DEFAULT_WEBHOOK_LOCK_TIMEOUT,
     DELETED,
@@ -131,12 +131,12 @@ async def receive_webhook_async(
     topic, webhook_id = request_headers(request)
     if not verified.ok:
         logger.warning("webhook %s refused: %s", topic or "(no topic)", verified.log.code)
-        return ReceivedWebhook.answer(verified.response, topic=topic, webhook_id=webhook_id)
+        return ReceivedWebhook._answer(verified.response, topic=topic, webhook_id=webhook_id)
     try:
         webhook = parse_webhook(topic, verified.shop or "", request["body"])
     except InvalidSessionError as error:
         logger.warning("webhook %s refused: %s", topic or "(no topic)", error)
-        return ReceivedWebhook.refused(400, topic=topic, webhook_id=webhook_id)
+        return ReceivedWebhook._refused(400, topic=topic, webhook_id=webhook_id)
     try:
         result = await _apply(storage, webhook, timeout, telemetry)
     except (LockTimeoutError, StorageUnavailableError) as error:
@@ -146,14 +146,14 @@ async def receive_webhook_async(
             webhook.shop,
             error,
         )
-        return ReceivedWebhook.refused(503, topic=webhook.topic, webhook_id=webhook_id)
-    return ReceivedWebhook.applied(webhook, result, webhook_id)
+        return ReceivedWebhook._refused(503, topic=webhook.topic, webhook_id=webhook_id)
+    return ReceivedWebhook._applied(webhook, result, webhook_id)
 
 
 async def _apply(
     storage: AsyncLockingSessionStorage, webhook: Webhook, timeout: float, telemetry: Telemetry
 ) -> WebhookResult:
-    with telemetry.span(WEBHOOK_SPAN, span_attributes(webhook)) as span:
+    with telemetry._span(WEBHOOK_SPAN, span_attributes(webhook)) as span:
         try:
             if webhook.deletes_sessions:
                 result = await _delete_sessions(storage, webhook)
@@ -162,7 +162,7 @@ async def _apply(
             else:
                 result = webhook.result(IGNORED)
         except BaseException as error:
-            telemetry.fail_span(span, error, error_code(error))
+            telemetry._fail_span(span, error, error_code(error))
             raise
         return report(result, telemetry, span)
 
@@ -189,7 +189,7 @@ async def _update_scope(
     lock = storage.lock_session(id, timeout=timeout)
     try:
         async with lock:
-            telemetry.record_lock_wait(LOCK_OPERATION, time.monotonic() - started, acquired=True)
+            telemetry._record_lock_wait(LOCK_OPERATION, time.monotonic() - started, acquired=True)
             for _ in range(SCOPE_ATTEMPTS):
                 stored = await storage.load_session(id)
                 if stored is None or stored.scope == webhook.scope:
@@ -197,7 +197,7 @@ async def _update_scope(
                 if await storage.replace_session(webhook.with_scope(stored), previous=stored):
                     return webhook.result(SCOPE_UPDATED, (id,))
     except LockTimeoutError:
-        telemetry.record_lock_wait(LOCK_OPERATION, time.monotonic() - started, acquired=False)
+        telemetry._record_lock_wait(LOCK_OPERATION, time.monotonic() - started, acquired=False)
         raise
     raise StorageConflictError(
         f"{webhook.topic} for {webhook.shop}: the session changed {SCOPE_ATTEMPTS} times "

@@ -16,8 +16,9 @@ from typing import Any
 from .._errors import InvalidSessionError
 from .._session import Session
 from .._shop import offline_session_id, shop_domain
-from .._storage import AsyncLockingSessionStorage, LockingSessionStorage, is_asyncio_storage
-from .._telemetry import EFFECT, SHOP, TOPIC, Telemetry
+from .._storage import is_asyncio_storage
+from .._wrappers import is_locking_storage, wrapper_advice
+from ..telemetry import EFFECT, SHOP, TOPIC, Telemetry
 
 logger = logging.getLogger("shopify_sessions")
 
@@ -124,19 +125,19 @@ class ReceivedWebhook:
         return self.result is not None
 
     @classmethod
-    def answer(cls, response: Any, *, topic: str, webhook_id: str) -> ReceivedWebhook:
+    def _answer(cls, response: Any, *, topic: str, webhook_id: str) -> ReceivedWebhook:
         """Not verified: ``shopifyapp``'s suggested response (its ``Res``)."""
         answer = WebhookResponse(response.status, response.body, dict(response.headers))
         return cls(answer, topic=topic, webhook_id=webhook_id)
 
     @classmethod
-    def refused(cls, status: int, *, topic: str, webhook_id: str) -> ReceivedWebhook:
+    def _refused(cls, status: int, *, topic: str, webhook_id: str) -> ReceivedWebhook:
         headers = {"Retry-After": "5"} if status == 503 else {}
         body = HTTPStatus(status).phrase
         return cls(WebhookResponse(status, body, headers), topic=topic, webhook_id=webhook_id)
 
     @classmethod
-    def applied(cls, webhook: Webhook, result: WebhookResult, webhook_id: str) -> ReceivedWebhook:
+    def _applied(cls, webhook: Webhook, result: WebhookResult, webhook_id: str) -> ReceivedWebhook:
         return cls(
             WebhookResponse(200),
             result,
@@ -238,11 +239,11 @@ def _scope(document: dict[str, Any]) -> str:
 def check_storage(storage: object, *, is_async: bool) -> None:
     """Refuse a storage that cannot lock and compare-and-set, or one of the other kind: a
     sync storage awaited would block the event loop, an asyncio one would never run."""
-    protocol = AsyncLockingSessionStorage if is_async else LockingSessionStorage
-    if not isinstance(storage, protocol):
+    if not is_locking_storage(storage, is_async=is_async):
         raise TypeError(
             "storage must have lock_session and replace_session (a storage of this "
             f"package, or one of the locking protocols), not {storage!r}"
+            + wrapper_advice(storage, is_async=is_async)
         )
     if is_asyncio_storage(storage) != is_async:
         if is_async:
@@ -280,7 +281,7 @@ def report(result: WebhookResult, telemetry: Telemetry, span: Any) -> WebhookRes
         result,
         extra={"shop": result.shop, "topic": result.topic, "effect": result.effect},
     )
-    telemetry.count_webhook(result.topic, result.effect)
+    telemetry._count_webhook(result.topic, result.effect)
     if span is not None:
         span.set_attribute(EFFECT, result.effect)
     return result

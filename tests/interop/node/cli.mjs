@@ -121,6 +121,12 @@ function quote(dialect, name) {
   return dialect === 'mysql' ? `\`${name}\`` : `"${name}"`;
 }
 
+/** On PostgreSQL, what puts the next statements in `req.schema` (a schema of the test's own,
+ * where the Prisma adapter finds its fixed table "Session"); MySQL names its database in the URL. */
+function inSchema(req) {
+  return req.schema && req.dialect === 'postgresql' ? [`SET search_path TO ${quote(req.dialect, req.schema)}`] : [];
+}
+
 /** Runs SQL statements with the plain driver of the dialect (used for create/drop only). */
 async function execSql(dialect, url, statements) {
   if (dialect === 'postgresql') {
@@ -313,6 +319,7 @@ const OPS = {
     const ddl = DDL[req.adapter]?.[req.dialect];
     if (!ddl) throw new Error(`no DDL for ${req.adapter}/${req.dialect}`);
     await execSql(req.dialect, req.url, [
+      ...inSchema(req),
       `DROP TABLE IF EXISTS ${quote(req.dialect, table)}`,
       ddl(table),
     ]);
@@ -323,7 +330,10 @@ const OPS = {
     const table = req.table ?? {prisma: 'Session', drizzle: 'session', raw: 'shopify_sessions'}[req.adapter];
     const tables = [table];
     if (req.adapter === 'raw') tables.push(migrationsTable(table, req));
-    await execSql(req.dialect, req.url, tables.map((t) => `DROP TABLE IF EXISTS ${quote(req.dialect, t)}`));
+    await execSql(req.dialect, req.url, [
+      ...inSchema(req),
+      ...tables.map((t) => `DROP TABLE IF EXISTS ${quote(req.dialect, t)}`),
+    ]);
     return {dropped: true};
   },
 
