@@ -66,6 +66,11 @@ class Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.counts[shop]["token_requests"] += 1
                 latency = state.settings.latency
+                limited = state.limited(shop)
+            if limited is not None:  # at once, as an edge answers it
+                status, answer, retry_after = limited
+                self._answer(status, answer, {"Retry-After": f"{retry_after:.3f}"})
+                return
             if latency:
                 time.sleep(latency)  # outside the lock: requests wait side by side
             with state.lock:
@@ -102,13 +107,21 @@ class Handler(BaseHTTPRequestHandler):
                 return state.accepts(body["shop"], body["access_token"])
             if action == "counters":
                 return state.counters(body["shop"])
+            if action == "limit_rate":
+                return state.limit_rate(body.get("per_second"))
+            if action == "totals":
+                return state.totals()
             if action == "app":
                 return 200, {"client_id": state.client_id, "client_secret": state.client_secret}
         return 404, {"error": f"no control action {action!r}"}
 
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
+    def _answer(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
