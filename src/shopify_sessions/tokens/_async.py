@@ -37,7 +37,6 @@ from .._wrappers import is_locking_storage, wrapper_advice
 from ..telemetry import DISCARDED, DONE, DONE_ELSEWHERE, Telemetry
 from ._base import HEADERS, Due, RefreshReport, TokensBase, is_legacy, logger, now, offline_id
 from ._fleet import (
-    DEFAULT_CONCURRENCY,
     AsyncRecorder,
     Gate,
     Run,
@@ -259,7 +258,7 @@ class AsyncOfflineTokens(TokensBase):
         within: timedelta = timedelta(days=7),
         batch_size: int = 100,
         progress: Callable[[int], object] | None = None,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int = 8,
     ) -> RefreshReport:
         """Keep idle shops warm: refresh every offline session whose refresh token
         expires within ``within``, before it lapses and the merchant must re-authorise.
@@ -330,7 +329,7 @@ class AsyncOfflineTokens(TokensBase):
         *,
         batch_size: int = 500,
         progress: Callable[[int], object] | None = None,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int = 8,
     ) -> RefreshReport:
         """:meth:`migrate_legacy` for many shops: the given ones, or every legacy
         (non-expiring) offline session of the storage.

@@ -31,8 +31,8 @@ logger = logging.getLogger("shopify_sessions")
 
 T = TypeVar("T")
 
-#: Shops renewed at once by a fleet run unless told otherwise: at Shopify's ~100 ms a call,
-#: about 80 shops a second, well under any rate limit an app meets on the token endpoint.
+#: Shops renewed at once by a fleet run unless told otherwise (the methods' default, written
+#: out in their signatures): at Shopify's ~100 ms a call, about 80 shops a second.
 DEFAULT_CONCURRENCY = 8
 #: The most a fleet run takes: more buys nothing on a pool of connections, and a
 #: thread each is the cost in the sync form.

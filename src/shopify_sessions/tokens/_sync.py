@@ -34,7 +34,6 @@ from .._wrappers import is_locking_storage, wrapper_advice
 from ..telemetry import DISCARDED, DONE, DONE_ELSEWHERE, Telemetry
 from ._base import HEADERS, Due, RefreshReport, TokensBase, is_legacy, logger, now, offline_id
 from ._fleet import (
-    DEFAULT_CONCURRENCY,
     Gate,
     Recorder,
     Run,
@@ -254,7 +253,7 @@ class OfflineTokens(TokensBase):
         within: timedelta = timedelta(days=7),
         batch_size: int = 100,
         progress: Callable[[int], object] | None = None,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int = 8,
     ) -> RefreshReport:
         """Keep idle shops warm: refresh every offline session whose refresh token
         expires within ``within``, before it lapses and the merchant must re-authorise.
@@ -325,7 +324,7 @@ class OfflineTokens(TokensBase):
         *,
         batch_size: int = 500,
         progress: Callable[[int], object] | None = None,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int = 8,
     ) -> RefreshReport:
         """:meth:`migrate_legacy` for many shops: the given ones, or every legacy
         (non-expiring) offline session of the storage.
