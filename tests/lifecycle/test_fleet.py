@@ -9,11 +9,14 @@ interrupted run and the run after it; and Shopify's 429s, which slow the whole r
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from conftest import (
@@ -29,6 +32,7 @@ from conftest import (
 from lifecycle_hammer import AsyncWithoutLock, WithoutLock
 from shopify_sessions import InvalidShopError
 from shopify_sessions.testing import FakeShopify
+from shopify_sessions.testing._transport import AsyncRoutingTransport, RoutingTransport, route
 from shopify_sessions.tokens import AsyncOfflineTokens, OfflineTokens, RefreshReport
 from shopify_sessions.tokens._fleet import PerTaskRun
 
@@ -411,3 +415,109 @@ async def test_with_a_backoff_per_task_the_429s_pile_up(
     print(f"{memory_harness.backend.name}, backoff per task: {totals.rate_limited} 429s")
     assert report.ok and totals.refreshes == len(shops)
     assert totals.rate_limited > RATE_BOUND
+
+
+# --- network errors ----------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on: connecting is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Refusing:
+    """Sends the first ``refusals`` requests to a closed port (the OS refuses the
+    connection: the request never leaves), the rest to FakeShopify."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals, self.sent, self._guard = refusals, 0, threading.Lock()
+        self.closed = httpx.URL(f"http://127.0.0.1:{_closed_port()}")
+
+    def refused(self, request: httpx.Request) -> bool:
+        with self._guard:
+            self.sent += 1
+            if self.sent > self.refusals:
+                return False
+        route(request, self.closed)
+        return True
+
+
+class RefusingTransport(RoutingTransport):
+    def __init__(self, url: str, refusing: Refusing) -> None:
+        super().__init__(url)
+        self.refusing = refusing
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.refusing.refused(request):
+            return httpx.HTTPTransport.handle_request(self, request)
+        return super().handle_request(request)
+
+
+class AsyncRefusingTransport(AsyncRoutingTransport):
+    def __init__(self, url: str, refusing: Refusing) -> None:
+        super().__init__(url)
+        self.refusing = refusing
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.refusing.refused(request):
+            return await httpx.AsyncHTTPTransport.handle_async_request(self, request)
+        return await super().handle_async_request(request)
+
+
+async def _refused_run(
+    harness: Harness, fake: FakeShopify, refusals: int, *, timeout: float = 10.0
+) -> tuple[RefreshReport, list[str], Refusing]:
+    (storage,) = await _storages(harness, 1)
+    shops = await _seed(harness, fake, storage, n=4)
+    refusing = Refusing(refusals)
+    options: dict[str, Any] = {"client_id": fake.client_id, "client_secret": fake.client_secret}
+    if harness.backend.is_async:
+        async with httpx.AsyncClient(
+            transport=AsyncRefusingTransport(fake.url, refusing), timeout=timeout
+        ) as client:
+            tokens = AsyncOfflineTokens(storage, http_client=client, **options)
+            report = await tokens.refresh_expiring(concurrency=2)
+    else:
+        with httpx.Client(
+            transport=RefusingTransport(fake.url, refusing), timeout=timeout
+        ) as sync_client:
+            sync_tokens = OfflineTokens(storage, http_client=sync_client, **options)
+            report = await asyncio.to_thread(sync_tokens.refresh_expiring, concurrency=2)
+    return report, shops, refusing
+
+
+async def test_a_refused_connection_is_tried_again(
+    memory_harness: Harness, fake_shopify: FakeShopify
+) -> None:
+    report, shops, refusing = await _refused_run(memory_harness, fake_shopify, refusals=3)
+    assert report.ok and sorted(report.refreshed) == shops
+    assert refusing.sent == len(shops) + 3
+    for shop in shops:
+        counter = fake_shopify.counters(shop)
+        assert (counter.refreshes, counter.reuses) == (1, 0)
+
+
+async def test_connections_refused_every_time_fail_the_shop_after_six_tries(
+    memory_harness: Harness, fake_shopify: FakeShopify
+) -> None:
+    report, shops, refusing = await _refused_run(memory_harness, fake_shopify, refusals=10**6)
+    assert sorted(report.failed) == shops
+    assert {error.code for error in report.failed.values()} == {"network_error"}
+    assert refusing.sent == 6 * len(shops)
+    assert fake_shopify.totals().token_requests == 0
+
+
+async def test_a_request_that_may_have_reached_shopify_is_not_tried_again(
+    memory_harness: Harness, fake_shopify: FakeShopify
+) -> None:
+    """A read timeout: Shopify may have renewed the pair (here it did), and a refresh token
+    is spent once used, so the run does not send it again: the shop is reported failed."""
+    fake_shopify.reset(latency=0.5)
+    report, shops, _ = await _refused_run(memory_harness, fake_shopify, refusals=0, timeout=0.2)
+    assert sorted(report.failed) == shops
+    assert {error.code for error in report.failed.values()} == {"network_error"}
+    await asyncio.sleep(1.0)  # the fake answers (to nobody) after its latency
+    for shop in shops:
+        assert fake_shopify.counters(shop).refresh_requests == 1
