@@ -28,6 +28,9 @@ class Server(ThreadingHTTPServer):
     """A threading HTTP server on 127.0.0.1 that holds one :class:`ShopifyState`."""
 
     daemon_threads = True
+    #: The listen backlog: a fleet run opens dozens of connections at once, which the
+    #: default of 5 would drop (the client's SYN retried a second later, or reset).
+    request_queue_size = 1024
 
     def __init__(self, state: ShopifyState) -> None:
         super().__init__(("127.0.0.1", 0), Handler)

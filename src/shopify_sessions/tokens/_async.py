@@ -474,6 +474,10 @@ class AsyncOfflineTokens(TokensBase):
                     raise TokenRefreshError(
                         domain, "rate_limited", f"Shopify answered 429 {attempt + 1} times"
                     )
+                if recorder.error is not None:  # shopifyapp keeps neither its type nor it
+                    raise TokenRefreshError(
+                        domain, "network_error", type(recorder.error).__name__
+                    ) from recorder.error
                 return self._refreshed_session(domain, session, result, now())
             await asyncio.sleep(pause)
             await self._pass(gate)

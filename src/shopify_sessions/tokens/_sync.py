@@ -467,6 +467,10 @@ class OfflineTokens(TokensBase):
                     raise TokenRefreshError(
                         domain, "rate_limited", f"Shopify answered 429 {attempt + 1} times"
                     )
+                if recorder.error is not None:  # shopifyapp keeps neither its type nor it
+                    raise TokenRefreshError(
+                        domain, "network_error", type(recorder.error).__name__
+                    ) from recorder.error
                 return self._refreshed_session(domain, session, result, now())
             time.sleep(pause)
             self._pass(gate)
