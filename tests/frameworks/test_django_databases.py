@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "examples" / "django_app"
@@ -43,6 +43,7 @@ from shopify_sessions import (  # noqa: E402
 )
 from shopify_sessions import django as shopify  # noqa: E402
 from shopify_sessions.django._settings import migration_table_names  # noqa: E402
+from shopify_sessions.sqlalchemy import resolve_url  # noqa: E402
 from shopify_sessions.sqlalchemy._layout import Layout, detect_layout  # noqa: E402
 
 SERVERS = {"sqlite": "default", "postgresql": "postgresql", "mysql": "mysql"}
@@ -97,8 +98,13 @@ class DjangoTestDatabase:
     def url(self) -> str:
         return shopify.database_url(self.alias)
 
+    def engine(self) -> Engine:
+        """An engine of the test database, on the driver the storage would pick (a bare
+        ``postgresql://`` means psycopg2 to SQLAlchemy 2.0, psycopg to 2.1)."""
+        return create_engine(resolve_url(self.url(), is_async=False))
+
     def tables(self) -> set[str]:
-        engine = create_engine(self.url())
+        engine = self.engine()
         try:
             with engine.connect() as connection:
                 return set(inspect(connection).get_table_names())
@@ -166,7 +172,7 @@ def test_an_existing_node_table_is_checked_and_left_alone_both_ways(alias: str) 
     ):
         _migrate(alias, "zero")
         quote = "`" if server == "mysql" else '"'
-        engine = create_engine(database.url())
+        engine = database.engine()
         with engine.begin() as connection:
             connection.exec_driver_sql(node.ddl(table, quote))
             connection.execute(
@@ -218,7 +224,7 @@ def test_an_existing_table_the_storage_cannot_use_fails_the_migration(alias: str
         DjangoTestDatabase(alias) as database,
     ):
         _migrate(alias, "zero")
-        engine = create_engine(database.url())
+        engine = database.engine()
         try:
             with engine.begin() as connection:
                 connection.exec_driver_sql(f"CREATE TABLE {table} (id VARCHAR(255) PRIMARY KEY)")
@@ -286,7 +292,7 @@ def test_the_storage_follows_django_into_the_test_database_and_back(
         assert in_tests is not storage
         with in_tests.lock_session(_session().id):  # a lease, on PostgreSQL and MariaDB
             in_tests.store_session(_session())
-        engine = create_engine(database.url())
+        engine = database.engine()
         try:
             with engine.connect() as connection:
                 table = sessions_of["TABLE"]
@@ -343,7 +349,7 @@ def test_a_connection_killed_under_the_storage_is_replaced_by_the_retry() -> Non
         with connections["postgresql"].cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             pid = cursor.fetchone()[0]
-        engine = create_engine(database.url())
+        engine = database.engine()
         try:
             with engine.connect() as connection:
                 connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
