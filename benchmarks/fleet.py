@@ -280,6 +280,7 @@ def throughput_case(
         "renewed": len(report.refreshed),
         "elsewhere": len(report.done_elsewhere),
         "failed": len(report.failed) + len(report.reauthorization_required),
+        "failures": sorted({str(error).split(": ", 1)[-1] for error in report.failed.values()}),
         "rate_limited": report.rate_limited,
         "counters": _counters(totals),
         "load": load,
@@ -388,7 +389,10 @@ def _status_mb(field: str) -> float:
 # ------------------------------------------------------------------ the report
 
 
-def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -> str:
+def report(
+    args: argparse.Namespace, results: dict[str, list[dict[str, Any]]], command: str = ""
+) -> str:
+    command = command or " ".join(sys.argv[1:])
     loads = [r["load"] for rows in results.values() for r in rows]
     lines = [
         "# Fleet runs",
@@ -398,7 +402,10 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
         f" process of its own, {args.latency * 1000:.0f} ms at its token endpoint",
         f"- 1-minute load average during the cases: {min(loads, default=0):.1f} to"
         f" {max(loads, default=0):.1f} (other work shared the machine)",
-        "- `python -m benchmarks.fleet " + " ".join(sys.argv[1:]) + "`",
+        f"- `python -m benchmarks.fleet {command}`",
+        "- double refreshes (exchanges): requests FakeShopify saw beyond one a shop; reuses"
+        " (repeats): refresh tokens (legacy tokens) it saw twice; failed: shops the run"
+        " reported failed (their causes below the tables)",
         "",
     ]
     if results.get("sweep"):
@@ -406,8 +413,8 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
             "## refresh_expiring: shops a second by concurrency",
             "",
             "| target | driver | concurrency | shops | seconds | shops/s"
-            " | double refreshes | reuses | load |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            " | failed | double refreshes | reuses | load |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         lines += [_throughput_row(r) for r in results["sweep"]]
         lines.append("")
@@ -422,15 +429,26 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
         for r in results["fleet"]:
             c = r["counters"]
             if r["method"] == "refresh_expiring":
-                double, repeat = c["refresh_requests"] - r["shops"], c["reuses"]
+                double, repeat = max(0, c["refresh_requests"] - r["shops"]), c["reuses"]
             else:
-                double, repeat = c["exchange_requests"] - r["shops"], c["exchange_repeats"]
+                double = max(0, c["exchange_requests"] - r["shops"])
+                repeat = c["exchange_repeats"]
             lines.append(
                 f"| {r['target']} | {DRIVERS[(r['target'], r['form'])]} | {r['method']} |"
                 f" {r['shops']:,} | {r['seconds']:.1f} | {r['rate']:,.0f} | {r['renewed']:,} |"
                 f" {r['elsewhere']:,} | {r['failed']:,} | {double} | {repeat} | {r['load']:.1f} |"
             )
         lines.append("")
+    failures = [
+        f"- {r['target']} {DRIVERS[(r['target'], r['form'])]} {r.get('method', '')}"
+        f" ({r['shops']:,} shops, concurrency {r['concurrency']}): {r['failed']} failed"
+        + (": " + "; ".join(r["failures"]) if r.get("failures") else "")
+        for rows in (results.get("sweep", []), results.get("fleet", []))
+        for r in rows
+        if r["failed"]
+    ]
+    if failures:
+        lines += ["Failures:", "", *failures, ""]
     if results.get("memory"):
         lines += [
             "## Memory (sync, the peak RSS of a child process over its RSS before the run)",
@@ -458,8 +476,8 @@ def _throughput_row(r: dict[str, Any]) -> str:
     c = r["counters"]
     return (
         f"| {r['target']} | {DRIVERS[(r['target'], r['form'])]} | {r['concurrency']} |"
-        f" {r['shops']:,} | {r['seconds']:.1f} | {r['rate']:,.1f} |"
-        f" {c['refresh_requests'] - r['shops']} | {c['reuses']} | {r['load']:.1f} |"
+        f" {r['shops']:,} | {r['seconds']:.1f} | {r['rate']:,.1f} | {r['failed']} |"
+        f" {max(0, c['refresh_requests'] - r['shops'])} | {c['reuses']} | {r['load']:.1f} |"
     )
 
 
