@@ -119,6 +119,41 @@ async def test_a_value_that_is_no_session_is_a_typed_error(redis_harness: Harnes
     assert [s.id for batch in batches for s in batch] == [f"offline_{SHOP}"]
 
 
+@pytest.mark.parametrize("tagged", [False, True], ids=["plain-prefix", "hash-tag-prefix"])
+async def test_a_session_is_stored_and_listed_together_or_not_at_all(
+    redis_harness: Harness, tagged: bool
+) -> None:
+    # The shop's list key holds what is no list, so listing the session fails: the session
+    # must not stay behind, unlisted (the Node layout's find would never see it). On one
+    # Redis, and on a cluster under a hash-tagged prefix, one script checks both keys before
+    # writing; on a cluster with the two keys in different slots, the store is undone.
+    prefix = f"{{{redis_harness.table_name}}}" if tagged else redis_harness.table_name
+    storage, client = redis_harness.storage(key_prefix=prefix), redis_harness.redis_client()
+    blocked = "blocked.myshopify.com"
+    try:
+        client.set(f"{prefix}_{blocked}", "not a list")
+        with pytest.raises(SessionDataError, match="holds no shop index"):
+            await storage.store_session(offline("fresh", blocked))
+        assert client.get(f"{prefix}_fresh") is None
+        # Over a stored session: it is put back as it was, still listed under its shop.
+        old = offline("moving", SHOP, expires=utc_now() + timedelta(hours=1))
+        await storage.store_session(old)
+        before = client.get(f"{prefix}_moving")
+        with pytest.raises(SessionDataError, match="holds no shop index"):
+            await storage.store_session(offline("moving", blocked))
+        assert client.get(f"{prefix}_moving") == before
+        assert await storage.find_sessions_by_shop(SHOP) == [old]
+        # A renewed pair moving to that shop: neither written.
+        renewed = offline("moving", blocked, access_token="shpat_renewed")
+        with pytest.raises(SessionDataError, match="holds no shop index"):
+            await storage.replace_session(renewed, previous=old)
+        assert client.get(f"{prefix}_moving") == before
+        assert client.get(f"{prefix}_{blocked}") == "not a list"
+    finally:
+        for key in client.scan_iter(match=prefix.replace("{", "[{]") + "*"):
+            client.delete(key)
+
+
 async def test_no_token_in_logs_or_errors(
     redis_harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
