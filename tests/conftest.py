@@ -481,6 +481,24 @@ class Harness:
         return str(self.raw.dialect.identifier_preparer.quote(name))
 
 
+def stored_entries(harness: Harness, storage: Any) -> list[Any]:
+    """What the backend holds under the test's table or key prefix (ids, keys other than the
+    Node migration record, items), read around the storage: to see that nothing was left."""
+    backend = harness.backend
+    if backend.is_sql:
+        return harness.sql(f"SELECT id FROM {harness.quote(harness.table_name)}")
+    if backend.is_redis:
+        client = harness.redis_client()
+        pattern = harness.table_name.replace("_", "[_]") + "*"
+        keys = [key for key in client.scan_iter(match=pattern) if not key.endswith("_migrations")]
+        return sorted(keys)
+    if backend.is_dynamodb:
+        items: list[Any] = harness.dynamodb_client().scan(TableName=harness.table_name)["Items"]
+        return items
+    memory = storage.target if isinstance(storage, Awaited) else storage._storage
+    return list(memory._sessions)
+
+
 @pytest.fixture(params=BACKENDS, ids=lambda b: b.name)
 def backend(request: pytest.FixtureRequest) -> Backend:
     backend: Backend = request.param

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Awaited, Harness
+from conftest import Harness, stored_entries
 from shopify_sessions import AssociatedUser, InvalidSessionError, OnlineAccessInfo, Session
 
 TEST_SCOPES = ["test_scope"]
@@ -491,23 +491,6 @@ async def test_replace_session_refuses_bad_input(storage: Any) -> None:
 UNENCODABLE = "bad\udcff"
 TEXT_FIELDS = ["id", "shop", "state", "scope", "access_token", "refresh_token"]
 USER_FIELDS = ["first_name", "last_name", "email", "locale"]
-
-
-def stored_entries(harness: Harness, storage: Any) -> list[Any]:
-    """What the backend holds under the test's table or key prefix, read around the storage."""
-    backend = harness.backend
-    if backend.is_sql:
-        return harness.sql(f"SELECT id FROM {harness.quote(harness.table_name)}")
-    if backend.is_redis:
-        client = harness.redis_client()
-        pattern = harness.table_name.replace("_", "[_]") + "*"
-        keys = [key for key in client.scan_iter(match=pattern) if not key.endswith("_migrations")]
-        return sorted(keys)
-    if backend.is_dynamodb:
-        items: list[Any] = harness.dynamodb_client().scan(TableName=harness.table_name)["Items"]
-        return items
-    memory = storage.target if isinstance(storage, Awaited) else storage._storage
-    return list(memory._sessions)
 
 
 @pytest.mark.parametrize("field", TEXT_FIELDS + USER_FIELDS)
