@@ -481,6 +481,14 @@ class Harness:
         return str(self.raw.dialect.identifier_preparer.quote(name))
 
 
+def tampered(value: str) -> Iterator[str]:
+    """``value`` with one character changed, at every position, two ways: to another
+    letter, and with the low bit of its code flipped (what a flipped bit on disk does)."""
+    for index, character in enumerate(value):
+        for other in ("A" if character != "A" else "B", chr(ord(character) ^ 1)):
+            yield value[:index] + other + value[index + 1 :]
+
+
 def stored_entries(harness: Harness, storage: Any) -> list[Any]:
     """What the backend holds under the test's table or key prefix (ids, keys other than the
     Node migration record, items), read around the storage: to see that nothing was left."""

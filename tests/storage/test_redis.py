@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REDIS_URL, Awaited, Harness, require_server
+from conftest import REDIS_URL, Awaited, Harness, require_server, tampered
 from redis_cluster import _cli, _free_ports, _wait
 from shopify_sessions import (
     AssociatedUser,
@@ -361,3 +361,27 @@ async def test_tokens_encrypted_at_rest_and_compared_in_clear(redis_harness: Har
     stranger = redis_harness.storage(token_cipher=FernetTokenCipher({"k9": Fernet.generate_key()}))
     with pytest.raises(TokenDecryptionError):
         await stranger.load_session(old.id)
+
+
+async def test_no_altered_character_of_a_stored_token_reads_as_a_token(
+    redis_harness: Harness,
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from shopify_sessions import FernetTokenCipher, TokenDecryptionError
+
+    storage = redis_harness.storage(token_cipher=FernetTokenCipher({"k1": Fernet.generate_key()}))
+    session = offline()
+    await storage.store_session(session)
+    client, key = redis_harness.redis_client(), f"{redis_harness.table_name}_{session.id}"
+    raw = client.get(key)
+    start = raw.index('"fernet:k1:') + 1
+    stored = raw[start : raw.index('"', start)]
+    planted = ["shpat_planted", "Aernet:k1:" + stored[len("fernet:k1:") :]]
+    values = [*tampered(stored), *planted]
+    for value in values:
+        client.set(key, raw.replace(stored, value))
+        with pytest.raises(TokenDecryptionError) as raised:
+            await storage.load_session(session.id)
+        assert TOKEN not in str(raised.value) and "planted" not in str(raised.value)
+    assert len(values) > 2 * len(stored)
