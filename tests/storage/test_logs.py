@@ -72,6 +72,7 @@ def stored_tokens(session: Session | None) -> set[str]:
 
 
 async def test_no_token_or_secret_in_any_record_at_debug(
+    tmp_path: Path,
     harness: Harness,
     storage: Any,
     tokens_for: Any,
@@ -124,15 +125,19 @@ async def test_no_token_or_secret_in_any_record_at_debug(
         received = await receive_webhook_async(storage, app, request)
     assert received.result is not None and received.result.effect == "deleted"
 
-    # The command, in this process, on the same table or keys.
+    # The command, in this process, on the same table or keys: check, and a copy (which
+    # reads every token, writes it to a SQLite file and reads it back) to a file.
     arguments = command_arguments(harness)
     if arguments is not None:
         from shopify_sessions.cli._app import app as command
 
-        done = CliRunner().invoke(command, ["check", *arguments])
-        assert done.exit_code == 0, done.output
-        for secret in secrets:
-            assert secret not in done.output
+        url, where = arguments
+        copy_where = [f"--source-{where[0].removeprefix('--')}", where[1]]
+        target = f"sqlite:///{tmp_path}/copied.sqlite3"
+        for run in (["check", "--url", url, *where], ["copy", url, target, *copy_where]):
+            done = CliRunner().invoke(command, run)
+            assert done.exit_code == 0, done.output
+            assert not [secret for secret in secrets if secret in done.output]
 
     assert caplog.records, "nothing was logged: the test would prove nothing"
     assert leaks(caplog.records, secrets) == []
@@ -151,14 +156,14 @@ def _verified(fake: FakeShopify, token: str) -> Any:
     return result
 
 
-def command_arguments(harness: Harness) -> list[str] | None:
-    """``--url`` and the table (or key prefix) of the test's storage, for the command."""
+def command_arguments(harness: Harness) -> tuple[str, list[str]] | None:
+    """The URL and the table (or key prefix) option of the test's storage, for the command."""
     backend = harness.backend
     if backend.is_sql:
-        return ["--url", backend.raw_url(harness.sqlite_path), "--table", harness.table_name]
+        return backend.raw_url(harness.sqlite_path), ["--table", harness.table_name]
     if backend.is_redis:
         assert harness.redis_url is not None
-        return ["--url", harness.redis_url, "--key-prefix", harness.table_name]
+        return harness.redis_url, ["--key-prefix", harness.table_name]
     return None
 
 
