@@ -187,12 +187,6 @@ def async_http_client(standin: StandIn) -> httpx.AsyncClient:
     return standin.async_http_client()
 
 
-def routing_environment(standin: StandIn) -> dict[str, str]:
-    """What a subprocess needs in its environment for its httpx clients to reach FakeShopify
-    (with ``tests/cli/routing`` on its ``PYTHONPATH``)."""
-    return {"FAKE_SHOPIFY_URL": standin.url}
-
-
 def wait_for_token_request(standin: StandIn, shop: str, number: int = 1) -> None:
     """Until FakeShopify holds the ``number``-th token request of ``shop`` (it answers after
     its ``latency``)."""

@@ -1,10 +1,17 @@
 """refresh-expiring and migrate-legacy, run as a user runs them (a subprocess, real
-databases), against FakeShopify: every dialect, exit codes, --json, no tokens."""
+databases), against FakeShopify reached with --shopify-url: every dialect, exit codes,
+--json, no tokens; and FakeShopify run on its own (``python -m shopify_sessions.testing``)."""
 
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,9 +19,9 @@ from test_command import SERVERS, Database, open_database
 
 from command import COMMAND, Run, run
 from shopify_sessions import offline_session_id
+from shopify_sessions._time import utc_now
+from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
 from shopify_sessions.testing import FakeShopify
-
-ROUTING = str(Path(__file__).with_name("routing"))
 
 
 @pytest.fixture(params=SERVERS)
@@ -28,16 +35,21 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 
 
 def environment(fake_shopify: FakeShopify) -> dict[str, str]:
+    """The app's credentials that ``fake_shopify`` accepts."""
     return {
         "SHOPIFY_API_KEY": fake_shopify.client_id,
         "SHOPIFY_API_SECRET": fake_shopify.client_secret,
-        "FAKE_SHOPIFY_URL": fake_shopify.url,
-        "PYTHONPATH": ROUTING,
     }
 
 
+def at(fake_shopify: FakeShopify) -> tuple[str, str]:
+    """The option that sends the command's calls to Shopify to ``fake_shopify``."""
+    return ("--shopify-url", fake_shopify.url)
+
+
 def lifecycle(db: Database, fake_shopify: FakeShopify, *args: str) -> Run:
-    return run(*args, "--table", db.table, env=environment(fake_shopify), url=db.url)
+    options = (*args, "--table", db.table, *at(fake_shopify))
+    return run(*options, env=environment(fake_shopify), url=db.url)
 
 
 def test_refresh_expiring(db: Database, fake_shopify: FakeShopify, shop: str) -> None:
@@ -87,7 +99,7 @@ def test_migrate_legacy(db: Database, fake_shopify: FakeShopify, shop: str) -> N
     assert sorted(listed.json["legacy"]) == sorted(legacy)
 
     # Two copies at once, as two cron hosts might: one exchange per shop all the same.
-    command = [COMMAND, "migrate-legacy", "--table", db.table, "--json"]
+    command = [COMMAND, "migrate-legacy", "--table", db.table, "--json", *at(fake_shopify)]
     env = {**environment(fake_shopify), "DATABASE_URL": db.url}
     both = [
         subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
@@ -116,3 +128,106 @@ def test_missing_credentials_are_a_usage_error(db: Database) -> None:
     result = run("refresh-expiring", "--table", db.table, "--json", url=db.url)
     assert result.code == 2
     assert "SHOPIFY_API_KEY is not set" in result.json["error"]["message"]
+
+
+# --- FakeShopify on its own ----------------------------------------------------------------
+
+
+@contextmanager
+def standalone_fake_shopify(*options: str) -> Iterator[dict[str, str]]:
+    """``python -m shopify_sessions.testing OPTIONS`` running, as a user starts it: the
+    variables it prints (``export NAME=value``), read from its output; stopped with
+    Ctrl-C (SIGINT) afterwards, which must end it cleanly."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shopify_sessions.testing", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("# FakeShopify is listening")
+        printed = {}
+        for _ in range(3):
+            name, _, value = process.stdout.readline().removeprefix("export ").partition("=")
+            printed[name] = shlex.split(value)[0]
+        yield printed
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0 and errors == "", errors
+
+
+def test_the_command_reaches_fake_shopify_run_on_its_own(tmp_path: Path, shop: str) -> None:
+    url = f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
+    assert run("init", url=url).code == 0
+    storage = SQLAlchemySessionStorage(url)
+    name = shop.removesuffix(".myshopify.com")
+    due, legacy = f"{name}-due.myshopify.com", f"{name}-legacy.myshopify.com"
+    with standalone_fake_shopify("--mode", "grace") as printed:
+        assert set(printed) == {
+            "SHOPIFY_SESSIONS_SHOPIFY_URL",
+            "SHOPIFY_API_KEY",
+            "SHOPIFY_API_SECRET",
+        }
+        fake = FakeShopify.attach(printed["SHOPIFY_SESSIONS_SHOPIFY_URL"])
+        assert (fake.client_id, fake.client_secret) == (
+            printed["SHOPIFY_API_KEY"],
+            printed["SHOPIFY_API_SECRET"],
+        )
+        storage.store_session(fake.seed_offline(due, refresh_token_expires_in=86400))
+        storage.store_session(fake.seed_offline(legacy, legacy=True))
+        credentials = {name: printed[name] for name in ("SHOPIFY_API_KEY", "SHOPIFY_API_SECRET")}
+
+        # --shopify-url ...
+        option = ("--shopify-url", printed["SHOPIFY_SESSIONS_SHOPIFY_URL"])
+        refreshed = run("refresh-expiring", "--json", *option, env=credentials, url=url)
+        assert refreshed.code == 0, refreshed.stdout + refreshed.stderr
+        assert refreshed.json["refreshed"] == [due]
+        assert fake.counters(due).refreshes == 1
+
+        # ... or the variables as printed, SHOPIFY_SESSIONS_SHOPIFY_URL among them.
+        migrated = run("migrate-legacy", "--json", env=printed, url=url)
+        assert migrated.code == 0, migrated.stdout + migrated.stderr
+        assert migrated.json["migrated"] == [legacy]
+        assert fake.counters(legacy).exchanges == 1
+        after = storage.load_session(offline_session_id(legacy))
+        assert after is not None and fake.accepts(legacy, after.access_token)
+    storage.close()
+
+
+def test_fake_shopify_on_its_own_takes_its_settings() -> None:
+    with standalone_fake_shopify(
+        "--client-id", "my-app", "--client-secret", "s3cret", "--access-lifetime", "60"
+    ) as printed:
+        assert (printed["SHOPIFY_API_KEY"], printed["SHOPIFY_API_SECRET"]) == ("my-app", "s3cret")
+        fake = FakeShopify.attach(printed["SHOPIFY_SESSIONS_SHOPIFY_URL"])
+        session = fake.seed_offline("settings.myshopify.com")
+        assert session.expires is not None and session.refresh_token
+        lasts = session.expires - utc_now()
+        assert timedelta(seconds=50) < lasts <= timedelta(seconds=60)
+    refused = subprocess.run(
+        [sys.executable, "-m", "shopify_sessions.testing", "--latency", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "latency must be a number of seconds" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "127.0.0.1:8080",
+        "ftp://127.0.0.1",
+        "http://127.0.0.1:8080/admin",
+        "http://:80",
+        "http://h:x",
+    ],
+)
+def test_a_shopify_url_that_cannot_be_used_is_a_usage_error(tmp_path: Path, given: str) -> None:
+    url = f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
+    result = run("refresh-expiring", "--json", "--shopify-url", given, url=url)
+    assert result.code == 2, result.stdout + result.stderr
+    assert "Invalid value for '--shopify-url'" in result.json["error"]["message"]
+    assert not (tmp_path / "sessions.sqlite3").exists()  # refused before the database

@@ -22,7 +22,7 @@ from shopify_sessions.cli._purge import DEFAULT_GRACE, parse_duration
 from shopify_sessions.sqlalchemy import session_table
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_HOOKS = str(Path(__file__).with_name("routing"))  # its sitecustomize: HIDE_MODULES
+TEST_HOOKS = str(Path(__file__).with_name("hooks"))  # its sitecustomize: HIDE_MODULES
 
 
 @pytest.fixture(params=SERVERS)

@@ -16,6 +16,7 @@ from ._options import (
     Json,
     KeyPrefix,
     Schema,
+    ShopifyUrl,
     TableName,
     Url,
 )
@@ -44,6 +45,7 @@ def migrate_legacy(
     batch_size: BatchSize = 500,
     as_json: Json = False,
     key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
+    shopify_url: ShopifyUrl = None,
 ) -> None:
     """Exchange each legacy (non-expiring) offline token for an expiring pair.
 
@@ -54,7 +56,7 @@ def migrate_legacy(
     """
     with (
         reporting("migrate-legacy", as_json) as output,
-        offline_tokens(url, table, schema, key_prefix) as (
+        offline_tokens(url, table, schema, key_prefix, shopify_url) as (
             storage,
             tokens,
         ),

@@ -15,6 +15,7 @@ from ._options import (
     Json,
     KeyPrefix,
     Schema,
+    ShopifyUrl,
     TableName,
     Url,
 )
@@ -43,6 +44,7 @@ def refresh_expiring(
     batch_size: BatchSize = 100,
     as_json: Json = False,
     key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
+    shopify_url: ShopifyUrl = None,
 ) -> None:
     """Refresh every offline session whose refresh token expires within --within.
 
@@ -53,7 +55,7 @@ def refresh_expiring(
     """
     with (
         reporting("refresh-expiring", as_json) as output,
-        offline_tokens(url, table, schema, key_prefix) as (
+        offline_tokens(url, table, schema, key_prefix, shopify_url) as (
             storage,
             tokens,
         ),

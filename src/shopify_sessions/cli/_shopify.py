@@ -1,4 +1,5 @@
-"""What the lifecycle subcommands share: the app's credentials, and OfflineTokens on a table."""
+"""What the lifecycle subcommands share: the app's credentials, where Shopify is
+(``--shopify-url``), and OfflineTokens on a table."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NoReturn
+
+import httpx
 
 from .._errors import InvalidSessionError, ShopTokenError
 from ..tokens import OfflineTokens, RefreshReport
@@ -33,22 +36,54 @@ def app_credentials() -> tuple[str, str]:
     return values[0], values[1]
 
 
+class ShopifyAt(httpx.HTTPTransport):
+    """Sends every request for a shop (``https://<shop>.myshopify.com/...``) to the
+    address of ``--shopify-url`` instead; the Host header keeps the shop, which is how a
+    FakeShopify tells shops apart (and how a proxy knows where to go)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._url = httpx.URL(url)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(
+            scheme=self._url.scheme, host=self._url.host, port=self._url.port
+        )
+        return super().handle_request(request)
+
+
+def shopify_client(shopify_url: str | None) -> httpx.Client | None:
+    """The httpx client for Shopify's calls: one routed to ``shopify_url``, or ``None``
+    (OfflineTokens' own, to Shopify itself)."""
+    if not shopify_url:
+        return None
+    return httpx.Client(transport=ShopifyAt(shopify_url), timeout=30.0)
+
+
 @contextmanager
 def offline_tokens(
-    url: str, table: str, schema: str | None, key_prefix: str
+    url: str, table: str, schema: str | None, key_prefix: str, shopify_url: str | None = None
 ) -> Iterator[
     tuple[SQLAlchemySessionStorage | RedisSessionStorage | DynamoDBSessionStorage, OfflineTokens]
 ]:
     """The table's storage, or the Redis storage under ``key_prefix`` (with the token
-    cipher of SHOPIFY_SESSIONS_KEYS, when set) and OfflineTokens on it; the storage is
-    closed afterwards."""
+    cipher of SHOPIFY_SESSIONS_KEYS, when set) and OfflineTokens on it, reaching Shopify
+    at ``shopify_url`` when given; the storage (and that client) is closed afterwards."""
     client_id, client_secret = app_credentials()
     cipher = cipher_from_environment(KEYS_VARIABLE)[0] if os.environ.get(KEYS_VARIABLE) else None
     storage = command_storage(url, table, schema, key_prefix, cipher)
+    http = shopify_client(shopify_url)
     try:
-        yield storage, OfflineTokens(storage, client_id=client_id, client_secret=client_secret)
+        yield (
+            storage,
+            OfflineTokens(
+                storage, client_id=client_id, client_secret=client_secret, http_client=http
+            ),
+        )
     finally:
         storage.close()
+        if http is not None:
+            http.close()
 
 
 def finish(
