@@ -18,6 +18,7 @@ import pytest
 from test_command import SERVERS, Database, open_database
 
 from command import COMMAND, Run, run
+from shopify_requests import unreachable_url
 from shopify_sessions import offline_session_id
 from shopify_sessions._time import utc_now
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage
@@ -124,10 +125,88 @@ def test_migrate_legacy(db: Database, fake_shopify: FakeShopify, shop: str) -> N
     storage.close()
 
 
-def test_missing_credentials_are_a_usage_error(db: Database) -> None:
-    result = run("refresh-expiring", "--table", db.table, "--json", url=db.url)
-    assert result.code == 2
-    assert "SHOPIFY_API_KEY is not set" in result.json["error"]["message"]
+#: An environment without the app's credentials (an empty value is no value).
+NO_CREDENTIALS = {"SHOPIFY_API_KEY": "", "SHOPIFY_API_SECRET": ""}
+
+
+def test_missing_credentials_are_a_configuration_error(db: Database) -> None:
+    result = run("refresh-expiring", "--table", db.table, "--json", env=NO_CREDENTIALS, url=db.url)
+    assert result.code == 9, result.stdout + result.stderr
+    assert result.json["error"]["type"] == "ConfigurationError"
+    message = result.json["error"]["message"]
+    assert message.startswith("SHOPIFY_API_KEY and SHOPIFY_API_SECRET are not set: ")
+    assert "app's client id" in message and "InvalidSession" not in result.stdout
+
+
+def test_a_missing_secret_is_named_before_the_database_is_touched(tmp_path: Path) -> None:
+    absent = tmp_path / "absent.sqlite3"  # a database the command would refuse (exit 7)
+    key_only = {**NO_CREDENTIALS, "SHOPIFY_API_KEY": "my-app"}
+    result = run("migrate-legacy", env=key_only, url=f"sqlite:///{absent}")
+    assert result.code == 9, result.stdout + result.stderr
+    assert result.stderr.startswith("error: SHOPIFY_API_SECRET is not set: "), result.stderr
+    assert not absent.exists()
+
+
+def test_a_dry_run_needs_no_credentials(db: Database, fake_shopify: FakeShopify, shop: str) -> None:
+    storage = db.storage()
+    legacy = fake_shopify.seed_offline(shop, legacy=True)
+    storage.store_session(legacy)
+    listed = run(
+        "migrate-legacy", "--dry-run", "--json", "--table", db.table, env=NO_CREDENTIALS, url=db.url
+    )
+    assert listed.code == 0, listed.stdout + listed.stderr
+    assert (listed.json["legacy"], listed.json["dry_run"]) == ([shop], True)
+    assert fake_shopify.counters(shop).token_requests == 0
+    assert storage.load_session(legacy.id) == legacy
+    storage.close()
+
+
+def test_each_failure_names_its_shop_once_in_an_operators_words(
+    tmp_path: Path, fake_shopify: FakeShopify, shop: str
+) -> None:
+    """Shopify's failures as an operator reads them: the shop once per line (and as the
+    JSON key only), what went wrong and what happens next, never shopifyapp's advice to
+    a web handler ("Respond 500 Internal Server Error using the provided response")."""
+    url = f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
+    assert run("init", url=url).code == 0
+    name = shop.removesuffix(".myshopify.com")
+    down, refused, legacy = (f"{name}-{n}.myshopify.com" for n in ("down", "refused", "legacy"))
+    storage = SQLAlchemySessionStorage(url)
+    for due in (down, refused):
+        storage.store_session(fake_shopify.seed_offline(due, refresh_token_expires_in=86400))
+    storage.store_session(fake_shopify.seed_offline(legacy, legacy=True))
+    fake_shopify.fail(down, *[503] * 5)
+    fake_shopify.fail(refused, "invalid_client")
+    fake_shopify.fail(legacy, *[503] * 5)
+    credentials = environment(fake_shopify)
+
+    refreshed = run("refresh-expiring", *at(fake_shopify), env=credentials, url=url)
+    migrated = run("migrate-legacy", *at(fake_shopify), env=credentials, url=url)
+    unreachable = ("--shopify-url", unreachable_url())
+    offline = run("refresh-expiring", "--json", *unreachable, env=credentials, url=url)
+
+    assert (refreshed.code, migrated.code, offline.code) == (1, 1, 1)
+    lines = (refreshed.stderr + migrated.stderr).splitlines()
+    assert lines == [
+        f"warning: {down}: Shopify answered with server errors (5xx), retries included; "
+        "the stored session is unchanged, the next run tries again (server_error)",
+        f"warning: {refused}: Shopify refused the app's credentials: check SHOPIFY_API_KEY "
+        "and SHOPIFY_API_SECRET (or the app was uninstalled); the stored session is "
+        "unchanged, the next run tries again (invalid_client)",
+        f"warning: {legacy}: Shopify answered HTTP 503; the stored session is unchanged, "
+        "the next run tries again (http_503)",
+    ]
+    failed = offline.json["failed"]
+    assert sorted(failed) == [down, refused]
+    for failure in failed.values():
+        assert failure["code"] == "network_error"
+        assert failure["message"] == (
+            "Shopify could not be reached (a network error); the stored session is "
+            "unchanged, the next run tries again (network_error)"
+        )
+    everything = refreshed.stdout + migrated.stdout + offline.stdout + offline.stderr
+    assert "Respond" not in everything and "provided response" not in everything
+    storage.close()
 
 
 # --- FakeShopify on its own ----------------------------------------------------------------

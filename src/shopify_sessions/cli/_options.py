@@ -17,11 +17,11 @@ Url = Annotated[
         envvar="DATABASE_URL",
         show_envvar=True,
         help=(
-            "Database URL: postgres[ql]://, mysql://, mariadb://, sqlite:///path "
+            "Database URL: postgres://, postgresql://, mysql://, mariadb://, sqlite:///path "
             "(a synchronous driver is chosen; an asyncio driver in the URL is replaced), "
             "redis://, rediss://, unix:// (add ?cluster=true for a Redis Cluster), or "
-            "dynamodb://<table>?region=<region>[&endpoint_url=<url>] (the table is in the "
-            "URL; credentials from boto3's chain)."
+            "dynamodb://<table>?region=<region> (the table is in the URL; add "
+            "&endpoint_url=<url> for a local DynamoDB; credentials from boto3's chain)."
         ),
         show_default=False,
     ),

@@ -30,8 +30,11 @@ Within = Annotated[
         "--within",
         parser=parse_duration,
         metavar="DURATION",
-        help="Refresh sessions whose refresh token expires within this (90s, 15m, 12h, 7d, 2w).",
-        show_default="7d",
+        help=(
+            "Refresh sessions whose refresh token expires within this (90s, 15m, 12h, 7d, "
+            "2w). Default: 7d."
+        ),
+        show_default=False,
     ),
 ]
 

@@ -17,7 +17,7 @@ from .._session import Session
 from .._shop import sanitize_shop
 from .._time import utc_now
 from ._server import CONTROL, Server
-from ._state import Settings, ShopifyState
+from ._state import Settings, ShopifyState, jwt_module
 
 if TYPE_CHECKING:
     import httpx
@@ -299,9 +299,12 @@ class FakeShopify:
     def session_token(self, shop: str, *, user_id: int = 42) -> str:
         """A session token (ID token) for ``shop`` as App Bridge sends it to an embedded
         app: an HS256 JWT signed with :attr:`client_secret`, valid for a minute. The
-        token endpoint exchanges it for an expiring offline pair."""
-        import jwt
+        token endpoint exchanges it for an expiring offline pair.
 
+        Raises:
+            ImportError: PyJWT is not installed (``pip install 'shopify-sessions[testing]'``).
+        """
+        jwt = jwt_module()
         domain, now = _domain(shop), int(time.time())
         claims = {
             "iss": f"https://{domain}/admin",
@@ -314,7 +317,8 @@ class FakeShopify:
             "jti": uuid.uuid4().hex,
             "sid": uuid.uuid4().hex,
         }
-        return jwt.encode(claims, self._client_secret, algorithm="HS256")
+        token: str = jwt.encode(claims, self._client_secret, algorithm="HS256")
+        return token
 
     def _control(self, action: str, **body: Any) -> dict[str, Any]:
         address = urlsplit(self.url)
