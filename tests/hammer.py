@@ -95,9 +95,15 @@ def open_storage(url: str, table: str, options: dict[str, Any], is_async: bool) 
     return kind(url, table=table, engine_options=options)
 
 
+#: Operations each worker runs whatever the clock says.
+MIN_STEPS = 25
+
+
 def run_sync(
     url: str, table: str, process: int, workers: int, seconds: float, options: dict[str, Any]
 ) -> dict[str, Any]:
+    """``workers`` threads of random operations for ``seconds``, each at least
+    :data:`MIN_STEPS` of them (a loaded machine slows the run, it never shortens it)."""
     storage = open_storage(url, table, options, is_async=False)
     tally = Tally()
     lock = threading.Lock()
@@ -106,7 +112,7 @@ def run_sync(
     def work(worker: int) -> None:
         rng = random.Random(process * 1000 + worker)
         n = 0
-        while time.monotonic() < deadline:
+        while n < MIN_STEPS or time.monotonic() < deadline:
             marker = f"{process}.{worker}.{n}"
             n += 1
             op, argument = _step(rng, marker)
@@ -138,6 +144,8 @@ def run_sync(
 def run_async(
     url: str, table: str, process: int, workers: int, seconds: float, options: dict[str, Any]
 ) -> dict[str, Any]:
+    """:func:`run_sync` with ``workers`` tasks of one event loop."""
+
     async def main() -> dict[str, Any]:
         storage = open_storage(url, table, options, is_async=True)
         tally = Tally()
@@ -146,7 +154,7 @@ def run_async(
         async def work(worker: int) -> None:
             rng = random.Random(process * 1000 + worker)
             n = 0
-            while time.monotonic() < deadline:
+            while n < MIN_STEPS or time.monotonic() < deadline:
                 marker = f"{process}.{worker}.{n}"
                 n += 1
                 op, argument = _step(rng, marker)

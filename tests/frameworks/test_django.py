@@ -268,7 +268,7 @@ def test_the_url_is_made_from_a_databases_entry() -> None:
         assert shopify.database_url() == "postgresql://elsewhere/db"
     for alias, message in [
         ("memory", "in-memory"),
-        ("oracle", "PostgreSQL, MySQL/MariaDB or SQLite"),
+        ("unsupported", "PostgreSQL, MySQL/MariaDB or SQLite"),
         ("nowhere", "not in DATABASES"),
     ]:
         with pytest.raises(ImproperlyConfigured, match=message):

@@ -7,7 +7,7 @@ import multiprocessing
 from typing import Any
 
 from conftest import Harness
-from hammer import HOT_IDS, SHOP, consistent, run_async, run_sync, session_for
+from hammer import HOT_IDS, MIN_STEPS, SHOP, consistent, run_async, run_sync, session_for
 from shopify_sessions.redis import RedisSessionStorage
 
 PROCESSES, WORKERS, SECONDS = 3, 4, 2.0
@@ -37,7 +37,7 @@ async def test_hot_sessions_under_concurrent_writers(sql_harness: Harness) -> No
     written = {marker for r in results for marker in r["written"]}
     assert errors == [], f"{sum(r['error_count'] for r in results)} errors, first: {errors[:5]}"
     assert torn == []
-    assert operations > 100
+    assert operations >= PROCESSES * WORKERS * MIN_STEPS  # no worker gave up early
 
     q = sql_harness.quote
     duplicates = sql_harness.sql(
@@ -68,7 +68,7 @@ async def test_redis_shop_list_under_concurrent_writers(redis_harness: Harness) 
     errors = [e for r in results for e in r["errors"]]
     assert errors == [], f"{sum(r['error_count'] for r in results)} errors, first: {errors[:5]}"
     assert [t for r in results for t in r["torn"]] == []
-    assert sum(r["operations"] for r in results) > 100
+    assert sum(r["operations"] for r in results) >= PROCESSES * WORKERS * MIN_STEPS
 
     client = redis_harness.redis_client()
     listed = client.get(f"{prefix}_{SHOP}")
