@@ -16,6 +16,7 @@ from ._options import (
     Json,
     KeyPrefix,
     Schema,
+    ShopifyUrl,
     TableName,
     Url,
 )
@@ -44,17 +45,19 @@ def migrate_legacy(
     batch_size: BatchSize = 500,
     as_json: Json = False,
     key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
+    shopify_url: ShopifyUrl = None,
 ) -> None:
     """Exchange each legacy (non-expiring) offline token for an expiring pair.
 
     Shopify invalidates non-expiring tokens of public apps on 2027-01-01. Each shop is
     exchanged once, under its session lock, however many copies of this run at once; a
     shop that already has a refresh token is left alone. The app's credentials come from
-    SHOPIFY_API_KEY and SHOPIFY_API_SECRET. Exit code 1 when a shop could not be migrated.
+    SHOPIFY_API_KEY and SHOPIFY_API_SECRET (--dry-run needs none). Exit code 1 when a shop
+    could not be migrated.
     """
     with (
         reporting("migrate-legacy", as_json) as output,
-        offline_tokens(url, table, schema, key_prefix) as (
+        offline_tokens(url, table, schema, key_prefix, shopify_url, exchange=not dry_run) as (
             storage,
             tokens,
         ),

@@ -25,12 +25,13 @@ CONTROL = "/_fake/"
 
 
 class Server(ThreadingHTTPServer):
-    """A threading HTTP server on 127.0.0.1 that holds one :class:`ShopifyState`."""
+    """A threading HTTP server (on 127.0.0.1, any free port, unless told otherwise) that
+    holds one :class:`ShopifyState`."""
 
     daemon_threads = True
 
-    def __init__(self, state: ShopifyState) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, state: ShopifyState, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), Handler)
         self.state = state
         self.thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -38,7 +39,10 @@ class Server(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        host, port = self.server_address[:2]
+        if host in ("0.0.0.0", ""):  # every interface: this machine reaches it at 127.0.0.1
+            host = "127.0.0.1"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> None:
         self.thread.start()
