@@ -359,6 +359,7 @@ class Harness:
     #: (name, schema) of every table to drop after the test; the default one is first.
     tables: list[tuple[str, str | None]] = field(default_factory=list)
     _closers: list[Callable[[], Any]] = field(default_factory=list)
+    _peek: Any = None
 
     def storage(self, *, node: int = 0, **options: Any) -> Any:
         """A storage of this backend (awaitable methods, sync or not) with ``options``;
@@ -444,6 +445,13 @@ class Harness:
         self._closers.append(lambda: close_client(client))
         return client
 
+    def peek_client(self) -> Any:
+        """One Redis (or DynamoDB) client of the harness to look at keys (or items) with,
+        made at the first call: a property test looks after each of its examples."""
+        if self._peek is None:
+            self._peek = self.redis_client() if self.backend.is_redis else self.dynamodb_client()
+        return self._peek
+
     def engine_storage(self, **options: Any) -> Any:
         """A storage on an Engine the test built (transactional, SQLAlchemy's defaults; made
         for the pooler, through PgBouncer, as pooler_engine_options says)."""
@@ -479,6 +487,32 @@ class Harness:
     def quote(self, name: str) -> str:
         assert self.raw is not None
         return str(self.raw.dialect.identifier_preparer.quote(name))
+
+
+def tampered(value: str) -> Iterator[str]:
+    """``value`` with one character changed, at every position, two ways: to another
+    letter, and with the low bit of its code flipped (what a flipped bit on disk does)."""
+    for index, character in enumerate(value):
+        for other in ("A" if character != "A" else "B", chr(ord(character) ^ 1)):
+            yield value[:index] + other + value[index + 1 :]
+
+
+def stored_entries(harness: Harness, storage: Any) -> list[Any]:
+    """What the backend holds under the test's table or key prefix (ids, keys other than the
+    Node migration record, items), read around the storage: to see that nothing was left."""
+    backend = harness.backend
+    if backend.is_sql:
+        return harness.sql(f"SELECT id FROM {harness.quote(harness.table_name)}")
+    if backend.is_redis:
+        client = harness.peek_client()
+        pattern = harness.table_name.replace("_", "[_]") + "*"
+        keys = [key for key in client.scan_iter(match=pattern) if not key.endswith("_migrations")]
+        return sorted(keys)
+    if backend.is_dynamodb:
+        items: list[Any] = harness.peek_client().scan(TableName=harness.table_name)["Items"]
+        return items
+    memory = storage.target if isinstance(storage, Awaited) else storage._storage
+    return list(memory._sessions)
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda b: b.name)

@@ -4,11 +4,7 @@ adapt when it changes)."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
-import hmac
-import json
 import secrets
 import socket
 import time
@@ -91,19 +87,15 @@ def webhook(
     webhook_id: str = "",
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of a webhook as Shopify delivers it, HMAC-signed with the app's
-    secret (with another one when ``forged``)."""
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    secret = FORGED_SECRET if forged else standin.client_secret
-    signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
-    headers = {
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": topic,
-        "X-Shopify-Shop-Domain": shop,
-        "X-Shopify-Hmac-Sha256": signature.decode(),
-        "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
-        "X-Shopify-API-Version": "2026-10",
-    }
-    return body, headers
+    secret (with another one when ``forged``): FakeShopify's own ``webhook()``."""
+    signed = standin.webhook(
+        topic,
+        shop,
+        payload,
+        webhook_id=webhook_id or None,
+        secret=FORGED_SECRET if forged else None,
+    )
+    return signed.body, signed.headers
 
 
 def webhook_input(
@@ -185,12 +177,6 @@ def http_client(standin: StandIn) -> httpx.Client:
 
 def async_http_client(standin: StandIn) -> httpx.AsyncClient:
     return standin.async_http_client()
-
-
-def routing_environment(standin: StandIn) -> dict[str, str]:
-    """What a subprocess needs in its environment for its httpx clients to reach FakeShopify
-    (with ``tests/cli/routing`` on its ``PYTHONPATH``)."""
-    return {"FAKE_SHOPIFY_URL": standin.url}
 
 
 def wait_for_token_request(standin: StandIn, shop: str, number: int = 1) -> None:

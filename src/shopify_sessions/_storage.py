@@ -212,11 +212,47 @@ def _twin(name: str) -> str:
 
 
 def check_session(session: object) -> Session:
-    """Return ``session`` if it is a storable :class:`Session`; else raise InvalidSessionError."""
+    """Return ``session`` if it is a storable :class:`Session`; else raise InvalidSessionError.
+
+    Every text field must be encodable as UTF-8 (no lone surrogate, as ``surrogateescape``
+    makes of undecodable bytes): no backend can store such text, and each failed its own
+    way (a raw ``UnicodeEncodeError``, or half a write), so it is refused here, once, for
+    all of them, before anything is sent.
+    """
     if not isinstance(session, Session):
         raise InvalidSessionError(f"expected a Session, got {type(session).__name__}")
     check_id(session.id)
+    _check_encodable(session.shop, "the session's shop")
+    _check_encodable(session.state, "the session's state")
+    _check_encodable(session.scope, "the session's scope")
+    _check_encodable(session.access_token, "the session's access_token")
+    _check_encodable(session.refresh_token, "the session's refresh_token")
+    info = session.online_access_info
+    if info is not None:
+        user = info.associated_user
+        _check_encodable(user.first_name, "the session user's first_name")
+        _check_encodable(user.last_name, "the session user's last_name")
+        _check_encodable(user.email, "the session user's email")
+        _check_encodable(user.locale, "the session user's locale")
     return session
+
+
+def _check_encodable(value: object, what: str) -> None:
+    """Refuse a str that UTF-8 cannot encode; other values are the codecs' to check.
+
+    The message says where the offending character is, never the text: it may be a token.
+    """
+    if not isinstance(value, str) or value.isascii():  # the fast path: nearly every value
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # Not chained: the UnicodeEncodeError holds the whole text (a token, maybe).
+        raise InvalidSessionError(
+            f"{what} is not valid text: it holds a lone surrogate "
+            f"(U+{ord(value[error.start]):04X}) at index {error.start}, which UTF-8 cannot "
+            "encode"
+        ) from None
 
 
 def check_replacement(session: object, previous: object) -> tuple[Session, Session]:
@@ -251,11 +287,13 @@ def check_batch_size(size: object) -> int:
 
 
 def check_id(id: object) -> str:
-    """Return ``id`` if it is a non-empty string, else raise :class:`InvalidSessionError`."""
+    """Return ``id`` if it is a non-empty string UTF-8 can encode, else raise
+    :class:`InvalidSessionError`."""
     if not isinstance(id, str):
         raise InvalidSessionError(f"a session id must be a str, got {type(id).__name__}")
     if not id:
         raise InvalidSessionError("a session id must not be empty")
+    _check_encodable(id, "a session id")
     return id
 
 
@@ -267,7 +305,8 @@ def check_ids(ids: Iterable[object]) -> list[str]:
 
 
 def check_shop(shop: object) -> str:
-    """Return ``shop`` if it is a string, else raise :class:`InvalidSessionError`."""
+    """Return ``shop`` if it is a str UTF-8 can encode, else raise :class:`InvalidSessionError`."""
     if not isinstance(shop, str):
         raise InvalidSessionError(f"a shop must be a str, got {type(shop).__name__}")
+    _check_encodable(shop, "a shop")
     return shop

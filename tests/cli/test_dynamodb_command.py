@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from test_command import NOW, SHOP, population
-from test_lifecycle_commands import environment
+from test_lifecycle_commands import at, environment
 from test_redis_command import Keys
 
 import dynalite as dynalite_module
@@ -212,12 +212,12 @@ def test_refresh_expiring_and_migrate_legacy(
     for session in seeded.values():
         storage.store_session(session)
     env = {**environment(fake_shopify), **AWS}
-    refreshed = run("refresh-expiring", "--json", env=env, url=table.url)
+    refreshed = run("refresh-expiring", "--json", *at(fake_shopify), env=env, url=table.url)
     assert refreshed.code == 0, refreshed.stderr
     assert refreshed.json["refreshed"] == [due]
     renewed = storage.load_session(offline_session_id(due))
     assert renewed is not None and renewed.refresh_token != seeded[due].refresh_token
-    migrated = run("migrate-legacy", "--json", env=env, url=table.url)
+    migrated = run("migrate-legacy", "--json", *at(fake_shopify), env=env, url=table.url)
     assert migrated.code == 0, migrated.stderr
     assert migrated.json["migrated"] == [legacy]
     after = storage.load_session(offline_session_id(legacy))

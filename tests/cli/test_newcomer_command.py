@@ -10,6 +10,7 @@ import shlex
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, inspect, make_url
@@ -22,7 +23,7 @@ from shopify_sessions.cli._purge import DEFAULT_GRACE, parse_duration
 from shopify_sessions.sqlalchemy import session_table
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_HOOKS = str(Path(__file__).with_name("routing"))  # its sitecustomize: HIDE_MODULES
+TEST_HOOKS = str(Path(__file__).with_name("hooks"))  # its sitecustomize: HIDE_MODULES
 
 
 @pytest.fixture(params=SERVERS)
@@ -186,3 +187,45 @@ def test_purge_keeps_a_week_by_default_as_the_docs_say(db: Database) -> None:
     assert run("purge", "--table", db.table, "--grace", "0", url=db.url).code == 0
     assert storage.load_session(days_ago[2].id) is None
     storage.close()
+
+
+SUBCOMMANDS = [
+    "check",
+    "init",
+    "upgrade",
+    "purge",
+    "reencrypt",
+    "copy",
+    "refresh-expiring",
+    "migrate-legacy",
+]
+
+
+@pytest.mark.parametrize("subcommand", [None, *SUBCOMMANDS])
+def test_help_is_wrapped_by_paragraph_and_flags_take_no_value(subcommand: str | None) -> None:
+    """On a wide terminal each paragraph of the help is one line (a docstring's own line
+    breaks no longer break sentences), and nothing reads as if a flag took a value."""
+    words = [subcommand] if subcommand else []
+    helped = run(*words, "--help", env={"COLUMNS": "1000"})
+    assert helped.code == 0, helped.stderr
+    text = helped.stdout
+    for oddity in ("<bool>", "[default: (", "…"):
+        assert oddity not in text, (oddity, text)
+    lines = [line.strip(" │") for line in text.splitlines()]
+    if subcommand is None:
+        assert "Exit codes:" in lines
+        assert any(line.startswith("9  the environment lacks the app's") for line in lines)
+        return
+    from shopify_sessions.cli._app import app
+
+    command = typer_command(app).commands[subcommand]
+    for paragraph in command.help.split("\n\n"):
+        assert " ".join(paragraph.split()) in lines, (paragraph, text)
+    if subcommand != "copy":
+        assert any("--url" in line and "postgres://, postgresql://" in line for line in lines)
+
+
+def typer_command(app: object) -> Any:
+    import typer.main
+
+    return typer.main.get_command(app)  # type: ignore[arg-type]

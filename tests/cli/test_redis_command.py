@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from test_command import NOW, SHOP, population
-from test_lifecycle_commands import environment
+from test_lifecycle_commands import at, environment
 
 from command import run
 from conftest import REDIS_URL, require_server
@@ -177,7 +177,7 @@ def test_refresh_expiring_and_migrate_legacy(
     }
     for session in seeded.values():
         storage.store_session(session)
-    options = ("--key-prefix", keys.prefix, "--json")
+    options = ("--key-prefix", keys.prefix, "--json", *at(fake_shopify))
     refreshed = run("refresh-expiring", *options, env=environment(fake_shopify), url=keys.url)
     assert refreshed.code == 0, refreshed.stderr
     assert refreshed.json["refreshed"] == [due]

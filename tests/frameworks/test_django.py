@@ -38,7 +38,6 @@ from shopify_requests import (  # noqa: E402
     http_client,
     http_client_to,
     redis_keys_cleaned,
-    routing_environment,
     seeded,
     session_token,
     unreachable_url,
@@ -48,7 +47,6 @@ from shopify_sessions import offline_session_id  # noqa: E402
 from shopify_sessions.redis import RedisSessionStorage  # noqa: E402
 from shopify_sessions.sqlalchemy import SQLAlchemySessionStorage, session_table  # noqa: E402
 
-ROUTING = ROOT / "tests" / "cli" / "routing"
 SERVERS = {"sqlite": "default", "postgresql": "postgresql", "mysql": "mysql"}
 
 
@@ -215,7 +213,7 @@ def test_manage_py_runs_the_subcommands_on_the_table_of_the_settings(
     project: Project, standin: StandIn, shop: str, capfd: Any
 ) -> None:
     """Through call_command, then as a user runs it: ``manage.py`` in a subprocess, whose
-    Shopify calls go to the stand-in; exit codes are the command's."""
+    Shopify calls go to the stand-in (``--shopify-url``); exit codes are the command's."""
     capfd.readouterr()
     call_command("shopify_sessions", "check", "--json")
     checked = json.loads(capfd.readouterr().out)
@@ -226,7 +224,8 @@ def test_manage_py_runs_the_subcommands_on_the_table_of_the_settings(
     project.storage.store_session(seeded(standin, due, refresh_expires_in=86400))
     project.storage.store_session(seeded(standin, gone, refresh_expires_in=86400))
     fail(standin, gone, "invalid_grant")
-    done = _manage_py(project, standin, "refresh-expiring", "--within", "7d", "--json")
+    at_standin = ("--shopify-url", standin.url)
+    done = _manage_py(project, standin, "refresh-expiring", "--within", "7d", "--json", *at_standin)
     assert done.returncode == 1, done.stderr  # a shop needs its merchant
     report = json.loads(done.stdout)
     assert (report["refreshed"], report["reauthorization_required"]) == ([due], [gone])
@@ -240,10 +239,9 @@ def _manage_py(project: Project, standin: StandIn, *arguments: str) -> Any:
         **os.environ,
         "SHOPIFY_API_KEY": standin.client_id,
         "SHOPIFY_API_SECRET": standin.client_secret,
-        **routing_environment(standin),
         "SHOPIFY_SESSIONS_TEST_DATABASE": project.alias,
         "SHOPIFY_SESSIONS_TEST_TABLE": project.table,
-        "PYTHONPATH": os.pathsep.join(map(str, [ROUTING, Path(__file__).parent, ROOT / "tests"])),
+        "PYTHONPATH": os.pathsep.join(map(str, [Path(__file__).parent, ROOT / "tests"])),
         "DJANGO_SETTINGS_MODULE": "django_settings",
     }
     return subprocess.run(

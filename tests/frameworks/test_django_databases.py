@@ -481,6 +481,8 @@ def _manage_py(
 
 def test_manage_py_takes_djangos_options_after_the_subcommand_and_names_itself() -> None:
     table = unique_table_name("dj")
+    # The database file is there, the table is not (whichever tests ran before this one).
+    Path(os.environ["SQLITE_PATH"]).touch()
     missing = _manage_py("check", "--settings", "django_settings", "--json", table=table)
     assert "No such option" not in missing.stderr, missing.stderr
     assert missing.returncode == 4, missing.stdout + missing.stderr  # the table is missing

@@ -87,13 +87,13 @@ def test_startproject_migrate_and_both_test_suites_leave_the_development_databas
     django_runner = _run(project, *PYTHON, "manage.py", "test", "-v", "2")
     output = django_runner.stdout + django_runner.stderr
     assert django_runner.returncode == 0, output
-    assert "Ran 3 tests" in output and "\nOK" in output, output
+    assert "Ran 4 tests" in output and "\nOK" in output, output
 
     pytest_run = _run(
         project, *PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio"
     )
     output = pytest_run.stdout + pytest_run.stderr
     assert pytest_run.returncode == 0, output
-    assert "4 passed" in pytest_run.stdout, output
+    assert "5 passed" in pytest_run.stdout, output
 
     assert _dump(database) == before

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from conftest import Harness, stored_entries
 from shopify_sessions import AssociatedUser, InvalidSessionError, OnlineAccessInfo, Session
 
 TEST_SCOPES = ["test_scope"]
@@ -341,6 +342,11 @@ async def test_loaded_sessions_are_independent_copies(storage: Any) -> None:
         ("delete_sessions", "abc"),
         ("delete_sessions", ["ok", ""]),
         ("find_sessions_by_shop", None),
+        # Text UTF-8 cannot encode (a lone surrogate, as surrogateescape makes of bytes).
+        ("load_session", "bad\udcff"),
+        ("delete_session", "bad\udcff"),
+        ("delete_sessions", ["ok", "bad\udcff"]),
+        ("find_sessions_by_shop", "bad\udcff.myshopify.io"),
     ],
 )
 async def test_invalid_input_is_refused(storage: Any, call: str, argument: Any) -> None:
@@ -476,3 +482,40 @@ async def test_replace_session_refuses_bad_input(storage: Any) -> None:
         await storage.replace_session(offline("a"), previous=offline("b"))
     with pytest.raises(InvalidSessionError):
         await storage.replace_session(offline(), previous="offline_x")  # type: ignore[arg-type]
+
+
+# --- hostile text: refused, typed, before anything is written ----------------------------
+
+#: Text no backend can store: a lone surrogate, what ``surrogateescape`` makes of a byte
+#: that is not UTF-8.
+UNENCODABLE = "bad\udcff"
+TEXT_FIELDS = ["id", "shop", "state", "scope", "access_token", "refresh_token"]
+USER_FIELDS = ["first_name", "last_name", "email", "locale"]
+
+
+@pytest.mark.parametrize("field", TEXT_FIELDS + USER_FIELDS)
+async def test_unencodable_text_is_refused_before_anything_is_written(
+    harness: Harness, storage: Any, field: str
+) -> None:
+    session = online(id="hostile_1", shop="hostile.myshopify.io", refresh_token="shprt_1")
+    target = session.online_access_info.associated_user if field in USER_FIELDS else session
+    setattr(target, field, UNENCODABLE)
+    with pytest.raises(InvalidSessionError, match="lone surrogate") as refused:
+        await storage.store_session(session)
+    assert "bad" not in str(refused.value)  # the text itself (a token, maybe) is not shown
+    assert stored_entries(harness, storage) == []
+    assert await storage.find_sessions_by_shop("hostile.myshopify.io") == []
+    assert await storage.load_session("hostile_1") is None
+
+
+async def test_unencodable_text_never_replaces_a_session(harness: Harness, storage: Any) -> None:
+    old = offline(refresh_token="shprt_old")
+    await storage.store_session(old)
+    for field in TEXT_FIELDS[1:]:
+        renewed = offline(refresh_token="shprt_new")
+        setattr(renewed, field, UNENCODABLE)
+        with pytest.raises(InvalidSessionError, match="lone surrogate"):
+            await storage.replace_session(renewed, previous=old)
+    assert await storage.load_session(old.id) == old
+    assert [s.id for s in await storage.find_sessions_by_shop(old.shop)] == [old.id]
+    assert len(stored_entries(harness, storage)) == (2 if harness.backend.is_redis else 1)

@@ -22,7 +22,7 @@ import pytest
 from botocore.config import Config
 
 import dynalite as dynalite_module
-from conftest import Awaited, Harness, dynalite
+from conftest import Awaited, Harness, dynalite, tampered
 from dynalite import FaultProxy, many_ids
 from shopify_sessions import (
     AssociatedUser,
@@ -446,7 +446,9 @@ async def test_tokens_encrypted_at_rest_and_compared_in_clear(dynamodb_harness: 
     with pytest.raises(TokenDecryptionError):
         await stranger.load_session(old.id)
     rotated = dynamodb_harness.storage(
-        token_cipher=FernetTokenCipher({"k2": Fernet.generate_key(), "k1": key})
+        token_cipher=FernetTokenCipher(
+            {"k2": Fernet.generate_key(), "k1": key}, read_plaintext_tokens=True
+        )
     )
     await plain.store_session(offline("offline_plain.myshopify.com", "plain.myshopify.com"))
     assert await target_call(rotated, "reencrypt_tokens") == 2
@@ -563,3 +565,27 @@ async def test_an_aiobotocore_client_of_the_app_is_used_and_left_open(
             await s.store_session(offline())
         assert (await client.get_item(TableName=dynamodb_harness.table_name,
                                       Key={"id": {"S": offline().id}}))["Item"]  # fmt: skip
+
+
+async def test_no_altered_character_of_a_stored_token_reads_as_a_token(
+    dynamodb_harness: Harness,
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from shopify_sessions import FernetTokenCipher, TokenDecryptionError
+
+    cipher = FernetTokenCipher({"k1": Fernet.generate_key()})
+    storage = dynamodb_harness.storage(token_cipher=cipher)
+    session = offline()
+    await storage.store_session(session)
+    client, name = dynamodb_harness.dynamodb_client(), dynamodb_harness.table_name
+    item = client.get_item(TableName=name, Key={"id": {"S": session.id}})["Item"]
+    stored = item["accessToken"]["S"]
+    planted = ["shpat_planted", "Aernet:k1:" + stored[len("fernet:k1:") :]]
+    values = [*tampered(stored), *planted]
+    for value in values:
+        client.put_item(TableName=name, Item={**item, "accessToken": {"S": value}})
+        with pytest.raises(TokenDecryptionError) as raised:
+            await storage.load_session(session.id)
+        assert TOKEN not in str(raised.value) and "planted" not in str(raised.value)
+    assert len(values) > 2 * len(stored)

@@ -8,7 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import String
 
-from conftest import Harness
+from conftest import Harness, tampered
 from shopify_sessions import (
     FernetTokenCipher,
     InvalidSessionError,
@@ -69,9 +69,18 @@ async def test_plaintext_rows_still_load_and_are_reencrypted(
     for session in legacy:
         await plain.store_session(session)
     await plain.store_session(sample("no_tokens", access_token=None, refresh_token=None))
-    storage = sql_harness.storage(
+    # Plaintext is refused unless the app opted in to reading it, for the time until
+    # reencrypt_tokens has rewritten it.
+    strict = sql_harness.storage(
         table=sql_harness.table_name, token_cipher=FernetTokenCipher({"k1": KEY_1})
     )
+    with pytest.raises(TokenDecryptionError, match="read_plaintext_tokens") as raised:
+        await strict.load_session("legacy_0")
+    assert ACCESS not in str(raised.value)
+    with pytest.raises(TokenDecryptionError):
+        await strict.reencrypt_tokens()
+    cipher = FernetTokenCipher({"k1": KEY_1}, read_plaintext_tokens=True)
+    storage = sql_harness.storage(table=sql_harness.table_name, token_cipher=cipher)
     for session in legacy:
         assert await storage.load_session(session.id) == session
 
@@ -81,6 +90,7 @@ async def test_plaintext_rows_still_load_and_are_reencrypted(
     assert await storage.reencrypt_tokens() == 0
     for session in legacy:
         assert await storage.load_session(session.id) == session
+        assert await strict.load_session(session.id) == session
 
 
 async def test_key_rotation(sql_harness: Harness, plain: Any) -> None:
@@ -158,8 +168,20 @@ def test_cipher_rejects_bad_configuration_and_hides_keys() -> None:
         FernetTokenCipher({"k1": KEY_1}, current="k2")
     cipher = FernetTokenCipher({"k1": KEY_1})
     assert KEY_1.decode() not in repr(cipher)
-    assert cipher.decrypt("shpat_plain") == "shpat_plain"
     assert cipher.decrypt(cipher.encrypt("tök€n")) == "tök€n"
+    with pytest.raises(TokenDecryptionError):
+        cipher.decrypt("shpat_plain")
+    legacy = FernetTokenCipher({"k1": KEY_1}, read_plaintext_tokens=True)
+    assert legacy.reads_plaintext_tokens and not cipher.reads_plaintext_tokens
+    assert "read_plaintext_tokens=True" in repr(legacy)
+    assert legacy.decrypt("shpat_plain") == "shpat_plain"
+    # Even then, what was an encrypted value (it holds a ':') never reads as a token.
+    with pytest.raises(TokenDecryptionError):
+        legacy.decrypt("A" + cipher.encrypt("shpat_x")[1:])
+    # Text planted after the prefix is not shown as a key id.
+    with pytest.raises(TokenDecryptionError, match="no key id") as raised:
+        cipher.decrypt("fernet:shpat_planted token")
+    assert "planted" not in str(raised.value)
 
 
 async def test_reencryption_leaves_alone_a_row_a_store_changed_meanwhile(
@@ -167,8 +189,9 @@ async def test_reencryption_leaves_alone_a_row_a_store_changed_meanwhile(
 ) -> None:
     await plain.store_session(sample())
     assert sql_harness.raw is not None
+    cipher = FernetTokenCipher({"k1": KEY_1}, read_plaintext_tokens=True)
     storage = SQLAlchemySessionStorage(
-        sql_harness.raw, table=sql_harness.table_name, token_cipher=FernetTokenCipher({"k1": KEY_1})
+        sql_harness.raw, table=sql_harness.table_name, token_cipher=cipher
     )
     storage.check_table()
     core = storage._core
@@ -198,7 +221,37 @@ async def test_replace_session_compares_tokens_not_ciphertexts(
     stale = sample(access_token="shpat_stale", refresh_token="shprt_stale")
     assert await storage.replace_session(stale, previous=old) is False
     assert await storage.load_session(old.id) == renewed
-    # A plaintext row (stored before encryption was turned on) is compared in clear too.
+    # A plaintext row (stored before encryption was turned on) is refused, typed, unless
+    # the app reads plaintext tokens; then it is compared in clear too.
     await plain.store_session(old)
+    with pytest.raises(TokenDecryptionError):
+        await storage.replace_session(renewed, previous=old)
+    legacy = FernetTokenCipher({"k1": KEY_1}, read_plaintext_tokens=True)
+    storage = sql_harness.storage(table=sql_harness.table_name, token_cipher=legacy)
     assert await storage.replace_session(renewed, previous=old) is True
     assert await storage.load_session(old.id) == renewed
+
+
+async def test_no_altered_character_of_a_stored_token_reads_as_a_token(
+    sql_harness: Harness, plain: Any
+) -> None:
+    storage = sql_harness.storage(
+        table=sql_harness.table_name, token_cipher=FernetTokenCipher({"k1": KEY_1})
+    )
+    session = sample()
+    await storage.store_session(session)
+    access, _ = stored_tokens(sql_harness, session.id)
+    q = sql_harness.quote
+    update = f"UPDATE {q(sql_harness.table_name)} SET {q('accessToken')} = :v"
+    planted = ["shpat_planted", "Aernet:k1:" + access[len("fernet:k1:") :], ""]
+    tried = 0
+    for value in [*tampered(access), *planted]:
+        sql_harness.sql(update, v=value)
+        if value == "":  # an empty token is no token: the session has none
+            assert (await storage.load_session(session.id)).access_token is None
+            continue
+        with pytest.raises(TokenDecryptionError) as raised:
+            await storage.load_session(session.id)
+        assert ACCESS not in str(raised.value) and "planted" not in str(raised.value)
+        tried += 1
+    assert tried > 2 * len(access)

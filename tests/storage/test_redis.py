@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REDIS_URL, Awaited, Harness, require_server
+from conftest import REDIS_URL, Awaited, Harness, require_server, tampered
 from redis_cluster import _cli, _free_ports, _wait
 from shopify_sessions import (
     AssociatedUser,
@@ -117,6 +117,41 @@ async def test_a_value_that_is_no_session_is_a_typed_error(redis_harness: Harnes
     walked = target.sessions()
     batches = [b async for b in walked] if hasattr(walked, "__aiter__") else list(walked)
     assert [s.id for batch in batches for s in batch] == [f"offline_{SHOP}"]
+
+
+@pytest.mark.parametrize("tagged", [False, True], ids=["plain-prefix", "hash-tag-prefix"])
+async def test_a_session_is_stored_and_listed_together_or_not_at_all(
+    redis_harness: Harness, tagged: bool
+) -> None:
+    # The shop's list key holds what is no list, so listing the session fails: the session
+    # must not stay behind, unlisted (the Node layout's find would never see it). On one
+    # Redis, and on a cluster under a hash-tagged prefix, one script checks both keys before
+    # writing; on a cluster with the two keys in different slots, the store is undone.
+    prefix = f"{{{redis_harness.table_name}}}" if tagged else redis_harness.table_name
+    storage, client = redis_harness.storage(key_prefix=prefix), redis_harness.redis_client()
+    blocked = "blocked.myshopify.com"
+    try:
+        client.set(f"{prefix}_{blocked}", "not a list")
+        with pytest.raises(SessionDataError, match="holds no shop index"):
+            await storage.store_session(offline("fresh", blocked))
+        assert client.get(f"{prefix}_fresh") is None
+        # Over a stored session: it is put back as it was, still listed under its shop.
+        old = offline("moving", SHOP, expires=utc_now() + timedelta(hours=1))
+        await storage.store_session(old)
+        before = client.get(f"{prefix}_moving")
+        with pytest.raises(SessionDataError, match="holds no shop index"):
+            await storage.store_session(offline("moving", blocked))
+        assert client.get(f"{prefix}_moving") == before
+        assert await storage.find_sessions_by_shop(SHOP) == [old]
+        # A renewed pair moving to that shop: neither written.
+        renewed = offline("moving", blocked, access_token="shpat_renewed")
+        with pytest.raises(SessionDataError, match="holds no shop index"):
+            await storage.replace_session(renewed, previous=old)
+        assert client.get(f"{prefix}_moving") == before
+        assert client.get(f"{prefix}_{blocked}") == "not a list"
+    finally:
+        for key in client.scan_iter(match=prefix.replace("{", "[{]") + "*"):
+            client.delete(key)
 
 
 async def test_no_token_in_logs_or_errors(
@@ -326,3 +361,27 @@ async def test_tokens_encrypted_at_rest_and_compared_in_clear(redis_harness: Har
     stranger = redis_harness.storage(token_cipher=FernetTokenCipher({"k9": Fernet.generate_key()}))
     with pytest.raises(TokenDecryptionError):
         await stranger.load_session(old.id)
+
+
+async def test_no_altered_character_of_a_stored_token_reads_as_a_token(
+    redis_harness: Harness,
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from shopify_sessions import FernetTokenCipher, TokenDecryptionError
+
+    storage = redis_harness.storage(token_cipher=FernetTokenCipher({"k1": Fernet.generate_key()}))
+    session = offline()
+    await storage.store_session(session)
+    client, key = redis_harness.redis_client(), f"{redis_harness.table_name}_{session.id}"
+    raw = client.get(key)
+    start = raw.index('"fernet:k1:') + 1
+    stored = raw[start : raw.index('"', start)]
+    planted = ["shpat_planted", "Aernet:k1:" + stored[len("fernet:k1:") :]]
+    values = [*tampered(stored), *planted]
+    for value in values:
+        client.set(key, raw.replace(stored, value))
+        with pytest.raises(TokenDecryptionError) as raised:
+            await storage.load_session(session.id)
+        assert TOKEN not in str(raised.value) and "planted" not in str(raised.value)
+    assert len(values) > 2 * len(stored)

@@ -3,12 +3,17 @@ from other processes, and a pytest plugin that loads without the [testing] extra
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import multiprocessing
 import pickle
 import subprocess
 import sys
 import textwrap
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -363,3 +368,85 @@ def test_the_fixture_is_reset_for_each_test(fake_shopify: FakeShopify, run: int)
     session = fake_shopify.seed_offline(RESET_SHOP)
     assert refresh(fake_shopify, RESET_SHOP, session.refresh_token).status_code == 200
     fake_shopify.fail(RESET_SHOP, 503)
+
+
+# --- what Shopify sends an app: webhooks, session tokens, App Home requests ----------------
+
+
+def _shopifyapp(fake: FakeShopify) -> Any:
+    from shopify_app import ShopifyApp
+
+    return ShopifyApp(fake.client_id, fake.client_secret)
+
+
+def test_a_webhook_of_any_topic_is_signed_as_shopify_signs_it(fake_shopify: FakeShopify) -> None:
+    app = _shopifyapp(fake_shopify)
+    for topic, payload in [
+        ("app/uninstalled", None),
+        ("orders/create", {"id": 1, "total_price": "9.99"}),
+        ("shop/redact", b'{"shop_domain": "my-shop.myshopify.com"}'),
+    ]:
+        webhook = fake_shopify.webhook(topic, "my-shop", payload)
+        assert (webhook.topic, webhook.shop) == (topic, "my-shop.myshopify.com")
+        assert webhook.headers["X-Shopify-Topic"] == topic
+        assert webhook.headers["X-Shopify-Shop-Domain"] == "my-shop.myshopify.com"
+        verified = app.verify_webhook_req(
+            {
+                "method": "POST",
+                "headers": webhook.headers,
+                "url": "https://app.example/webhooks",
+                "body": webhook.body.decode(),
+            }
+        )
+        assert verified.ok, verified.log
+        assert verified.shop == "my-shop"  # shopifyapp's shop name
+    default = fake_shopify.webhook("app/uninstalled", "my-shop")
+    assert json.loads(default.body)["myshopify_domain"] == "my-shop.myshopify.com"
+    again = fake_shopify.webhook("app/uninstalled", "my-shop", webhook_id="delivery-1")
+    assert again.headers["X-Shopify-Webhook-Id"] == "delivery-1"
+    forged = fake_shopify.webhook("app/uninstalled", "my-shop", secret="not-the-app-secret")
+    refused = app.verify_webhook_req(
+        {
+            "method": "POST",
+            "headers": forged.headers,
+            "url": "https://app.example/webhooks",
+            "body": forged.body.decode(),
+        }
+    )
+    assert not refused.ok
+
+
+def test_an_app_home_url_is_what_shopifyapp_verifies(fake_shopify: FakeShopify) -> None:
+    app = _shopifyapp(fake_shopify)
+    url = fake_shopify.app_home_url("my-shop", "/products", user_id=7)
+    path, _, query = url.partition("?")
+    assert path == "/products"
+    given = dict(parse_qsl(query))
+    names = {"embedded", "host", "id_token", "locale", "session", "shop", "timestamp", "hmac"}
+    assert set(given) == names
+    assert base64.urlsafe_b64decode(given["host"] + "==") == b"admin.shopify.com/store/my-shop"
+    verified = app.verify_app_home_req(
+        {"method": "GET", "headers": {}, "url": "https://app.example" + url},
+        app_home_patch_id_token_path="/auth/patch-id-token",
+    )
+    assert verified.ok, verified.log
+    assert (verified.shop, verified.user_id) == ("my-shop", "7")  # shopifyapp's shop name
+    signed = "&".join(f"{k}={v}" for k, v in sorted(given.items()) if k != "hmac")
+    expected = hmac.new(fake_shopify.client_secret.encode(), signed.encode(), hashlib.sha256)
+    assert given["hmac"] == expected.hexdigest()
+    with pytest.raises(ValueError, match="path"):
+        fake_shopify.app_home_url("my-shop", "products?x=1")
+
+
+def test_the_counters_are_the_ones_the_docs_name() -> None:
+    """docs/testing.md's table of counters names every counter of Counters, and no other
+    (a first visit to App Home counts in id_token_exchanges, not in exchanges)."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text()
+    table = page[page.index("| counter | what it counts |") :].split("\n\n", 1)[0]
+    named = re.findall(r"^\| `(\w+)` \|", table, flags=re.MULTILINE)
+    assert named == [field.name for field in dataclasses.fields(Counters)]
+    assert "App Home" in table.split("`id_token_exchanges`")[1].splitlines()[0]

@@ -97,3 +97,57 @@ def test_the_old_name_of_column_kind_still_imports_with_a_deprecation_warning() 
         old = package.Kind
     assert old is package.ColumnKind
     assert "Kind" not in package.__all__
+
+
+# The package's install hint comes before any third-party import error, with the module
+# hidden as tests/cli/test_newcomer_command.py hides it (a None in sys.modules).
+
+
+def _hidden(modules: str, code: str) -> subprocess.CompletedProcess[str]:
+    hide = f"import sys\nfor name in {modules.split(',')!r}: sys.modules[name] = None\n"
+    return subprocess.run([sys.executable, "-c", hide + code], capture_output=True, text=True)
+
+
+def test_the_async_storage_without_greenlet_names_the_extra_to_install() -> None:
+    done = _hidden(
+        "greenlet",
+        "from shopify_sessions.sqlalchemy import AsyncSQLAlchemySessionStorage\n",
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: AsyncSQLAlchemySessionStorage needs greenlet"), last
+    assert "pip install 'shopify-sessions[asyncpg]'" in last
+    assert "sqlalchemy[asyncio]" not in last
+
+
+def test_fake_shopify_session_tokens_without_pyjwt_name_the_extra_to_install() -> None:
+    done = _hidden(
+        "jwt",
+        "from shopify_sessions.testing import FakeShopify\n"
+        "with FakeShopify() as shopify:\n"
+        "    shopify.session_token('my-shop')\n",
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        "ImportError: FakeShopify's session tokens need PyJWT: "
+        "pip install 'shopify-sessions[testing]'"
+    ), done.stderr
+
+
+def test_fake_shopify_without_pyjwt_answers_a_session_token_exchange_with_the_hint() -> None:
+    done = _hidden(
+        "jwt",
+        "from shopify_sessions.testing import FakeShopify\n"
+        "with FakeShopify() as shopify, shopify.http_client() as http:\n"
+        "    answer = http.post('https://my-shop.myshopify.com/admin/oauth/access_token', json={\n"
+        "        'client_id': shopify.client_id, 'client_secret': shopify.client_secret,\n"
+        "        'grant_type': 'urn:ietf:params:oauth:grant-type:token-exchange',\n"
+        "        'subject_token': 'x',\n"
+        "        'subject_token_type': 'urn:ietf:params:oauth:token-type:id_token'})\n"
+        "    print(answer.status_code, answer.json()['errors'])\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "500 FakeShopify's session tokens need PyJWT: pip install 'shopify-sessions[testing]'"
+    )

@@ -30,8 +30,14 @@ from ._options import DEFAULT_KEY_PREFIX, DEFAULT_TABLE, BatchSize, Json
 from ._output import ExitCode, plain_name, reporting
 from ._progress import progress_bar
 
-SourceUrl = Annotated[str, typer.Argument(help="Database URL to copy from.", show_default=False)]
-TargetUrl = Annotated[str, typer.Argument(help="Database URL to copy to.", show_default=False)]
+SourceUrl = Annotated[
+    str,
+    typer.Argument(help="Database URL to copy from.", metavar="SOURCE_URL", show_default=False),
+]
+TargetUrl = Annotated[
+    str,
+    typer.Argument(help="Database URL to copy to.", metavar="TARGET_URL", show_default=False),
+]
 SourceTable = Annotated[str, typer.Option("--source-table", help="Table to copy from.")]
 TargetTable = Annotated[
     str, typer.Option("--target-table", help="Table to copy to (the default table is created).")

@@ -36,7 +36,21 @@ def shows_progress(output: Output) -> bool:
 
 def fleet_results(output: Output, report: RefreshReport, concurrency: int) -> dict[str, object]:
     """Say what a fleet run adds to ``finish``'s lines, and give the JSON it adds: each
-    shop's outcome, those renewed by another worker, and the 429s met."""
+    shop's outcome, those renewed by another worker, and the 429s met.
+
+    The report's shops are put in name order first: the run finishes them in no
+    particular order, and an operator (or a diff of two runs) reads them sorted.
+    """
+    for shops in (
+        report.refreshed,
+        report.done_elsewhere,
+        report.skipped,
+        report.reauthorization_required,
+    ):
+        shops.sort()
+    failed = sorted(report.failed.items())
+    report.failed.clear()
+    report.failed.update(failed)
     if report.done_elsewhere:
         output.say(f"{len(report.done_elsewhere)} session(s) renewed by another worker meanwhile")
     if report.rate_limited:

@@ -15,6 +15,7 @@ from ._options import (
     Json,
     KeyPrefix,
     Schema,
+    ShopifyUrl,
     TableName,
     Url,
 )
@@ -43,6 +44,7 @@ def migrate_legacy(
     batch_size: BatchSize = 500,
     as_json: Json = False,
     key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
+    shopify_url: ShopifyUrl = None,
     concurrency: Concurrency = DEFAULT_CONCURRENCY,
 ) -> None:
     """Exchange each legacy (non-expiring) offline token for an expiring pair.
@@ -51,12 +53,13 @@ def migrate_legacy(
     exchanged once, under its session lock, however many copies of this run at once,
     --concurrency shops at a time; a shop that already has a refresh token is left alone.
     Safe to stop (Ctrl-C lets the shops in flight finish) and run again. The app's
-    credentials come from SHOPIFY_API_KEY and SHOPIFY_API_SECRET. Exit code 1 when a shop
+    credentials come from SHOPIFY_API_KEY and SHOPIFY_API_SECRET (--dry-run needs none).
+    Exit code 1 when a shop
     could not be migrated.
     """
     with (
         reporting("migrate-legacy", as_json) as output,
-        offline_tokens(url, table, schema, key_prefix) as (
+        offline_tokens(url, table, schema, key_prefix, shopify_url, exchange=not dry_run) as (
             storage,
             tokens,
         ),

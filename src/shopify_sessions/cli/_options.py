@@ -1,10 +1,12 @@
-"""The options every subcommand shares: the database, the table, the output."""
+"""The options every subcommand shares: the database, the table, the output, and where
+the lifecycle subcommands reach Shopify."""
 
 from __future__ import annotations
 
 import os
 import shlex
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -15,11 +17,11 @@ Url = Annotated[
         envvar="DATABASE_URL",
         show_envvar=True,
         help=(
-            "Database URL: postgres[ql]://, mysql://, mariadb://, sqlite:///path "
+            "Database URL: postgres://, postgresql://, mysql://, mariadb://, sqlite:///path "
             "(a synchronous driver is chosen; an asyncio driver in the URL is replaced), "
             "redis://, rediss://, unix:// (add ?cluster=true for a Redis Cluster), or "
-            "dynamodb://<table>?region=<region>[&endpoint_url=<url>] (the table is in the "
-            "URL; credentials from boto3's chain)."
+            "dynamodb://<table>?region=<region> (the table is in the URL; add "
+            "&endpoint_url=<url> for a local DynamoDB; credentials from boto3's chain)."
         ),
         show_default=False,
     ),
@@ -54,6 +56,40 @@ KeyPrefix = Annotated[
     ),
 ]
 DEFAULT_KEY_PREFIX = "shopify_sessions"
+
+
+def shopify_url(value: str | None) -> str | None:
+    """``--shopify-url``, checked before anything runs: ``http(s)://host[:port]``, nothing
+    after it (a path would be dropped, not joined)."""
+    if not value:
+        return None
+    parsed = urlsplit(value)
+    try:
+        parsed.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} has no valid port") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise typer.BadParameter(f"{value!r} is not an http:// or https:// URL")
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise typer.BadParameter(f"{value!r} has more than a scheme, host and port")
+    return value
+
+
+ShopifyUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--shopify-url",
+        envvar="SHOPIFY_SESSIONS_SHOPIFY_URL",
+        show_envvar=True,
+        callback=shopify_url,
+        help=(
+            "Send the calls to Shopify (https://<shop>.myshopify.com/...) to this "
+            "http(s)://host:port instead, the shop kept in the Host header: a FakeShopify "
+            "(python -m shopify_sessions.testing) or a proxy. Default: Shopify itself."
+        ),
+        show_default=False,
+    ),
+]
 
 
 def program_name() -> str:

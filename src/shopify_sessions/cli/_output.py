@@ -47,6 +47,12 @@ class ExitCode(enum.IntEnum):
     FAILED = 6  # the database refused an operation, or a token did not decrypt
     REFUSED = 7  # the server refused the connection: credentials, or no such database
     INVALID_ENTRIES = 8  # done, but some rows or keys hold no session: skipped, listed
+    CONFIGURATION = 9  # the environment lacks what the subcommand needs: the app's credentials
+
+
+class ConfigurationError(SessionStorageError):
+    """The command's environment lacks what the subcommand needs (the app's credentials
+    for a call to Shopify): nothing was done, and nothing will be until it is set."""
 
 
 class Output:
@@ -107,6 +113,8 @@ class Output:
 
 def exit_code_for(error: BaseException) -> ExitCode:
     """The exit code of an error that ends a subcommand."""
+    if isinstance(error, ConfigurationError):
+        return ExitCode.CONFIGURATION
     if isinstance(error, (DatabaseURLError, UnsupportedDialectError, InvalidSessionError)):
         return ExitCode.USAGE
     if isinstance(error, StorageAccessDeniedError):

@@ -58,8 +58,11 @@ Grace = Annotated[
         "--grace",
         parser=parse_duration,
         metavar="DURATION",
-        help="Keep sessions expired less than this long ago (90s, 15m, 12h, 7d, 2w; 0 for none).",
-        show_default="7d",
+        help=(
+            "Keep sessions expired less than this long ago (90s, 15m, 12h, 7d, 2w; 0 for "
+            "none). Default: 7d."
+        ),
+        show_default=False,
     ),
 ]
 DryRun = Annotated[

@@ -37,8 +37,12 @@ KeysEnv = Annotated[
 ]
 
 
-def cipher_from_environment(variable: str) -> tuple[FernetTokenCipher, str]:
-    """The cipher of the keys in ``variable`` and its newest key id; never echoes a key."""
+def cipher_from_environment(
+    variable: str, *, read_plaintext_tokens: bool = False
+) -> tuple[FernetTokenCipher, str]:
+    """The cipher of the keys in ``variable`` and its newest key id; never echoes a key.
+
+    ``read_plaintext_tokens`` is for ``reencrypt`` alone, whose job is to encrypt them."""
     value = os.environ.get(variable, "").strip()
     if not value:
         raise InvalidSessionError(
@@ -51,7 +55,8 @@ def cipher_from_environment(variable: str) -> tuple[FernetTokenCipher, str]:
             raise InvalidSessionError(f"{variable}: entry {position} is not 'id:key'")
         keys[key_id] = key
     try:
-        return FernetTokenCipher(keys), next(iter(keys))
+        cipher = FernetTokenCipher(keys, read_plaintext_tokens=read_plaintext_tokens)
+        return cipher, next(iter(keys))
     except ValueError as error:
         raise InvalidSessionError(
             f"{variable}: a key is not a Fernet key (32 url-safe base64-encoded bytes)"
@@ -72,7 +77,8 @@ def reencrypt(
     Each rewrite is a compare-and-swap: a row changed meanwhile keeps what was stored.
     """
     with reporting("reencrypt", as_json) as output:
-        cipher, newest = cipher_from_environment(keys_env)
+        # Reading plaintext tokens is what reencrypt is for: it encrypts them.
+        cipher, newest = cipher_from_environment(keys_env, read_plaintext_tokens=True)
         read = [0]
 
         def advanced(rows: int) -> None:

@@ -16,6 +16,7 @@ from ._options import (
     Json,
     KeyPrefix,
     Schema,
+    ShopifyUrl,
     TableName,
     Url,
 )
@@ -30,8 +31,11 @@ Within = Annotated[
         "--within",
         parser=parse_duration,
         metavar="DURATION",
-        help="Refresh sessions whose refresh token expires within this (90s, 15m, 12h, 7d, 2w).",
-        show_default="7d",
+        help=(
+            "Refresh sessions whose refresh token expires within this (90s, 15m, 12h, 7d, "
+            "2w). Default: 7d."
+        ),
+        show_default=False,
     ),
 ]
 
@@ -44,6 +48,7 @@ def refresh_expiring(
     batch_size: BatchSize = 100,
     as_json: Json = False,
     key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
+    shopify_url: ShopifyUrl = None,
     concurrency: Concurrency = DEFAULT_CONCURRENCY,
 ) -> None:
     """Refresh every offline session whose refresh token expires within --within.
@@ -57,7 +62,7 @@ def refresh_expiring(
     """
     with (
         reporting("refresh-expiring", as_json) as output,
-        offline_tokens(url, table, schema, key_prefix) as (
+        offline_tokens(url, table, schema, key_prefix, shopify_url) as (
             storage,
             tokens,
         ),

@@ -49,6 +49,7 @@ from sqlalchemy.exc import DisconnectionError
 from .._errors import SessionTableSchemaError, StorageUnavailableError
 from ..sqlalchemy import SQLAlchemySessionStorage, resolve_url
 from ..sqlalchemy._base import DEFAULT_ENGINE_OPTIONS
+from ..sqlalchemy._logs import keep_tokens_out_of_logs
 from ..sqlalchemy._translate import FAILURES, connect_failure, statement_failure
 from ._database import entry_url
 
@@ -156,6 +157,7 @@ class DjangoSessionStorage(SQLAlchemySessionStorage):
             # No pool: nothing stays connected to the database between locks (Django
             # could not drop or clone a test database with a connection open on it).
             self._lease_engine = create_engine(url, poolclass=NullPool, **DEFAULT_ENGINE_OPTIONS)
+            keep_tokens_out_of_logs(self._lease_engine)
         try:
             connection = self._lease_engine.connect()
         except FAILURES as error:
@@ -237,6 +239,7 @@ def borrowing_engine(alias: str) -> Engine:
     # nothing.
     for method in ("do_commit", "do_rollback", "do_close", "do_terminate"):
         setattr(engine.dialect, method, _leave_to_django)
+    keep_tokens_out_of_logs(engine)  # the storage's engine: it never logs rows (tokens)
 
     @event.listens_for(engine, "checkout")
     def still_djangos(dbapi_connection: Any, record: Any, proxy: Any) -> None:

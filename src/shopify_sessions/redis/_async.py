@@ -55,8 +55,21 @@ from ._core import (
     RedisCore,
     Stored,
     is_own_lock,
+    same_slot,
 )
-from ._scripts import DELETE, INDEX_ADD, INDEX_REMOVE, RENEW, REPLACE, STORE, UNLOCK, Script
+from ._scripts import (
+    DELETE,
+    INDEX_ADD,
+    INDEX_REMOVE,
+    RENEW,
+    REPLACE,
+    REPLACE_LISTED,
+    STORE,
+    STORE_LISTED,
+    UNLOCK,
+    UNSTORE,
+    Script,
+)
 from ._translate import FAILURES, failure
 
 logger = logging.getLogger("shopify_sessions")
@@ -77,7 +90,10 @@ class AsyncRedisSessionStorage:
     ``@shopify/shopify-app-session-storage-redis`` writes it; each shop's sessions are
     listed in ``<key_prefix>_<shop>``, a JSON array of session keys, updated atomically
     (a Lua script per key, so it works on Redis Cluster too, where a session and its
-    shop's list live in different slots).
+    shop's list live in different slots). A session is written and listed together or not
+    at all: by one script where both keys are in one slot (one Redis; a cluster under a
+    ``key_prefix`` with a hash tag, such as ``{sessions}``), else on a cluster by two, the
+    first undone when the second fails.
 
     Args:
         client: a Redis URL (``redis://``, ``rediss://``, ``unix://``; add
@@ -105,6 +121,7 @@ class AsyncRedisSessionStorage:
 
     __slots__ = (
         "_client",
+        "_cluster",
         "_core",
         "_heartbeat",
         "_lease",
@@ -132,6 +149,7 @@ class AsyncRedisSessionStorage:
             raise TypeError("client_options go with a URL, not with a client")
         check_client(client, is_async=True)
         self._client: Any = client
+        self._cluster = isinstance(client, RedisCluster)
         self._locks = AsyncKeyedLocks()
         self._heartbeat = AsyncHeartbeat(self._lease / 3)
         self._migrated = False
@@ -149,19 +167,27 @@ class AsyncRedisSessionStorage:
     async def store_session(self, session: Session) -> bool:
         """Store ``session`` over any session of its id, and list it under its shop.
 
-        The value is written first, then added to the shop's list (if the session moved
-        to another shop, it is taken out of the old shop's list). Returns ``True``.
+        The value and the shop's list are written together, or neither is (see the class);
+        if the session moved to another shop, it is then taken out of the old shop's list.
+        Returns ``True``.
         """
         key, arguments = self._core.store_arguments(session)
+        index_key = self._core.index_key(session.shop)
+        index = self._core.index_arguments(key)
         await self._write_migrations()
-        old = await self._script("store_session", STORE, key, arguments)
-        await self._script(
-            "store_session",
-            INDEX_ADD,
-            self._core.index_key(session.shop),
-            self._core.index_arguments(key),
-        )
-        await self._unlist(self._core.listed_by_shop([key], [old]))
+        if self._one_slot(key, index_key):
+            keys, listed = [key, index_key], [*arguments, *index]
+            stored = await self._run("store_session", self._evalsha, STORE_LISTED, keys, listed)
+        else:
+            stored = await self._script("store_session", STORE, key, arguments)
+            try:
+                await self._script("store_session", INDEX_ADD, index_key, index)
+            except SessionStorageError:
+                await self._unstore(key, arguments[0], stored)
+                raise
+        old, moved = self._core.stored_answer(stored)
+        if moved:
+            await self._unlist(self._core.listed_by_shop([key], [old]))
         return True
 
     async def load_session(self, id: str) -> Session | None:
@@ -191,11 +217,7 @@ class AsyncRedisSessionStorage:
             stored = await self._load("replace_session", key)
             if stored is None or not self._core.holds_tokens(stored, previous):
                 return stored is not None and self._core.holds_tokens(stored, session)
-            if await self._script("replace_session", REPLACE, key, [stored.raw, value, expiry]):
-                index = self._core.index_arguments(key)
-                await self._script(
-                    "replace_session", INDEX_ADD, self._core.index_key(session.shop), index
-                )
+            if await self._replace(key, session.shop, [stored.raw, value, expiry]):
                 if stored.session.shop != session.shop:
                     await self._unlist({stored.session.shop: [key]})
                 return True
@@ -468,16 +490,49 @@ class AsyncRedisSessionStorage:
                 "lock_session %r: the lock's lease of %gs ended while it was held", id, self._lease
             )
 
+    def _one_slot(self, key: str, index_key: str) -> bool:
+        """Whether one script may write both keys: always on one Redis; on a cluster, when
+        they hash to one slot."""
+        return not self._cluster or same_slot(key, index_key)
+
+    async def _replace(self, key: str, shop: str, arguments: list[str]) -> bool:
+        """``REPLACE`` the value of ``key`` and list it under ``shop``: together or not at
+        all, as :meth:`store_session` writes. Whether it was replaced."""
+        index_key = self._core.index_key(shop)
+        index = self._core.index_arguments(key)
+        if self._one_slot(key, index_key):
+            keys, listed = [key, index_key], [*arguments, *index]
+            return bool(
+                await self._run("replace_session", self._evalsha, REPLACE_LISTED, keys, listed)
+            )
+        if not await self._script("replace_session", REPLACE, key, arguments):
+            return False
+        try:
+            await self._script("replace_session", INDEX_ADD, index_key, index)
+        except SessionStorageError:
+            expected, value, _ = arguments
+            await self._script("replace_session", UNSTORE, key, [value, expected, "-1"])
+            raise
+        return True
+
+    async def _unstore(self, key: str, value: str, stored: Any) -> None:
+        """Undo a ``STORE`` whose listing failed: put back what the key held, if it still
+        holds ``value``. The caller then raises the listing's error; if the undo fails too
+        (Redis gone meanwhile), its own typed error is raised, the listing's as its
+        context."""
+        old, _ = self._core.stored_answer(stored)
+        await self._script("store_session", UNSTORE, key, [value, old or "", str(stored[2])])
+
     async def _script(self, operation: str, script: Script, key: str, arguments: list[str]) -> Any:
         """Run ``script`` on ``key``, translating its failures."""
-        return await self._run(operation, self._evalsha, script, key, arguments)
+        return await self._run(operation, self._evalsha, script, [key], arguments)
 
-    async def _evalsha(self, script: Script, key: str, arguments: list[str]) -> Any:
+    async def _evalsha(self, script: Script, keys: list[str], arguments: list[str]) -> Any:
         """Run ``script`` by its digest; send its text when the server doesn't know it yet."""
         try:
-            return await self._client.evalsha(script.sha, 1, key, *arguments)
+            return await self._client.evalsha(script.sha, len(keys), *keys, *arguments)
         except NoScriptError:
-            return await self._client.eval(script.text, 1, key, *arguments)
+            return await self._client.eval(script.text, len(keys), *keys, *arguments)
 
     async def _pipeline(
         self, operation: str, commands: list[tuple[Any, ...]], *, skip: bool = False

@@ -15,6 +15,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from redis.crc import key_slot
+
 from .._encryption import TokenCipher
 from .._errors import InvalidSessionError, SessionDataError
 from .._session import PropertyValue, Session
@@ -124,6 +126,14 @@ class RedisCore:
         key = self.session_key(session.id)
         self.index_key(session.shop)
         return key, [self.value(session), self.expiry(session), to_json(["shop", session.shop])]
+
+    def stored_answer(self, answer: Sequence[object]) -> tuple[str | None, bool]:
+        """``STORE``'s answer: the value it replaced (None if none), and whether that was a
+        session of another shop (whose list must let go of the key)."""
+        old, moved = answer[0], answer[1]
+        if not isinstance(old, (str, bytes)) or not old:
+            return None, False
+        return _text(old), bool(moved)
 
     def value(self, session: Session) -> str:
         """What the key of ``session`` holds: its property array with user data, as JSON."""
@@ -309,6 +319,11 @@ class RedisCore:
         names = {_text(k) for k in keys}
         names.discard(self.migrations_key)
         return sorted(names)
+
+
+def same_slot(key: str, other: str) -> bool:
+    """Whether two keys hash to one Redis Cluster slot (so one script may touch both)."""
+    return key_slot(key.encode()) == key_slot(other.encode())
 
 
 def is_own_lock(held: str | bytes | None, token: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .._locks import DEFAULT_LOCK_LEASE
@@ -57,6 +58,16 @@ def __getattr__(name: str) -> Any:
         )
         return ColumnKind
     if name == "AsyncSQLAlchemySessionStorage":
+        try:
+            importlib.import_module("greenlet")  # what SQLAlchemy's asyncio support runs on
+        except ImportError as error:
+            # Before SQLAlchemy's own message, which names its extra, not ours.
+            raise ImportError(
+                "AsyncSQLAlchemySessionStorage needs greenlet (SQLAlchemy's asyncio support "
+                "runs on it): install the extra of your asyncio driver, pip install "
+                "'shopify-sessions[asyncpg]' (or [aiomysql], [aiosqlite])",
+                name="greenlet",
+            ) from error
         from ._async import AsyncSQLAlchemySessionStorage
 
         AsyncSQLAlchemySessionStorage.__module__ = __name__

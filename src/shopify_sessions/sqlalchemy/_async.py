@@ -56,6 +56,7 @@ from ._core import HotCall, IdsDelete, SessionTableCore
 from ._direct import quiet
 from ._direct_async import async_checkout, async_execute, async_release
 from ._locks import Lease, LeaseStatements, file_lock
+from ._logs import keep_tokens_out_of_logs
 from ._pooler import PoolerMode, merge_engine_options, take_pooler
 from ._schema import reflect_table
 from ._server import ServerFacts, probe_server
@@ -734,6 +735,7 @@ def _build_engine(url: URL, options: Mapping[str, Any], *, pooled: bool) -> Asyn
         url, **merge_engine_options(default_engine_options(url, pooled=pooled), options)
     )
     watch_sqlite_connections(engine)
+    keep_tokens_out_of_logs(engine)
     return engine
 
 

@@ -25,6 +25,7 @@ from ._codecs import DATETIME_FORMATS, DateTimeFormat
 from ._core import HotCall, HotStatement, SessionTableCore, describe_table
 from ._direct import ASYNC_DRIVERS, AUTOCOMMIT, COMMIT, SWITCH
 from ._locks import LeaseStatements, lease_statements
+from ._logs import ENGINE_LOGGING_NAME, hide_aiosqlite_arguments
 from ._pooler import merge_engine_options, pooler_engine_options
 from ._server import ServerFacts
 from ._table import DEFAULT_TABLE_NAME, lock_table_name, session_lock_table, session_table
@@ -47,6 +48,8 @@ DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
     "isolation_level": "AUTOCOMMIT",
     "skip_autocommit_rollback": True,
     "hide_parameters": True,
+    # Its records are sqlalchemy.engine.Engine.shopify_sessions's; it logs no row (_logs).
+    "logging_name": ENGINE_LOGGING_NAME,
 }
 
 #: On PostgreSQL the pool also hands out the connection returned last (LIFO): the one
@@ -124,6 +127,8 @@ class StorageBase:
         lock_lease: float,
     ) -> None:
         check_dialect(dialect.name)
+        if dialect.driver == "aiosqlite":  # it logs parameters at DEBUG, on any engine
+            hide_aiosqlite_arguments()
         self._pooled = pooled
         self._lease = check_lease(lock_lease)
         self._use_engine(dialect, execution_options)

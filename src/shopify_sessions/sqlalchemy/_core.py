@@ -212,6 +212,7 @@ class SessionTableCore:
         "_id_position",
         "_keys",
         "_null_when_falsy",
+        "_refuse_nul",
         "_select_by_id_array",
         "_select_by_ids",
         "_session_page",
@@ -245,6 +246,9 @@ class SessionTableCore:
         self.dialect = dialect
         self._datetime_formats = dict(datetime_formats or {})
         self._cipher = cipher
+        #: PostgreSQL's text cannot hold NUL: a lookup of such an id or shop is refused as
+        #: a store of it is, before the driver fails on it.
+        self._refuse_nul = dialect.name == "postgresql"
         plan = plan_columns(table, dialect, self._datetime_formats)
         if plan.problems:
             raise SessionTableSchemaError(describe_table(table), plan.problems)
@@ -468,11 +472,25 @@ class SessionTableCore:
 
     def id_parameters(self, id: str) -> dict[str, Any]:
         """Parameters of ``select_by_id`` and ``delete_by_id``."""
-        return {"id": check_id(id)}
+        return {"id": self._looked_up(check_id(id), "a session id")}
 
     def shop_parameters(self, shop: str) -> dict[str, Any]:
         """Parameters of ``select_by_shop``."""
-        return {"shop": check_shop(shop)}
+        return {"shop": self._looked_up(check_shop(shop), "a shop")}
+
+    def _looked_up(self, text: str, what: str) -> str:
+        if self._refuse_nul and "\x00" in text:
+            raise InvalidSessionError(
+                f"{what} contains a NUL character, which PostgreSQL's text cannot hold"
+            )
+        return text
+
+    def _checked_ids(self, ids: Sequence[str]) -> list[str]:
+        unique = check_ids(ids)
+        if self._refuse_nul:
+            for id in unique:
+                self._looked_up(id, "a session id")
+        return unique
 
     def ids_deletes(self, ids: Sequence[str]) -> list[IdsDelete]:
         """One DELETE and its parameters per chunk of ``ids`` (none for ``[]``).
@@ -486,7 +504,7 @@ class SessionTableCore:
         (then SQLAlchemy runs the statement): SQLAlchemy's handling of 100 parameters
         costs more than the rest of the call on a fast server (40-70 µs, measured).
         """
-        unique = check_ids(ids)
+        unique = self._checked_ids(ids)
         deletes: list[IdsDelete] = []
         for chunk in _chunks(unique, IDS_PER_STATEMENT):
             if self._delete_by_id_array is not None:
@@ -511,7 +529,7 @@ class SessionTableCore:
         """The ``select_by_id`` of several ids: a select and its parameters per chunk of
         unique ``ids`` (``= ANY(:ids)`` on PostgreSQL, fixed-arity ``IN`` elsewhere, as
         :meth:`ids_deletes`). Pair the rows with their ids with :meth:`rows_by_id`."""
-        unique = check_ids(ids)
+        unique = self._checked_ids(ids)
         selects: list[tuple[Select[Any], dict[str, Any]]] = []
         for chunk in _chunks(unique, IDS_PER_STATEMENT):
             if self._select_by_id_array is not None:

@@ -50,6 +50,7 @@ from ._codecs import DateTimeFormat
 from ._core import HotCall, IdsDelete, SessionTableCore
 from ._direct import checkout, execute, quiet, release
 from ._locks import Lease, LeaseStatements, file_lock
+from ._logs import keep_tokens_out_of_logs
 from ._pooler import PoolerMode, merge_engine_options, take_pooler
 from ._schema import reflect_table
 from ._server import ServerFacts, probe_server
@@ -716,6 +717,7 @@ def _build_engine(url: URL, options: Mapping[str, Any], *, pooled: bool) -> Engi
         url, **merge_engine_options(default_engine_options(url, pooled=pooled), options)
     )
     watch_sqlite_connections(engine)
+    keep_tokens_out_of_logs(engine)
     return engine
 
 

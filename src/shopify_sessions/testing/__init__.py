@@ -6,9 +6,9 @@ every pytest run (the plugin is registered under the ``pytest11`` entry point; d
 it with ``-p no:shopify_sessions``).
 """
 
-from ._fake import Counters, FakeShopify
+from ._fake import Counters, FakeShopify, SignedWebhook
 
-__all__ = ["Counters", "FakeShopify"]
+__all__ = ["Counters", "FakeShopify", "SignedWebhook"]
 
 for _name in __all__:
     globals()[_name].__module__ = __name__

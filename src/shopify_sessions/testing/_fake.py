@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from .._session import Session
 from .._shop import sanitize_shop
 from .._time import utc_now
 from ._server import CONTROL, Server
-from ._state import Settings, ShopifyState
+from ._state import Settings, ShopifyState, jwt_module
 
 if TYPE_CHECKING:
     import httpx
@@ -62,6 +65,31 @@ class Counters:
     admin_200: int = 0
     admin_401: int = 0
     rate_limited: int = 0
+
+
+#: The Admin API version that :meth:`FakeShopify.webhook` says the payload is in.
+WEBHOOK_API_VERSION = "2026-10"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedWebhook:
+    """A webhook as Shopify delivers it (:meth:`FakeShopify.webhook`): POST ``body`` with
+    ``headers`` to the app's webhook route.
+
+    Attributes:
+        topic: the topic, such as ``app/uninstalled``.
+        shop: the shop's domain.
+        body: the JSON payload, as bytes (what the HMAC signs).
+        headers: ``Content-Type``, ``X-Shopify-Topic``, ``X-Shopify-Hmac-Sha256`` (the
+            body's HMAC-SHA256 with the app's secret, in base64), ``X-Shopify-Shop-Domain``,
+            ``X-Shopify-API-Version``, ``X-Shopify-Webhook-Id``, ``X-Shopify-Event-Id`` and
+            ``X-Shopify-Triggered-At``.
+    """
+
+    topic: str
+    shop: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class FakeShopify:
@@ -301,9 +329,12 @@ class FakeShopify:
     def session_token(self, shop: str, *, user_id: int = 42) -> str:
         """A session token (ID token) for ``shop`` as App Bridge sends it to an embedded
         app: an HS256 JWT signed with :attr:`client_secret`, valid for a minute. The
-        token endpoint exchanges it for an expiring offline pair."""
-        import jwt
+        token endpoint exchanges it for an expiring offline pair.
 
+        Raises:
+            ImportError: PyJWT is not installed (``pip install 'shopify-sessions[testing]'``).
+        """
+        jwt = jwt_module()
         domain, now = _domain(shop), int(time.time())
         claims = {
             "iss": f"https://{domain}/admin",
@@ -316,7 +347,82 @@ class FakeShopify:
             "jti": uuid.uuid4().hex,
             "sid": uuid.uuid4().hex,
         }
-        return jwt.encode(claims, self._client_secret, algorithm="HS256")
+        token: str = jwt.encode(claims, self._client_secret, algorithm="HS256")
+        return token
+
+    def webhook(
+        self,
+        topic: str,
+        shop: str,
+        payload: Any = None,
+        *,
+        webhook_id: str | None = None,
+        secret: str | None = None,
+    ) -> SignedWebhook:
+        """A webhook of ``topic`` for ``shop`` as Shopify delivers it, signed with
+        :attr:`client_secret`: its body and headers, to POST to the app's webhook route.
+
+        Args:
+            topic: any topic (``app/uninstalled``, ``app/scopes_update``,
+                ``shop/redact``, ``orders/create``, ...).
+            shop: ``my-shop.myshopify.com`` or ``my-shop``.
+            payload: what to send: JSON-serialisable, or ``bytes`` sent as they are;
+                by default the shop's ``domain`` and ``myshopify_domain`` (what
+                ``app/uninstalled`` carries).
+            webhook_id: ``X-Shopify-Webhook-Id`` (a new UUID by default): send the same
+                one twice to test a retried delivery.
+            secret: sign with this instead (a forged webhook, which the app must refuse).
+        """
+        domain = _domain(shop)
+        if not isinstance(topic, str) or not topic:
+            raise ValueError("topic must be a non-empty str, such as 'app/uninstalled'")
+        if payload is None:
+            payload = {"domain": domain, "myshopify_domain": domain}
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        key = (self._client_secret if secret is None else secret).encode()
+        signature = base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Hmac-Sha256": signature,
+            "X-Shopify-Shop-Domain": domain,
+            "X-Shopify-API-Version": WEBHOOK_API_VERSION,
+            "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+            "X-Shopify-Event-Id": str(uuid.uuid4()),
+            "X-Shopify-Triggered-At": utc_now().isoformat().replace("+00:00", "Z"),
+        }
+        return SignedWebhook(topic, domain, body, headers)
+
+    def app_home_url(self, shop: str, path: str = "/", *, user_id: int = 42) -> str:
+        """The URL (path and query) at which Shopify's admin loads an embedded app's App
+        Home for ``shop``: ``embedded=1``, ``host``, ``id_token`` (a fresh
+        :meth:`session_token` for the staff user ``user_id``), ``locale``, ``session``,
+        ``shop``, ``timestamp`` and their ``hmac`` (signed with :attr:`client_secret`).
+        Pass it to the test client's ``get``.
+
+        Args:
+            shop: ``my-shop.myshopify.com`` or ``my-shop``.
+            path: the App Home route (``/`` by default).
+            user_id: the staff user the session token is for (its ``sub``).
+        """
+        if not isinstance(path, str) or not path.startswith("/") or "?" in path:
+            raise ValueError(f"path must be a path such as '/' (no query), not {path!r}")
+        domain = _domain(shop)
+        host = f"admin.shopify.com/store/{domain.removesuffix('.myshopify.com')}"
+        query = {
+            "embedded": "1",
+            "host": base64.urlsafe_b64encode(host.encode()).decode().rstrip("="),
+            "id_token": self.session_token(domain, user_id=user_id),
+            "locale": "en",
+            "session": secrets.token_hex(32),
+            "shop": domain,
+            "timestamp": str(int(time.time())),
+        }
+        message = "&".join(f"{name}={value}" for name, value in sorted(query.items()))
+        query["hmac"] = hmac.new(
+            self._client_secret.encode(), message.encode(), hashlib.sha256
+        ).hexdigest()
+        return f"{path}?{urlencode(query)}"
 
     def limit_rate(self, per_second: int | None) -> None:
         """Rate-limit the token endpoint, as Shopify may: past ``per_second`` requests

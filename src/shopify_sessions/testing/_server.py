@@ -25,15 +25,16 @@ CONTROL = "/_fake/"
 
 
 class Server(ThreadingHTTPServer):
-    """A threading HTTP server on 127.0.0.1 that holds one :class:`ShopifyState`."""
+    """A threading HTTP server (on 127.0.0.1, any free port, unless told otherwise) that
+    holds one :class:`ShopifyState`."""
 
     daemon_threads = True
     #: The listen backlog: a fleet run opens dozens of connections at once, which the
     #: default of 5 would drop (the client's SYN retried a second later, or reset).
     request_queue_size = 1024
 
-    def __init__(self, state: ShopifyState) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, state: ShopifyState, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), Handler)
         self.state = state
         self.thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -41,7 +42,10 @@ class Server(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        host, port = self.server_address[:2]
+        if host in ("0.0.0.0", ""):  # every interface: this machine reaches it at 127.0.0.1
+            host = "127.0.0.1"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> None:
         self.thread.start()
