@@ -42,6 +42,8 @@ REWRITES = [
     (r"\bAsyncHeartbeat\b", "Heartbeat"),
     (r"\bAsyncLockingSessionStorage\b", "LockingSessionStorage"),
     (r"\bAsyncOfflineTokens\b", "OfflineTokens"),
+    (r"\bAsyncRecorder\b", "Recorder"),
+    (r"\bfor_each_async\b", "for_each"),
     (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
     (r"\brefresh_access_token_async\b", "refresh_access_token"),
     (r"\btoken_exchange_async\b", "token_exchange"),

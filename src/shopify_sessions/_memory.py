@@ -118,6 +118,15 @@ class MemorySessionStorage:
         with self._locks.hold(check_id(id), check_timeout(timeout)):
             yield
 
+    def sessions(self, *, batch_size: int = 500) -> Iterator[list[Session]]:
+        """Copies of every session, ``batch_size`` at a time, in id order (the ids are
+        read at the start; a session deleted meanwhile is left out)."""
+        size = check_batch_size(batch_size)
+        ids = sorted(self._sessions)
+        for start in range(0, len(ids), size):
+            batch = (self._sessions.get(id) for id in ids[start : start + size])
+            yield [session.copy() for session in batch if session is not None]
+
     def sessions_due_for_refresh(
         self, before: datetime, *, batch_size: int = 100
     ) -> Iterator[list[Session]]:
@@ -185,6 +194,11 @@ class AsyncMemorySessionStorage:
         """
         async with self._locks.hold(check_id(id), check_timeout(timeout)):
             yield
+
+    async def sessions(self, *, batch_size: int = 500) -> AsyncIterator[list[Session]]:
+        """Copies of every session, ``batch_size`` at a time, in id order."""
+        for batch in self._storage.sessions(batch_size=batch_size):
+            yield batch
 
     async def sessions_due_for_refresh(
         self, before: datetime, *, batch_size: int = 100

@@ -4,7 +4,9 @@ databases), against FakeShopify reached with --shopify-url: every dialect, exit 
 
 from __future__ import annotations
 
+import json
 import os
+import pty
 import shlex
 import signal
 import subprocess
@@ -310,3 +312,87 @@ def test_a_shopify_url_that_cannot_be_used_is_a_usage_error(tmp_path: Path, give
     assert result.code == 2, result.stdout + result.stderr
     assert "Invalid value for '--shopify-url'" in result.json["error"]["message"]
     assert not (tmp_path / "sessions.sqlite3").exists()  # refused before the database
+
+
+def test_copies_of_refresh_expiring_at_once_refresh_each_shop_once(
+    db: Database, fake_shopify: FakeShopify, shop: str
+) -> None:
+    """Two cron hosts at once, each --concurrency 4: one refresh per shop, and --json says
+    which copy refreshed which shop and which found it done by the other."""
+    fake_shopify.reset(latency=0.02)
+    name = shop.removesuffix(".myshopify.com")
+    shops = sorted(f"{name}-{n:02}.myshopify.com" for n in range(16))
+    storage = db.storage()
+    for each in shops:
+        storage.store_session(fake_shopify.seed_offline(each, refresh_token_expires_in=86400))
+    command = [COMMAND, "refresh-expiring", "--table", db.table, "--json", "--concurrency", "4"]
+    command += ["--batch-size", "5", *at(fake_shopify)]
+    env = {**environment(fake_shopify), "DATABASE_URL": db.url}
+    both = [
+        subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=120)[0] for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    documents = [json.loads(output) for output in outputs]
+    for each in shops:
+        counters = fake_shopify.counters(each)
+        assert (counters.refreshes, counters.reuses) == (1, 0), (each, counters)
+    assert sorted(s for d in documents for s in d["refreshed"]) == shops
+    for document in documents:
+        assert document["concurrency"] == 4 and document["rate_limited"] == 0
+        assert set(document["outcomes"].values()) <= {"refreshed", "done_elsewhere"}
+        assert sorted(document["done_elsewhere"]) == sorted(
+            s for s, outcome in document["outcomes"].items() if outcome == "done_elsewhere"
+        )
+    storage.close()
+
+
+def test_a_concurrency_out_of_range_is_a_usage_error(
+    db: Database, fake_shopify: FakeShopify
+) -> None:
+    for command in ("refresh-expiring", "migrate-legacy"):
+        for value in ("0", "257", "many"):
+            result = lifecycle(db, fake_shopify, command, "--concurrency", value)
+            assert result.code == 2, (command, value, result.stderr)
+            assert "--concurrency" in result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
+def test_the_progress_of_refresh_expiring_shows_in_a_terminal(
+    tmp_path: Path, fake_shopify: FakeShopify
+) -> None:
+    url = f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
+    storage = SQLAlchemySessionStorage(url)
+    storage.create_table()
+    shops = [f"bar-{tmp_path.name[-6:]}-{n}.myshopify.com" for n in range(30)]
+    for each in shops:
+        storage.store_session(fake_shopify.seed_offline(each, refresh_token_expires_in=86400))
+    storage.close()
+    leader, follower = pty.openpty()
+    terminal = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
+    terminal.update(environment(fake_shopify))
+    terminal.pop("NO_COLOR", None)
+    process = subprocess.Popen(
+        [COMMAND, "refresh-expiring", "--url", url, "--concurrency", "8", *at(fake_shopify)],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=terminal,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert process.wait(timeout=60) == 0
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert "refreshing" in screen and "━" in screen
+    assert f"{len(shops)}/{len(shops)}" in screen
+    assert f"refreshed {len(shops)} of {len(shops)} session(s)" in screen

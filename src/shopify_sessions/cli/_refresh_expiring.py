@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .._time import utc_now
+from ._fleet import DEFAULT_CONCURRENCY, Concurrency, fleet_results, shows_progress
 from ._options import (
     DEFAULT_KEY_PREFIX,
     DEFAULT_TABLE,
@@ -48,13 +49,16 @@ def refresh_expiring(
     as_json: Json = False,
     key_prefix: KeyPrefix = DEFAULT_KEY_PREFIX,
     shopify_url: ShopifyUrl = None,
+    concurrency: Concurrency = DEFAULT_CONCURRENCY,
 ) -> None:
     """Refresh every offline session whose refresh token expires within --within.
 
     The app's credentials come from SHOPIFY_API_KEY and SHOPIFY_API_SECRET (and the token
     keys from SHOPIFY_SESSIONS_KEYS, for an encrypted table). One refresh per session at a
-    time, whatever else refreshes it meanwhile. Exit code 1 when a shop failed or its
-    merchant must open the app again; run it daily.
+    time, whatever else refreshes it meanwhile (another copy of this command, the app),
+    --concurrency shops at once; a 429 from Shopify makes them all wait. Safe to stop
+    (Ctrl-C lets the shops in flight finish) and run again. Exit code 1 when a shop
+    failed or its merchant must open the app again; run it daily.
     """
     with (
         reporting("refresh-expiring", as_json) as output,
@@ -63,8 +67,13 @@ def refresh_expiring(
             tokens,
         ),
     ):
-        before = utc_now() + within
-        due = sum(len(batch) for batch in storage.sessions_due_for_refresh(before))
-        with progress_bar(output, "refreshing", due) as advance:
-            report = tokens.refresh_expiring(within=within, batch_size=batch_size, progress=advance)
-        finish(output, report, "refreshed", due)
+        due = None
+        if shows_progress(output):  # the bar's total: one read of the table first
+            before = utc_now() + within
+            due = sum(len(batch) for batch in storage.sessions_due_for_refresh(before))
+        with progress_bar(output, "refreshing", due or 0) as advance:
+            report = tokens.refresh_expiring(
+                within=within, batch_size=batch_size, progress=advance, concurrency=concurrency
+            )
+        more = fleet_results(output, report, concurrency)
+        finish(output, report, "refreshed", len(report.outcomes), **more)

@@ -47,6 +47,7 @@ class Counters:
         failures: answers replaced by a failure queued with :meth:`FakeShopify.fail`.
         admin_200: Admin API calls answered 200.
         admin_401: Admin API calls refused with 401 (expired, revoked or unknown token).
+        rate_limited: token requests answered 429 by :meth:`FakeShopify.limit_rate`.
     """
 
     token_requests: int = 0
@@ -63,6 +64,7 @@ class Counters:
     failures: int = 0
     admin_200: int = 0
     admin_401: int = 0
+    rate_limited: int = 0
 
 
 #: The Admin API version that :meth:`FakeShopify.webhook` says the payload is in.
@@ -421,6 +423,17 @@ class FakeShopify:
             self._client_secret.encode(), message.encode(), hashlib.sha256
         ).hexdigest()
         return f"{path}?{urlencode(query)}"
+
+    def limit_rate(self, per_second: int | None) -> None:
+        """Rate-limit the token endpoint, as Shopify may: past ``per_second`` requests
+        in a second of the clock (all shops together), answer 429 at once, with a
+        ``Retry-After`` of the seconds left in that second (counted as ``rate_limited``).
+        ``None`` lifts the limit; :meth:`reset` does too."""
+        self._control("limit_rate", per_second=per_second)
+
+    def totals(self) -> Counters:
+        """What it saw of every shop together since it was started or reset."""
+        return Counters(**self._control("totals")["counters"])
 
     def _control(self, action: str, **body: Any) -> dict[str, Any]:
         address = urlsplit(self.url)

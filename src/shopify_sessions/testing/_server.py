@@ -29,6 +29,9 @@ class Server(ThreadingHTTPServer):
     holds one :class:`ShopifyState`."""
 
     daemon_threads = True
+    #: The listen backlog: a fleet run opens dozens of connections at once, which the
+    #: default of 5 would drop (the client's SYN retried a second later, or reset).
+    request_queue_size = 1024
 
     def __init__(self, state: ShopifyState, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), Handler)
@@ -70,6 +73,11 @@ class Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.counts[shop]["token_requests"] += 1
                 latency = state.settings.latency
+                limited = state.limited(shop)
+            if limited is not None:  # at once, as an edge answers it
+                status, answer, retry_after = limited
+                self._answer(status, answer, {"Retry-After": f"{retry_after:.3f}"})
+                return
             if latency:
                 time.sleep(latency)  # outside the lock: requests wait side by side
             with state.lock:
@@ -106,13 +114,21 @@ class Handler(BaseHTTPRequestHandler):
                 return state.accepts(body["shop"], body["access_token"])
             if action == "counters":
                 return state.counters(body["shop"])
+            if action == "limit_rate":
+                return state.limit_rate(body.get("per_second"))
+            if action == "totals":
+                return state.totals()
             if action == "app":
                 return 200, {"client_id": state.client_id, "client_secret": state.client_secret}
         return 404, {"error": f"no control action {action!r}"}
 
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
+    def _answer(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

@@ -84,6 +84,8 @@ class ShopifyState:
         self.failures: dict[str, list[str | int]] = defaultdict(list)
         self.counts: dict[str, Counter[str]] = defaultdict(Counter)
         self.refreshed_at: dict[str, list[float]] = defaultdict(list)
+        self.rate_limit: int | None = None
+        self.window: tuple[int, int] = (0, 0)  # (second, token requests in it)
         return 200, {}
 
     # --- the control side ------------------------------------------------------------
@@ -125,6 +127,39 @@ class ShopifyState:
 
     def accepts(self, shop: str, token: str) -> Answer:
         return 200, {"accepted": self._valid(shop, token)}
+
+    def limit_rate(self, per_second: int | None) -> Answer:
+        """Answer 429 (with ``Retry-After``) to the token requests past ``per_second`` in
+        each second of the clock; ``None``: no limit. Until the next reset."""
+        if per_second is not None and (
+            isinstance(per_second, bool) or not isinstance(per_second, int) or per_second < 1
+        ):
+            return 400, {"error": "per_second must be an int of 1 or more, or null"}
+        self.rate_limit, self.window = per_second, (0, 0)
+        return 200, {}
+
+    def limited(self, shop: str) -> tuple[int, dict[str, Any], float] | None:
+        """The 429 for a token request past the rate limit: ``(429, body, Retry-After)``
+        (the seconds left of this second), or ``None`` to go on."""
+        if self.rate_limit is None:
+            return None
+        now = time.time()
+        second, seen = self.window
+        if int(now) != second:
+            second, seen = int(now), 0
+        self.window = (second, seen + 1)
+        if seen < self.rate_limit:
+            return None
+        self.counts[shop]["rate_limited"] += 1
+        body = {"errors": "Exceeded the token endpoint's rate limit; retry after Retry-After"}
+        return 429, body, second + 1 - now
+
+    def totals(self) -> Answer:
+        """Every counter summed over the shops."""
+        total: Counter[str] = Counter()
+        for counts in self.counts.values():
+            total.update(counts)
+        return 200, {"counters": dict(total), "shops": len(self.counts)}
 
     def counters(self, shop: str) -> Answer:
         return 200, {

@@ -84,23 +84,59 @@ ACTIONS = {
 
 @dataclass(slots=True)
 class RefreshReport:
-    """What :meth:`OfflineTokens.refresh_expiring` did, by shop domain.
+    """What a fleet run (:meth:`OfflineTokens.refresh_expiring`,
+    :meth:`OfflineTokens.migrate_all_legacy`) did, by shop domain.
+
+    With ``concurrency`` above 1 the shops finish in no particular order.
 
     Attributes:
-        refreshed: shops whose pair was renewed (or found renewed by another worker).
+        refreshed: shops whose pair this run renewed (refreshed, or exchanged for
+            ``migrate_all_legacy``).
+        done_elsewhere: shops another worker had renewed already when this run took their
+            lock (another copy of the run, or a request's ``get``): nothing was asked of
+            Shopify; or, rarely, whose renewal found a newer pair stored and was dropped.
+        skipped: shops named to ``migrate_all_legacy`` that have no offline session, or
+            whose session is not a legacy one.
         reauthorization_required: shops whose merchant must open the app again.
         failed: shops that failed for another reason, with the error (typed, with its
             cause); they can be tried again on the next run.
+        rate_limited: how many 429 answers the run met (each made every worker wait).
     """
 
     refreshed: list[str] = field(default_factory=list)
     reauthorization_required: list[str] = field(default_factory=list)
     failed: dict[str, SessionStorageError] = field(default_factory=dict)
+    done_elsewhere: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    rate_limited: int = 0
 
     @property
     def ok(self) -> bool:
         """Whether no shop failed or needs re-authorisation."""
         return not self.failed and not self.reauthorization_required
+
+    @property
+    def outcomes(self) -> dict[str, str]:
+        """Each shop's outcome: ``refreshed``, ``done_elsewhere``, ``skipped``,
+        ``reauthorization_required`` or ``failed``."""
+        outcomes = dict.fromkeys(self.refreshed, "refreshed")
+        outcomes.update(dict.fromkeys(self.done_elsewhere, "done_elsewhere"))
+        outcomes.update(dict.fromkeys(self.skipped, "skipped"))
+        outcomes.update(dict.fromkeys(self.reauthorization_required, "reauthorization_required"))
+        outcomes.update(dict.fromkeys(self.failed, "failed"))
+        return outcomes
+
+    def _record(self, shop: str, outcome: str | SessionStorageError) -> None:
+        """Add ``shop`` with its renewal's telemetry outcome, or the error that ended it
+        (from any worker thread: one ``append`` or item assignment each, atomic)."""
+        if isinstance(outcome, ReauthorizationRequiredError):
+            self.reauthorization_required.append(shop)
+        elif isinstance(outcome, SessionStorageError):
+            self.failed[shop] = outcome
+        elif outcome == DONE:
+            self.refreshed.append(shop)
+        else:
+            self.done_elsewhere.append(shop)
 
 
 class Attempt:

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -22,10 +24,22 @@ from .._errors import (
 )
 from .._locks import DEFAULT_LOCK_TIMEOUT
 from .._session import Session
-from .._storage import LockingSessionStorage, check_storage_kind, is_refresh_due
+from .._storage import (
+    LockingSessionStorage,
+    check_batch_size,
+    check_storage_kind,
+    is_refresh_due,
+)
 from .._wrappers import is_locking_storage, wrapper_advice
 from ..telemetry import DISCARDED, DONE, DONE_ELSEWHERE, Telemetry
-from ._base import HEADERS, Due, RefreshReport, TokensBase, logger, now
+from ._base import HEADERS, Due, RefreshReport, TokensBase, is_legacy, logger, now, offline_id
+from ._fleet import (
+    Gate,
+    Recorder,
+    Run,
+    check_concurrency,
+    for_each,
+)
 
 
 class OfflineTokens(TokensBase):
@@ -239,36 +253,257 @@ class OfflineTokens(TokensBase):
         within: timedelta = timedelta(days=7),
         batch_size: int = 100,
         progress: Callable[[int], object] | None = None,
+        concurrency: int = 8,
     ) -> RefreshReport:
         """Keep idle shops warm: refresh every offline session whose refresh token
         expires within ``within``, before it lapses and the merchant must re-authorise.
 
         Run it from cron (daily, with ``within`` longer than the interval). Sessions are
-        read ``batch_size`` at a time and refreshed one by one, each under its lock; one
-        shop's failure is recorded and the others go on. ``progress`` is called with 1
-        after each session.
+        read ``batch_size`` at a time, and refreshed ``concurrency`` at a time, each under
+        its lock: however many copies of the run (or requests) go at once, a shop is
+        refreshed once, and a shop another worker refreshed meanwhile is listed in
+        ``done_elsewhere``. Memory holds one batch and the shops in flight. One shop's
+        failure is recorded and the others go on.
+
+        Polite to Shopify: a 429 answer closes a gate every task of the run waits at
+        for its ``Retry-After``; a request that could not be sent (connection refused,
+        connect timeout) is tried again after a growing pause. Either is tried at most
+        6 times in all.
+
+        Interrupted (cancelled, or an error of ``progress``), it starts no new shop and
+        lets the shops in flight finish storing their pair; run it again to go on.
+
+        Args:
+            within: refresh the sessions whose refresh token expires within this.
+            batch_size: sessions read at a time.
+            progress: called with 1 after each shop (from the task that did it).
+            concurrency: shops renewed at a time, 1 to 256 (8 by default).
         """
         if not isinstance(within, timedelta) or within < timedelta(0):
             raise ValueError("within must be a timedelta of zero or more")
+        concurrency = check_concurrency(concurrency)
         before = now() + within
 
         def due(session: Session, at: Any) -> bool:
             return is_refresh_due(session, before)
 
         report = RefreshReport()
-        for batch in self._storage.sessions_due_for_refresh(before, batch_size=batch_size):
-            for session in batch:
+        with self._fleet_run() as run:
+
+            def one(session: Session) -> None:
+                gate = run.shop_gate()
+                self._pass(gate)
                 try:
-                    self._renew(session.shop, session.id, due, "keep-warm", self._refresh)
-                except ReauthorizationRequiredError:
-                    report.reauthorization_required.append(session.shop)
+                    _, outcome = self._renewal(
+                        session.shop,
+                        session.id,
+                        due,
+                        "keep-warm",
+                        lambda domain, stored: self._refresh_politely(domain, stored, run, gate),
+                    )
                 except SessionStorageError as error:
-                    report.failed[session.shop] = error
+                    report._record(session.shop, error)
                 else:
-                    report.refreshed.append(session.shop)
+                    report._record(session.shop, outcome)
                 if progress is not None:
                     progress(1)
+
+            try:
+                for_each(
+                    self._storage.sessions_due_for_refresh(before, batch_size=batch_size),
+                    one,
+                    concurrency,
+                )
+            finally:
+                report.rate_limited = run.rate_limited
         return report
+
+    def migrate_all_legacy(
+        self,
+        shops: Iterable[str] | None = None,
+        *,
+        batch_size: int = 500,
+        progress: Callable[[int], object] | None = None,
+        concurrency: int = 8,
+    ) -> RefreshReport:
+        """:meth:`migrate_legacy` for many shops: the given ones, or every legacy
+        (non-expiring) offline session of the storage.
+
+        As :meth:`refresh_expiring`: ``concurrency`` shops at a time, each exchanged once
+        under its lock however many copies run (a shop another worker migrated is listed
+        in ``done_elsewhere``), memory bounded by ``batch_size``, the same backoff on 429s
+        and unsent requests, safe to interrupt and run again. Named shops that have no
+        offline session, or not a legacy one, are listed in ``skipped``.
+
+        Args:
+            shops: shop domains (or ``my-shop``); by default the storage is walked
+                (its ``legacy_sessions``, or ``sessions``, which the SQL, Redis and
+                DynamoDB storages and the memory one have).
+            batch_size: sessions read (or shops taken) at a time.
+            progress: called with 1 after each shop.
+            concurrency: shops exchanged at a time, 1 to 256 (8 by default).
+
+        Raises:
+            TypeError: no ``shops`` and a storage that cannot be walked.
+        """
+        concurrency = check_concurrency(concurrency)
+        check_batch_size(batch_size)
+        if shops is None:
+            batches = self._legacy_batches(batch_size)
+        elif isinstance(shops, str):
+            raise TypeError("shops must be an iterable of shop names, not a str")
+        else:
+            batches = self._named_batches(shops, batch_size)
+        report = RefreshReport()
+        with self._fleet_run() as run:
+
+            def one(shop: tuple[str, str, bool]) -> None:
+                domain, id, checked = shop
+                if not checked:
+                    stored = self._storage.load_session(id)
+                    if stored is None or not self._is_legacy(stored, now()):
+                        report.skipped.append(domain)
+                        if progress is not None:
+                            progress(1)
+                        return
+                gate = run.shop_gate()
+                self._pass(gate)
+                try:
+                    _, outcome = self._renewal(
+                        domain,
+                        id,
+                        self._is_legacy,
+                        "legacy exchange",
+                        lambda name, stored: self._exchange_politely(name, stored, run, gate),
+                    )
+                except SessionStorageError as error:
+                    report._record(domain, error)
+                else:
+                    report._record(domain, outcome)
+                if progress is not None:
+                    progress(1)
+
+            try:
+                for_each(batches, one, concurrency)
+            finally:
+                report.rate_limited = run.rate_limited
+        return report
+
+    def _legacy_batches(self, batch_size: int) -> Iterator[list[tuple[str, str, bool]]]:
+        """The storage's legacy offline sessions, a batch at a time, as
+        ``(domain, id, True)``: known legacy when read."""
+        walk = getattr(self._storage, "legacy_sessions", None) or getattr(
+            self._storage, "sessions", None
+        )
+        if walk is None:
+            raise TypeError(
+                f"{type(self._storage).__name__} cannot list its sessions: name the shops"
+            )
+        for batch in walk(batch_size=batch_size):
+            legacy = [
+                (session.shop, session.id, True)
+                for session in batch
+                if not session.is_online and is_legacy(session)
+            ]
+            if legacy:
+                yield legacy
+
+    @staticmethod
+    def _named_batches(
+        shops: Iterable[str], batch_size: int
+    ) -> Iterator[list[tuple[str, str, bool]]]:
+        """The named shops, ``batch_size`` at a time, as ``(domain, id, False)``: not
+        read yet. A name that is no shop's raises ``ValueError`` before any is migrated
+        in its batch."""
+        iterator = iter(shops)
+        while batch := list(itertools.islice(iterator, batch_size)):
+            yield [(*offline_id(shop), False) for shop in batch]
+
+    @contextmanager
+    def _fleet_run(self) -> Iterator[Run]:
+        """A fleet run's shared state, on the app's HTTP client, or on one client for the
+        whole run (its connections kept alive from shop to shop)."""
+        if self._http_client is not None:
+            yield self._new_run(self._http_client)
+            return
+        with httpx.Client(timeout=30.0) as client:
+            yield self._new_run(client)
+
+    @staticmethod
+    def _new_run(client: httpx.Client) -> Run:
+        return Run(client)
+
+    @staticmethod
+    def _pass(gate: Gate) -> None:
+        """Wait for a slot of the run's backoff gate (another, if a 429 closed the gate
+        while this waited)."""
+        while True:
+            closures = gate.closures
+            pause = gate.admit()
+            if pause > 0:
+                time.sleep(pause)
+            if gate.closures == closures:
+                return
+
+    def _refresh_politely(self, domain: str, session: Session, run: Run, gate: Gate) -> Session:
+        """:meth:`_refresh` in a fleet run: through the gate, tried again after a 429 or
+        an unsent request."""
+        token = self._refresh_input(domain, session, now())
+        attempt = 0
+        while True:
+            recorder = Recorder(run.client)
+            result = refresh_access_token(
+                token,
+                self._app_config,
+                recorder,  # type: ignore[arg-type]
+            )
+            pause = None
+            if result.log.code != "success":
+                pause = run.retry_pause(
+                    domain, gate, attempt, recorder.status, recorder.headers, recorder.error
+                )
+            if pause is None:
+                if recorder.status == 429:
+                    raise TokenRefreshError(
+                        domain, "rate_limited", f"Shopify answered 429 {attempt + 1} times"
+                    )
+                if recorder.error is not None:  # shopifyapp keeps neither its type nor it
+                    raise TokenRefreshError(
+                        domain, "network_error", type(recorder.error).__name__
+                    ) from recorder.error
+                return self._refreshed_session(domain, session, result, now())
+            time.sleep(pause)
+            self._pass(gate)
+            attempt += 1
+
+    def _exchange_politely(self, domain: str, session: Session, run: Run, gate: Gate) -> Session:
+        """:meth:`_exchange` in a fleet run: through the gate, tried again after a 429 or
+        an unsent request, and after a 5xx as :meth:`_exchange` does."""
+        url, body = self._legacy_request(domain, session)
+        attempt = 0
+        while True:
+            try:
+                response = run.client.post(url, json=body, headers=HEADERS)
+            except httpx.HTTPError as error:
+                pause = run.retry_pause(domain, gate, attempt, None, None, error)
+                if pause is None:
+                    raise TokenRefreshError(
+                        domain, "network_error", type(error).__name__
+                    ) from error
+            else:
+                status = response.status_code
+                pause = run.retry_pause(domain, gate, attempt, status, response.headers, None)
+                if pause is None and status != 429:
+                    pause = self._should_retry_legacy(status, attempt)
+                if pause is None:
+                    if status == 429:
+                        raise TokenRefreshError(
+                            domain, "rate_limited", f"Shopify answered 429 {attempt + 1} times"
+                        )
+                    return self._migrated_session(domain, session, status, _json(response), now())
+            time.sleep(pause)
+            self._pass(gate)
+            attempt += 1
 
     def _exchange_id_token(
         self,
@@ -319,6 +554,20 @@ class OfflineTokens(TokensBase):
         action: str,
         call: Callable[[str, Session], Session],
     ) -> Session | None:
+        session, _ = self._renewal(domain, id, due, action, call)
+        return session
+
+    def _renewal(
+        self,
+        domain: str,
+        id: str,
+        due: Due,
+        action: str,
+        call: Callable[[str, Session], Session],
+    ) -> tuple[Session | None, str]:
+        """Renew session ``id`` under its lock if it is still ``due`` when read there:
+        the session stored after, and the outcome (``DONE``, ``DONE_ELSEWHERE`` or
+        ``DISCARDED``)."""
         with self._attempt(action, domain, id) as attempt:
             lock = self._storage.lock_session(id, timeout=self._lock_timeout)
             with lock:
@@ -326,7 +575,7 @@ class OfflineTokens(TokensBase):
                 session = self._storage.load_session(id)
                 if session is None or not due(session, now()):
                     attempt.finish(DONE_ELSEWHERE)
-                    return session
+                    return session, DONE_ELSEWHERE
                 try:
                     renewed = call(domain, session)
                 except ReauthorizationRequiredError as error:
@@ -336,11 +585,11 @@ class OfflineTokens(TokensBase):
                     raise
                 if self._store(domain, renewed, session):
                     attempt.finish(DONE)
-                    return renewed
+                    return renewed, DONE
                 # The row changed while Shopify answered: this worker outlived its lock, or
                 # the session was deleted (an uninstall). Whatever is stored now wins.
                 attempt.finish(DISCARDED)
-                return self._storage.load_session(id)
+                return self._storage.load_session(id), DISCARDED
 
     def _refresh(self, domain: str, session: Session) -> Session:
         token = self._refresh_input(domain, session, now())
@@ -398,3 +647,11 @@ class OfflineTokens(TokensBase):
         stored = self._storage.load_session(session.id)
         if stored is not None and self._holds_same_pair(stored, session):
             self._storage.delete_session(session.id)
+
+
+def _json(response: httpx.Response) -> Any:
+    """The answer's JSON, or ``None`` when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
