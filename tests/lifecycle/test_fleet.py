@@ -386,6 +386,7 @@ async def _rate_limited_run(
     return report, shops
 
 
+@pytest.mark.serial  # counts 429s a second: a loaded machine sends fewer a second
 async def test_a_429_slows_the_whole_run_and_every_shop_is_refreshed_once(
     memory_harness: Harness, fake_shopify: FakeShopify
 ) -> None:
@@ -405,6 +406,7 @@ async def test_a_429_slows_the_whole_run_and_every_shop_is_refreshed_once(
     assert totals.rate_limited <= RATE_BOUND
 
 
+@pytest.mark.serial  # counts 429s a second: a loaded machine sends fewer a second
 async def test_with_a_backoff_per_task_the_429s_pile_up(
     memory_harness: Harness, fake_shopify: FakeShopify
 ) -> None:
