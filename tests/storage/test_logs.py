@@ -30,14 +30,24 @@ from shopify_sessions.webhooks import receive_webhook, receive_webhook_async
 ACCESS, REFRESH = "shpat_LOGGED_ACCESS_0123456789", "shprt_LOGGED_REFRESH_0123456789"
 
 
-def every_logger_at_debug() -> list[tuple[logging.Logger, int]]:
-    """The root and every logger there is now at DEBUG (a level a library pinned included);
-    their levels before."""
+def every_logger_at_debug() -> list[tuple[logging.Logger, int, bool]]:
+    """The root and every logger there is now at DEBUG (a level a library pinned included)
+    and enabled (a logging configuration with ``disable_existing_loggers``, Django's for
+    one, disables the loggers made before it: a test that found no token in a disabled
+    logger's records would prove nothing); their levels and states before."""
     loggers = [logging.getLogger(name) for name in ["", *logging.root.manager.loggerDict]]
-    before = [(logger, logger.level) for logger in loggers]
+    before = [(logger, logger.level, logger.disabled) for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.DEBUG)
+        logger.disabled = False
     return before
+
+
+def restore(loggers: list[tuple[logging.Logger, int, bool]]) -> None:
+    """Levels and states as :func:`every_logger_at_debug` found them."""
+    for logger, level, disabled in loggers:
+        logger.setLevel(level)
+        logger.disabled = disabled
 
 
 @pytest.fixture
@@ -48,8 +58,7 @@ def debug_everywhere(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCap
     before = every_logger_at_debug()
     caplog.set_level(logging.DEBUG)
     yield caplog
-    for logger, level in before:
-        logger.setLevel(level)
+    restore(before)
 
 
 def leaks(records: list[logging.LogRecord], secrets: set[str]) -> list[str]:
@@ -169,7 +178,10 @@ def command_arguments(harness: Harness) -> tuple[str, list[str]] | None:
 
 @pytest.mark.parametrize("own_engine", [False, True], ids=["url", "app-engine"])
 async def test_aiosqlite_never_logs_parameters_on_the_hot_path_or_an_app_engine(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, own_engine: bool
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    own_engine: bool,
 ) -> None:
     # Only aiosqlite at DEBUG: SQLAlchemy logs nothing, so the storage runs its statements
     # straight on the driver (the hot path), and aiosqlite logs each of them.
@@ -179,6 +191,7 @@ async def test_aiosqlite_never_logs_parameters_on_the_hot_path_or_an_app_engine(
     await storage.create_table()
     caplog.set_level(logging.WARNING)  # the root: SQLAlchemy logs nothing
     caplog.set_level(logging.DEBUG, logger="aiosqlite")
+    monkeypatch.setattr(logging.getLogger("aiosqlite"), "disabled", False)  # see above
     session = Session("offline_a.myshopify.com", "a.myshopify.com", "", False,
                       access_token=ACCESS, refresh_token=REFRESH)  # fmt: skip
     await storage.store_session(session)

@@ -30,6 +30,7 @@ DATABASES = {
 USE_TZ = True
 LOGGING = {
     "version": 1,
+    "disable_existing_loggers": False,  # keep the loggers of the libraries imported before
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"shopify_sessions": {"handlers": ["console"], "level": "INFO"}},
 }
