@@ -5,6 +5,7 @@ The development database must be exactly as it was before the suites ran."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -58,7 +59,8 @@ def project(tmp_path: Path) -> Path:
 
 
 def _dump(database: Path) -> list[str]:
-    with sqlite3.connect(database) as connection:
+    # closing(): sqlite3's own context manager ends the transaction, not the connection.
+    with contextlib.closing(sqlite3.connect(database)) as connection:
         return list(connection.iterdump())
 
 
