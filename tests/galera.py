@@ -54,6 +54,7 @@ class GaleraPair:
         try:
             for n, node in enumerate(self.nodes):
                 os.makedirs(f"{node}/data")
+                os.makedirs(f"{node}/tmp")
                 Path(f"{node}/my.cnf").write_text(
                     CONFIG.read_text().format(
                         directory=node,
@@ -68,7 +69,11 @@ class GaleraPair:
                 )
             if os.geteuid() == 0:
                 account = pwd.getpwnam(user)
-                for path in [self.directory, *self.nodes, *(f"{n}/data" for n in self.nodes)]:
+                for path in [
+                    self.directory,
+                    *self.nodes,
+                    *(f"{n}/{d}" for n in self.nodes for d in ("data", "tmp")),
+                ]:
                     os.chown(path, account.pw_uid, account.pw_gid)
             self._install(self.nodes[0], user)
             self._start(0, "--wsrep-new-cluster")
@@ -87,7 +92,7 @@ class GaleraPair:
         return [f"mysql://root@127.0.0.1:{port}/test" for port in self.ports]
 
     def _install(self, node: str, user: str) -> None:
-        subprocess.run(
+        done = subprocess.run(
             [
                 INSTALL_DB,
                 f"--defaults-file={node}/my.cnf",
@@ -95,9 +100,14 @@ class GaleraPair:
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
             ],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"mariadb-install-db exited with {done.returncode}: {done.stdout[-2000:]}"
+                f"{done.stderr[-2000:]}\n{self.log(0)}"
+            )
 
     def _start(self, n: int, *options: str) -> None:
         node = self.nodes[n]
