@@ -16,8 +16,8 @@ from ._storage import (
     check_shop,
     expiry_cutoff,
     holds_tokens,
-    is_purgeable,
     is_refresh_due,
+    purgeable_ids,
     session_order,
 )
 from ._time import as_utc
@@ -99,11 +99,7 @@ class MemorySessionStorage:
         """
         now, cutoff = expiry_cutoff(grace, now)
         with self._swap:
-            doomed = [
-                s.id
-                for s in self._sessions.values()
-                if is_purgeable(s.expires, s.refresh_token, s.refresh_token_expires, cutoff, now)
-            ]
+            doomed = purgeable_ids(self._sessions.values(), cutoff, now)
             for id in doomed:
                 del self._sessions[id]
         return len(doomed)

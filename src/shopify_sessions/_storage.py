@@ -169,6 +169,16 @@ def is_purgeable(
     return refresh_token_expires is not None and refresh_token_expires < now
 
 
+def purgeable_ids(sessions: Iterable[Session], cutoff: datetime, now: datetime) -> list[str]:
+    """The ids of ``sessions`` that :func:`is_purgeable` allows to delete: the part of
+    ``delete_expired_sessions`` every storage that walks its sessions in code shares."""
+    return [
+        s.id
+        for s in sessions
+        if is_purgeable(s.expires, s.refresh_token, s.refresh_token_expires, cutoff, now)
+    ]
+
+
 def is_refresh_due(session: Session, before: datetime) -> bool:
     """Whether ``session`` is offline with a refresh token that expires before ``before``."""
     expires = session.refresh_token_expires

@@ -44,8 +44,8 @@ from .._storage import (
     check_ids,
     check_replacement,
     expiry_cutoff,
-    is_purgeable,
     is_refresh_due,
+    purgeable_ids,
 )
 from .._time import as_utc
 from ._client import aclose_client, check_client, client_from_url
@@ -310,11 +310,7 @@ class AsyncRedisSessionStorage:
         now, cutoff = expiry_cutoff(grace, now)
         deleted = 0
         async for batch in self.sessions(batch_size=batch_size, on_invalid=on_invalid):
-            doomed = [
-                s.id
-                for s in batch
-                if is_purgeable(s.expires, s.refresh_token, s.refresh_token_expires, cutoff, now)
-            ]
+            doomed = purgeable_ids(batch, cutoff, now)
             if doomed and not dry_run:
                 await self.delete_sessions(doomed)
             deleted += len(doomed)
