@@ -15,7 +15,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +26,8 @@ from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
 from test_round_trips import PATHS, SHOP, Counted, expected, sample
 
 from conftest import Harness
@@ -307,3 +311,118 @@ async def test_a_subclass_with_its_own_attempt_gets_every_operation(sql_harness:
         ]
     finally:
         await call(storage, "close")
+
+
+def _counting_checkouts(engine: Engine) -> list[object]:
+    checkouts: list[object] = []
+    event.listen(engine.pool, "checkout", lambda *args: checkouts.append(args[0]))
+    return checkouts
+
+
+def _hot_calls(storage: SQLAlchemySessionStorage, session: Session) -> None:
+    storage.store_session(session)
+    assert storage.load_session(session.id) == session
+    assert storage.find_sessions_by_shop(SHOP) == [session]
+
+
+def test_its_own_engine_on_a_sqlite_file_keeps_one_connection_between_hot_calls(
+    tmp_path: Path,
+) -> None:
+    """The storage built from a URL of a SQLite file takes a connection from its pool for
+    its first hot call and keeps it for the next ones (the pool's checkout and return cost
+    more than the statement); a statement that fails gives it back, and so does close."""
+    storage = SQLAlchemySessionStorage(f"sqlite:///{tmp_path / 'sessions.sqlite3'}")
+    storage.create_table()
+    pool = storage.engine.pool
+    session = sample(1)
+    _hot_calls(storage, session)
+    checkouts = _counting_checkouts(storage.engine)
+    for _ in range(5):
+        _hot_calls(storage, session)
+    assert checkouts == [] and pool.checkedout() == 1  # type: ignore[attr-defined]
+
+    with sqlite3.connect(tmp_path / "sessions.sqlite3") as raw:
+        raw.execute(f"ALTER TABLE session RENAME TO {PARKED}")
+    with pytest.raises(StorageOperationError):
+        storage.load_session(session.id)
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    with sqlite3.connect(tmp_path / "sessions.sqlite3") as raw:
+        raw.execute(f"ALTER TABLE {PARKED} RENAME TO session")
+    _hot_calls(storage, session)
+    assert len(checkouts) == 1 and pool.checkedout() == 1  # type: ignore[attr-defined]
+
+    storage.close()
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+PARKED = "session_parked"
+
+
+@pytest.mark.parametrize("built", ["app engine", "NullPool", "in memory"])
+def test_other_engines_give_every_connection_back(tmp_path: Path, built: str) -> None:
+    """An app's own engine, a pool a caller chose (here: none) and an in-memory database
+    (a connection per thread) get every connection back after each call."""
+    url = f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
+    if built == "app engine":
+        storage = SQLAlchemySessionStorage(create_engine(url))
+    elif built == "NullPool":
+        storage = SQLAlchemySessionStorage(url, engine_options={"poolclass": NullPool})
+    else:
+        storage = SQLAlchemySessionStorage("sqlite://")
+    try:
+        storage.create_table()
+        session = sample(1)
+        _hot_calls(storage, session)
+        checkouts = _counting_checkouts(storage.engine)
+        for _ in range(5):
+            _hot_calls(storage, session)
+        assert len(checkouts) == 15
+    finally:
+        storage.close()
+        storage.engine.dispose()
+
+
+async def test_an_asyncio_storage_gives_every_connection_back(tmp_path: Path) -> None:
+    """On asyncio the storage keeps no connection: SQLAlchemy could not give it back from
+    the garbage collector if the storage were never closed."""
+    storage = AsyncSQLAlchemySessionStorage(f"sqlite+aiosqlite:///{tmp_path / 'sessions.sqlite3'}")
+    try:
+        await storage.create_table()
+        session = sample(1)
+        await storage.store_session(session)
+        checkouts = _counting_checkouts(storage.engine.sync_engine)
+        for _ in range(5):
+            await storage.store_session(session)
+            assert await storage.load_session(session.id) == session
+        assert len(checkouts) == 10
+    finally:
+        await storage.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX's")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_never_uses_the_parents_kept_connection(tmp_path: Path) -> None:
+    """SQLite connections must not cross a fork: in a child, the connection the parent
+    kept is left alone, and the child's first hot call checks one out of the pool."""
+    storage = SQLAlchemySessionStorage(f"sqlite:///{tmp_path / 'sessions.sqlite3'}")
+    try:
+        storage.create_table()
+        session = sample(1)
+        _hot_calls(storage, session)
+        assert storage.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+        checkouts = _counting_checkouts(storage.engine)
+        pid = os.fork()
+        if pid == 0:  # the child: nothing but the check, then out without any cleanup
+            code = 1
+            try:
+                storage.engine.dispose(close=False)  # as SQLAlchemy says a child must
+                code = 0 if storage.load_session(session.id) == session and checkouts else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert checkouts == []  # the parent's own calls still use its kept connection
+        _hot_calls(storage, session)
+        assert checkouts == []
+    finally:
+        storage.close()

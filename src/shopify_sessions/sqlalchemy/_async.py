@@ -53,7 +53,7 @@ from ._base import (
 )
 from ._codecs import DateTimeFormat
 from ._core import HotCall, IdsDelete, SessionTableCore
-from ._direct import quiet
+from ._direct import HeldConnection, holds_a_connection, quiet
 from ._direct_async import async_checkout, async_execute, async_release
 from ._locks import Lease, LeaseStatements, file_lock
 from ._logs import keep_tokens_out_of_logs
@@ -131,7 +131,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         SessionTableSchemaError: the declared table cannot hold sessions.
     """
 
-    __slots__ = ("_built_from", "_engine", "_heartbeat", "_loads", "_locks")
+    __slots__ = ("_built_from", "_engine", "_heartbeat", "_held", "_loads", "_locks")
 
     def __init__(
         self,
@@ -157,6 +157,8 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
             engine = _build_engine(*self._built_from, pooled=pooled)
         check_dialect_kind(engine.dialect, is_async=True)
         self._engine = engine
+        owned = self._built_from is not None
+        self._held = HeldConnection() if holds_a_connection(engine, owned=owned) else None
         super().__init__(
             engine.dialect,
             table,
@@ -512,6 +514,8 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
 
     async def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""
+        if self._held is not None and (connection := self._held.close()) is not None:
+            await async_release(connection)
         if self._built_from is not None:
             await self._engine.dispose()
 
@@ -616,15 +620,22 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
     async def _attempt_hot(self, operation: str, hot: HotCall) -> Any:
         """``hot`` on a connection of the pool, straight through the driver (``_direct``):
         the same failures, typed the same way, as :meth:`_attempt`."""
-        try:
-            connection = await async_checkout(self._engine)
-        except FAILURES as error:
-            raise connect_failure(self._table_name, error) from error
+        held = self._held
+        connection = None if held is None else held.take()
+        if connection is None:
+            try:
+                connection = await async_checkout(self._engine)
+            except FAILURES as error:
+                raise connect_failure(self._table_name, error) from error
         try:
             try:
-                return await async_execute(self._engine, connection, hot, self._direct_mode)
-            finally:
+                result = await async_execute(self._engine, connection, hot, self._direct_mode)
+            except BaseException:
                 await async_release(connection)
+                raise
+            if held is None or not held.keep(connection):
+                await async_release(connection)
+            return result
         except FAILURES as error:
             raise statement_failure(operation, self._table_name, error) from error
 

@@ -48,7 +48,7 @@ from ._base import (
 )
 from ._codecs import DateTimeFormat
 from ._core import HotCall, IdsDelete, SessionTableCore
-from ._direct import checkout, execute, quiet, release
+from ._direct import HeldConnection, checkout, execute, holds_a_connection, quiet, release
 from ._locks import Lease, LeaseStatements, file_lock
 from ._logs import keep_tokens_out_of_logs
 from ._pooler import PoolerMode, merge_engine_options, take_pooler
@@ -123,7 +123,7 @@ class SQLAlchemySessionStorage(StorageBase):
         SessionTableSchemaError: the declared table cannot hold sessions.
     """
 
-    __slots__ = ("_built_from", "_engine", "_heartbeat", "_loads", "_locks")
+    __slots__ = ("_built_from", "_engine", "_heartbeat", "_held", "_loads", "_locks")
 
     def __init__(
         self,
@@ -149,6 +149,8 @@ class SQLAlchemySessionStorage(StorageBase):
             engine = _build_engine(*self._built_from, pooled=pooled)
         check_dialect_kind(engine.dialect, is_async=False)
         self._engine = engine
+        owned = self._built_from is not None
+        self._held = HeldConnection() if holds_a_connection(engine, owned=owned) else None
         super().__init__(
             engine.dialect,
             table,
@@ -496,6 +498,8 @@ class SQLAlchemySessionStorage(StorageBase):
 
     def close(self) -> None:
         """Dispose of the engine if the storage built it from a URL."""
+        if self._held is not None and (connection := self._held.close()) is not None:
+            release(connection)
         if self._built_from is not None:
             self._engine.dispose()
 
@@ -600,15 +604,22 @@ class SQLAlchemySessionStorage(StorageBase):
     def _attempt_hot(self, operation: str, hot: HotCall) -> Any:
         """``hot`` on a connection of the pool, straight through the driver (``_direct``):
         the same failures, typed the same way, as :meth:`_attempt`."""
-        try:
-            connection = checkout(self._engine)
-        except FAILURES as error:
-            raise connect_failure(self._table_name, error) from error
+        held = self._held
+        connection = None if held is None else held.take()
+        if connection is None:
+            try:
+                connection = checkout(self._engine)
+            except FAILURES as error:
+                raise connect_failure(self._table_name, error) from error
         try:
             try:
-                return execute(self._engine, connection, hot, self._direct_mode)
-            finally:
+                result = execute(self._engine, connection, hot, self._direct_mode)
+            except BaseException:
                 release(connection)
+                raise
+            if held is None or not held.keep(connection):
+                release(connection)
+            return result
         except FAILURES as error:
             raise statement_failure(operation, self._table_name, error) from error
 
