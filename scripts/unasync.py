@@ -1,6 +1,7 @@
 """Generate the synchronous shells from the asyncio ones.
 
-In src/shopify_sessions/sqlalchemy/ (the SQL storage), src/shopify_sessions/redis/ (the
+In src/shopify_sessions/_walks/ (the walks the Redis and DynamoDB storages share),
+src/shopify_sessions/sqlalchemy/ (the SQL storage), src/shopify_sessions/redis/ (the
 Redis storage), src/shopify_sessions/dynamodb/ (the DynamoDB storage),
 src/shopify_sessions/tokens/ (the token lifecycle) and
 src/shopify_sessions/webhooks/ (the webhooks' effects), _async.py is the hand-written shell
@@ -19,6 +20,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "shopify_sessions"
 FOLDERS = [
+    PACKAGE / "_walks",
     PACKAGE / "sqlalchemy",
     PACKAGE / "redis",
     PACKAGE / "dynamodb",
@@ -52,6 +54,7 @@ REWRITES = [
     (r"\baclose_client\b", "close_client"),
     (r"\basync_(checkout|execute|release)\b", r"\1"),
     (r"\._direct_async\b", "._direct"),
+    (r"\b_walks\._async\b", "_walks._sync"),
     (r"\baopen_client\b", "open_client"),
     (r"\bAsyncDynamoDBSessionStorage\b", "DynamoDBSessionStorage"),
     (r"aiobotocore's asyncio client", "boto3"),

@@ -40,7 +40,7 @@ def test_a_backend_never_loads_another() -> None:
         "upper = [m for m in sys.modules if m.startswith('shopify_sessions.')\n"
         "         and m.split('.')[1] not in ('redis', '_encryption', '_errors', '_locks',\n"
         "         '_session', '_scopes', '_shop', '_storage', '_time', '_memory',\n"
-        "         '_wrappers')]\n"
+        "         '_walks', '_wrappers')]\n"
         "assert not upper, upper\n"
     )
     assert done.returncode == 0, done.stderr
@@ -117,6 +117,7 @@ LAYERS = [
             "_shop",
             "_storage",
             "_time",
+            "_walks",
             "_wrappers",
         ],
     ),

@@ -40,11 +40,10 @@ from .._storage import (
     check_batch_size,
     check_ids,
     check_replacement,
-    expiry_cutoff,
     is_refresh_due,
-    purgeable_ids,
 )
 from .._time import as_utc
+from .._walks._async import delete_expired_by_walk
 from . import _redact
 from ._client import aclose_client, aopen_client, plan_client
 from ._core import (
@@ -339,16 +338,15 @@ class AsyncDynamoDBSessionStorage:
         ``dry_run=True`` how many would be. ``progress`` is called with the number of
         sessions examined after each batch.
         """
-        now, cutoff = expiry_cutoff(grace, now)
-        deleted = 0
-        async for batch in self.sessions(batch_size=batch_size, on_invalid=on_invalid):
-            doomed = purgeable_ids(batch, cutoff, now)
-            if doomed and not dry_run:
-                await self.delete_sessions(doomed)
-            deleted += len(doomed)
-            if progress is not None:
-                progress(len(batch))
-        return deleted
+        return await delete_expired_by_walk(
+            self,
+            grace=grace,
+            now=now,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            progress=progress,
+            on_invalid=on_invalid,
+        )
 
     async def reencrypt_tokens(
         self, *, batch_size: int = 500, progress: Callable[[int], object] | None = None

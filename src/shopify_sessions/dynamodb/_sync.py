@@ -36,11 +36,10 @@ from .._storage import (
     check_batch_size,
     check_ids,
     check_replacement,
-    expiry_cutoff,
     is_refresh_due,
-    purgeable_ids,
 )
 from .._time import as_utc
+from .._walks._sync import delete_expired_by_walk
 from . import _redact
 from ._client import close_client, open_client, plan_client
 from ._core import (
@@ -331,16 +330,15 @@ class DynamoDBSessionStorage:
         ``dry_run=True`` how many would be. ``progress`` is called with the number of
         sessions examined after each batch.
         """
-        now, cutoff = expiry_cutoff(grace, now)
-        deleted = 0
-        for batch in self.sessions(batch_size=batch_size, on_invalid=on_invalid):
-            doomed = purgeable_ids(batch, cutoff, now)
-            if doomed and not dry_run:
-                self.delete_sessions(doomed)
-            deleted += len(doomed)
-            if progress is not None:
-                progress(len(batch))
-        return deleted
+        return delete_expired_by_walk(
+            self,
+            grace=grace,
+            now=now,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            progress=progress,
+            on_invalid=on_invalid,
+        )
 
     def reencrypt_tokens(
         self, *, batch_size: int = 500, progress: Callable[[int], object] | None = None
