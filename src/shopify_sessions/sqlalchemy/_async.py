@@ -50,6 +50,7 @@ from ._base import (
     check_retries,
     default_engine_options,
     retry_delay,
+    shares_reads,
 )
 from ._codecs import DateTimeFormat
 from ._core import HotCall, IdsDelete, SessionTableCore
@@ -171,8 +172,10 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         )
         self._locks = AsyncKeyedLocks()
         self._heartbeat = AsyncHeartbeat(self._lease / 3)
-        self._loads: AsyncReadBatcher[Row[Any] | None] = AsyncReadBatcher(
-            self._load_one, self._load_many
+        self._loads: AsyncReadBatcher[Row[Any] | None] | None = (
+            AsyncReadBatcher(self._load_one, self._load_many)
+            if shares_reads(engine.dialect)
+            else None
         )
 
     @property
@@ -250,10 +253,12 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
 
         Loads made while another load of this storage is in flight wait for it, then
         share one query (``WHERE id IN (...)``): many workers loading at once make a
-        query per batch, not a query each.
+        query per batch, not a query each (except on sqlite3, where a query costs less
+        than handing it between threads).
         """
         core = await self._ready_core()
-        row = await self._loads.read(core.id_parameters(id)["id"])
+        id = core.id_parameters(id)["id"]
+        row = await (self._load_one(id) if self._loads is None else self._loads.read(id))
         return None if row is None else core.session_from_row(row)
 
     async def _load_one(self, id: str) -> Row[Any] | None:

@@ -45,6 +45,7 @@ from ._base import (
     check_retries,
     default_engine_options,
     retry_delay,
+    shares_reads,
 )
 from ._codecs import DateTimeFormat
 from ._core import HotCall, IdsDelete, SessionTableCore
@@ -163,7 +164,9 @@ class SQLAlchemySessionStorage(StorageBase):
         )
         self._locks = KeyedLocks()
         self._heartbeat = Heartbeat(self._lease / 3)
-        self._loads: ReadBatcher[Row[Any] | None] = ReadBatcher(self._load_one, self._load_many)
+        self._loads: ReadBatcher[Row[Any] | None] | None = (
+            ReadBatcher(self._load_one, self._load_many) if shares_reads(engine.dialect) else None
+        )
 
     @property
     def engine(self) -> Engine:
@@ -240,10 +243,12 @@ class SQLAlchemySessionStorage(StorageBase):
 
         Loads made while another load of this storage is in flight wait for it, then
         share one query (``WHERE id IN (...)``): many workers loading at once make a
-        query per batch, not a query each.
+        query per batch, not a query each (except on sqlite3, where a query costs less
+        than handing it between threads).
         """
         core = self._ready_core()
-        row = self._loads.read(core.id_parameters(id)["id"])
+        id = core.id_parameters(id)["id"]
+        row = self._load_one(id) if self._loads is None else self._loads.read(id)
         return None if row is None else core.session_from_row(row)
 
     def _load_one(self, id: str) -> Row[Any] | None:
