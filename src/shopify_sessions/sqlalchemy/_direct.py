@@ -74,11 +74,11 @@ class HeldConnection:
     """The one pooled connection that a storage's own engine on a SQLite file keeps
     checked out between its hot statements.
 
-    A hot call :meth:`take` s it (or, when another call has it, checks one out of the
-    pool as usual), and after a statement that succeeded hands it back with
-    :meth:`keep`; a connection that failed, or that another call's already replaced,
-    goes back to the pool as before. :meth:`close` ends the holding, before the engine
-    is disposed of. A process forked with it held leaves it alone: it is the parent's
+    A hot call takes it (:meth:`take`) or, when another call has it, checks one out of
+    the pool as usual; after a statement that succeeded it offers its connection back
+    (:meth:`keep`). A connection whose statement failed, or one offered while another is
+    held, goes back to the pool as before. :meth:`close` ends the holding, before the
+    engine is disposed of. A process forked with it held leaves it alone: it is the parent's
     (SQLite connections must not cross a fork), and is never used, closed or collected
     in the child.
     """
@@ -130,7 +130,8 @@ def _after_fork_in_child() -> None:
         held._forget_after_fork()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # POSIX: nothing forks elsewhere
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def holds_a_connection(engine: Any, *, owned: bool) -> bool:

@@ -502,7 +502,8 @@ class SQLAlchemySessionStorage(StorageBase):
             yield core.sessions_of_page(rows, on_invalid)
 
     def close(self) -> None:
-        """Dispose of the engine if the storage built it from a URL."""
+        """Dispose of the engine if the storage built it from a URL (the connection it
+        keeps on a SQLite file given back to the pool first)."""
         if self._held is not None and (connection := self._held.close()) is not None:
             release(connection)
         if self._built_from is not None:
