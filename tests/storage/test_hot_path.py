@@ -18,6 +18,7 @@ import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -331,28 +332,34 @@ def test_its_own_engine_on_a_sqlite_file_keeps_one_connection_between_hot_calls(
     """The storage built from a URL of a SQLite file takes a connection from its pool for
     its first hot call and keeps it for the next ones (the pool's checkout and return cost
     more than the statement); a statement that fails gives it back, and so does close."""
-    storage = SQLAlchemySessionStorage(f"sqlite:///{tmp_path / 'sessions.sqlite3'}")
-    storage.create_table()
+    path = tmp_path / "sessions.sqlite3"
+    storage = SQLAlchemySessionStorage(f"sqlite:///{path}")
     pool = storage.engine.pool
-    session = sample(1)
-    _hot_calls(storage, session)
-    checkouts = _counting_checkouts(storage.engine)
-    for _ in range(5):
+    try:
+        storage.create_table()
+        session = sample(1)
         _hot_calls(storage, session)
-    assert checkouts == [] and pool.checkedout() == 1  # type: ignore[attr-defined]
+        checkouts = _counting_checkouts(storage.engine)
+        for _ in range(5):
+            _hot_calls(storage, session)
+        assert checkouts == [] and pool.checkedout() == 1  # type: ignore[attr-defined]
 
-    with sqlite3.connect(tmp_path / "sessions.sqlite3") as raw:
-        raw.execute(f"ALTER TABLE session RENAME TO {PARKED}")
-    with pytest.raises(StorageOperationError):
-        storage.load_session(session.id)
+        _rename(path, "session", PARKED)
+        with pytest.raises(StorageOperationError):
+            storage.load_session(session.id)
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        _rename(path, PARKED, "session")
+        _hot_calls(storage, session)
+        assert len(checkouts) == 1 and pool.checkedout() == 1  # type: ignore[attr-defined]
+    finally:
+        storage.close()
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
-    with sqlite3.connect(tmp_path / "sessions.sqlite3") as raw:
-        raw.execute(f"ALTER TABLE {PARKED} RENAME TO session")
-    _hot_calls(storage, session)
-    assert len(checkouts) == 1 and pool.checkedout() == 1  # type: ignore[attr-defined]
 
-    storage.close()
-    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+def _rename(path: Path, table: str, to: str) -> None:
+    # closing(): sqlite3's own context manager ends the transaction, not the connection.
+    with closing(sqlite3.connect(path)) as raw:
+        raw.execute(f"ALTER TABLE {table} RENAME TO {to}")
 
 
 PARKED = "session_parked"
