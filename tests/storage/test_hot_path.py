@@ -356,6 +356,36 @@ def test_its_own_engine_on_a_sqlite_file_keeps_one_connection_between_hot_calls(
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("then", ["a call", "close"])
+def test_a_connection_kept_when_the_engine_is_disposed_of_is_closed(
+    tmp_path: Path, then: str
+) -> None:
+    """``engine.dispose()`` (after a fork, say) replaces the pool: the connection kept from
+    the old one is closed by the next call or by close, not given back to a pool nothing
+    uses, where it would stay open (and Python 3.13 would warn when it is collected)."""
+    storage = SQLAlchemySessionStorage(f"sqlite:///{tmp_path / 'sessions.sqlite3'}")
+    opened: list[sqlite3.Connection] = []
+    event.listen(storage.engine.pool, "checkout", lambda dbapi, *args: opened.append(dbapi))
+    try:
+        storage.create_table()
+        session = sample(1)
+        _hot_calls(storage, session)
+        storage.engine.dispose()
+        if then == "a call":
+            _hot_calls(storage, session)
+    finally:
+        storage.close()
+    assert opened and all(_is_closed(dbapi) for dbapi in opened)
+
+
+def _is_closed(connection: sqlite3.Connection) -> bool:
+    try:
+        connection.execute("SELECT 1")
+    except sqlite3.ProgrammingError:  # "Cannot operate on a closed database."
+        return True
+    return False
+
+
 def _rename(path: Path, table: str, to: str) -> None:
     # closing(): sqlite3's own context manager ends the transaction, not the connection.
     with closing(sqlite3.connect(path)) as raw:

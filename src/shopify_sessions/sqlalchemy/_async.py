@@ -159,7 +159,7 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
         check_dialect_kind(engine.dialect, is_async=True)
         self._engine = engine
         owned = self._built_from is not None
-        self._held = HeldConnection() if holds_a_connection(engine, owned=owned) else None
+        self._held = HeldConnection(engine) if holds_a_connection(engine, owned=owned) else None
         super().__init__(
             engine.dialect,
             table,

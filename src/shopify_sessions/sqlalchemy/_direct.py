@@ -78,14 +78,17 @@ class HeldConnection:
     the pool as usual; after a statement that succeeded it offers its connection back
     (:meth:`keep`). A connection whose statement failed, or one offered while another is
     held, goes back to the pool as before. :meth:`close` ends the holding, before the
-    engine is disposed of. A process forked with it held leaves it alone: it is the parent's
-    (SQLite connections must not cross a fork), and is never used, closed or collected
-    in the child.
+    engine is disposed of. A connection held when the engine's pool was disposed of (and
+    replaced) belongs to a pool that nothing uses any more: it is closed, not given back
+    there, where it would stay open until the old pool is collected. A process forked with
+    it held leaves it alone: it is the parent's (SQLite connections must not cross a
+    fork), and is never used, closed or collected in the child.
     """
 
-    __slots__ = ("__weakref__", "_closed", "_connection", "_guard", "_parents")
+    __slots__ = ("__weakref__", "_closed", "_connection", "_engine", "_guard", "_parents")
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Any) -> None:
+        self._engine: Engine = getattr(engine, "sync_engine", engine)
         self._guard = threading.Lock()
         self._connection: PoolProxiedConnection | None = None
         self._closed = False
@@ -96,7 +99,7 @@ class HeldConnection:
         """The held connection, now the caller's; ``None`` when no connection is held."""
         with self._guard:
             connection, self._connection = self._connection, None
-        return connection
+        return self._current(connection)
 
     def keep(self, connection: PoolProxiedConnection) -> bool:
         """Hold ``connection`` for the next call; ``False`` when it can't be (one is held
@@ -113,7 +116,15 @@ class HeldConnection:
         with self._guard:
             self._closed = True
             connection, self._connection = self._connection, None
-        return connection
+        return self._current(connection)
+
+    def _current(self, connection: PoolProxiedConnection | None) -> PoolProxiedConnection | None:
+        """``connection`` if it is of the engine's pool; else closed, and ``None``."""
+        if connection is None or getattr(connection, "_pool", None) is self._engine.pool:
+            return connection
+        connection.invalidate()  # closes the driver's connection, as the old pool won't
+        connection.close()
+        return None
 
     def _forget_after_fork(self) -> None:
         self._guard = threading.Lock()  # another thread may have held it at the fork

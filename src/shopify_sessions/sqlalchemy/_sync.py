@@ -151,7 +151,7 @@ class SQLAlchemySessionStorage(StorageBase):
         check_dialect_kind(engine.dialect, is_async=False)
         self._engine = engine
         owned = self._built_from is not None
-        self._held = HeldConnection() if holds_a_connection(engine, owned=owned) else None
+        self._held = HeldConnection(engine) if holds_a_connection(engine, owned=owned) else None
         super().__init__(
             engine.dialect,
             table,
