@@ -626,21 +626,17 @@ class AsyncSQLAlchemySessionStorage(StorageBase):
     async def _attempt_hot(self, operation: str, hot: HotCall) -> Any:
         """``hot`` on a connection of the pool, straight through the driver (``_direct``):
         the same failures, typed the same way, as :meth:`_attempt`."""
-        held = self._held
-        connection = None if held is None else held.take()
-        if connection is None:
-            try:
-                connection = await async_checkout(self._engine)
-            except FAILURES as error:
-                raise connect_failure(self._table_name, error) from error
+        try:
+            connection = await async_checkout(self._engine, self._held)
+        except FAILURES as error:
+            raise connect_failure(self._table_name, error) from error
         try:
             try:
                 result = await async_execute(self._engine, connection, hot, self._direct_mode)
             except BaseException:
                 await async_release(connection)
                 raise
-            if held is None or not held.keep(connection):
-                await async_release(connection)
+            await async_release(connection, self._held)
             return result
         except FAILURES as error:
             raise statement_failure(operation, self._table_name, error) from error

@@ -167,9 +167,11 @@ def holds_a_connection(engine: Any, *, owned: bool) -> bool:
 # --------------------------------------------------------------------------- sync
 
 
-def checkout(engine: Engine) -> PoolProxiedConnection:
-    """A connection of the engine's pool, as ``Engine.connect`` gets one (a driver error
-    wrapped as SQLAlchemy wraps it)."""
+def checkout(engine: Engine, held: HeldConnection | None = None) -> PoolProxiedConnection:
+    """The connection ``held`` keeps, if it has one; else a connection of the engine's
+    pool, as ``Engine.connect`` gets one (a driver error wrapped as SQLAlchemy wraps it)."""
+    if held is not None and (connection := held.take()) is not None:
+        return connection
     try:
         return engine.pool.connect()
     except engine.dialect.loaded_dbapi.Error as error:
@@ -218,9 +220,12 @@ def switch_back(connection: PoolProxiedConnection, dbapi: Any) -> None:
         connection.invalidate(error)
 
 
-def release(connection: PoolProxiedConnection) -> None:
-    """Give the connection back to the pool (its reset on return, as after ``close``)."""
-    connection.close()
+def release(connection: PoolProxiedConnection, held: HeldConnection | None = None) -> None:
+    """Give the connection back to the pool (its reset on return, as after ``close``),
+    unless ``held`` keeps it for the next call (pass ``held`` after a statement that
+    succeeded only)."""
+    if held is None or not held.keep(connection):
+        connection.close()
 
 
 # ------------------------------------------------------------------------- shared

@@ -16,13 +16,15 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from ._core import FETCH_NONE, FETCH_ONE, HotCall
-from ._direct import COMMIT, SWITCH, answer, checkout, failed
+from ._direct import COMMIT, SWITCH, HeldConnection, answer, checkout, failed, release
 
 
-async def async_checkout(engine: AsyncEngine) -> PoolProxiedConnection:
+async def async_checkout(
+    engine: AsyncEngine, held: HeldConnection | None = None
+) -> PoolProxiedConnection:
     """:func:`checkout` for an ``AsyncEngine``: in SQLAlchemy's greenlet, where the pool
     may open a connection."""
-    return await greenlet_spawn(checkout, engine.sync_engine)
+    return await greenlet_spawn(checkout, engine.sync_engine, held)
 
 
 async def async_execute(
@@ -86,6 +88,8 @@ async def async_execute(
     return answer(rows, fetch, results)
 
 
-async def async_release(connection: PoolProxiedConnection) -> None:
+async def async_release(
+    connection: PoolProxiedConnection, held: HeldConnection | None = None
+) -> None:
     """:func:`release` in SQLAlchemy's greenlet (a reset or a close may talk to the server)."""
-    await greenlet_spawn(connection.close)
+    await greenlet_spawn(release, connection, held)
