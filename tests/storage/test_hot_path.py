@@ -326,6 +326,17 @@ def _hot_calls(storage: SQLAlchemySessionStorage, session: Session) -> None:
     assert storage.find_sessions_by_shop(SHOP) == [session]
 
 
+def _checkouts_of_five_rounds(storage: SQLAlchemySessionStorage, session: Session) -> list[object]:
+    """The table made and one round of hot calls (warm), then the pool's checkouts during
+    five more rounds, as they go on (the list keeps growing after)."""
+    storage.create_table()
+    _hot_calls(storage, session)
+    checkouts = _counting_checkouts(storage.engine)
+    for _ in range(5):
+        _hot_calls(storage, session)
+    return checkouts
+
+
 def test_its_own_engine_on_a_sqlite_file_keeps_one_connection_between_hot_calls(
     tmp_path: Path,
 ) -> None:
@@ -336,12 +347,8 @@ def test_its_own_engine_on_a_sqlite_file_keeps_one_connection_between_hot_calls(
     storage = SQLAlchemySessionStorage(f"sqlite:///{path}")
     pool = storage.engine.pool
     try:
-        storage.create_table()
         session = sample(1)
-        _hot_calls(storage, session)
-        checkouts = _counting_checkouts(storage.engine)
-        for _ in range(5):
-            _hot_calls(storage, session)
+        checkouts = _checkouts_of_five_rounds(storage, session)
         assert checkouts == [] and pool.checkedout() == 1  # type: ignore[attr-defined]
 
         _rename(path, "session", PARKED)
@@ -407,13 +414,7 @@ def test_other_engines_give_every_connection_back(tmp_path: Path, built: str) ->
     else:
         storage = SQLAlchemySessionStorage("sqlite://")
     try:
-        storage.create_table()
-        session = sample(1)
-        _hot_calls(storage, session)
-        checkouts = _counting_checkouts(storage.engine)
-        for _ in range(5):
-            _hot_calls(storage, session)
-        assert len(checkouts) == 15
+        assert len(_checkouts_of_five_rounds(storage, sample(1))) == 15
     finally:
         storage.close()
         storage.engine.dispose()
