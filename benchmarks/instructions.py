@@ -16,35 +16,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from benchmarks.data import offline_session, shop_name
 from shopify_sessions import Session
 
 SIDES = ("raw", "url", "app engine")
 OPERATIONS = ("load_session", "store_session")
 SESSIONS = 200
+SEED = 2024
 TABLE = "session"
 
 
 def _sessions() -> list[Session]:
-    expires = datetime(2030, 1, 1, tzinfo=timezone.utc)
-    return [
-        Session.offline(
-            f"shop{index}.myshopify.com",
-            scope="read_products,write_orders",
-            access_token=f"shpat_{index:032d}",
-            expires=expires,
-            refresh_token=f"shprt_{index:032d}",
-            refresh_token_expires=expires + timedelta(days=90),
-        )
-        for index in range(SESSIONS)
-    ]
+    rng = random.Random(SEED)
+    return [offline_session(rng, shop_name(index), expiring=True) for index in range(SESSIONS)]
 
 
 def child(side: str, operation: str, calls: int, path: str) -> None:
